@@ -1,0 +1,34 @@
+"""The one exception family the CLI turns into a one-line message and exit code 1.
+
+Every message names the problem and ends with the fix.
+"""
+
+
+class NewsletterError(Exception):
+    """Base class: anything a user can cause and fix."""
+
+    exit_code = 1
+
+
+class ConfigError(NewsletterError):
+    """Missing or invalid configuration."""
+
+
+class StoreError(NewsletterError):
+    """The database cannot be opened, is locked or is in a state that forbids the change."""
+
+
+class NotFound(NewsletterError):
+    """An issue, article or other record that the user named does not exist."""
+
+
+class InputError(NewsletterError):
+    """An import file, feed or option value that cannot be used."""
+
+
+class SelectionError(NewsletterError):
+    """The selection for an issue is empty or contradicts itself."""
+
+
+class RenderError(NewsletterError):
+    """A template or MJML error, or an issue that breaks the size budget."""

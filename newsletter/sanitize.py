@@ -1,0 +1,86 @@
+"""Untrusted text and HTML from imports, made safe once, before it reaches the store."""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from html.parser import HTMLParser
+
+import nh3
+
+# Inline and simple block markup an editor's teaser or body may keep.
+ALLOWED_TAGS = {
+    "a", "b", "strong", "i", "em", "u", "br", "p", "ul", "ol", "li", "h3", "h4",
+    "blockquote", "sub", "sup", "small", "span",
+}
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}}
+URL_SCHEMES = {"https", "mailto"}
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
+_SPACE = re.compile(r"\s+")
+
+
+def clean_text(value: object) -> str:
+    """One line of plain text: tags removed, entities decoded, control characters and
+    line breaks collapsed (so it can never smuggle a header line)."""
+    text = html.unescape(nh3.clean(str(value), tags=set(), clean_content_tags={"script", "style"}))
+    text = unicodedata.normalize("NFC", _CONTROL.sub(" ", text))
+    return _SPACE.sub(" ", text).strip()
+
+
+def clean_html(value: object) -> str:
+    """Sanitised HTML: no script, style, iframe, event handler or javascript: URL."""
+    text = unicodedata.normalize("NFC", _CONTROL.sub(" ", str(value)))
+    cleaned = nh3.clean(
+        text,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=URL_SCHEMES,
+        link_rel="noopener",
+        strip_comments=True,
+    )
+    return cleaned.strip()
+
+
+class _TextExtractor(HTMLParser):
+    BLOCKS = {"p", "ul", "ol", "h3", "h4", "blockquote", "div"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.links: list[str | None] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "br":
+            self.parts.append("\n")
+        elif tag == "li":
+            self.parts.append("\n- ")
+        elif tag in self.BLOCKS:
+            self.parts.append("\n\n")
+        elif tag == "a":
+            self.links.append(dict(attrs).get("href"))
+
+    def handle_endtag(self, tag):
+        if tag == "a" and self.links:
+            href = self.links.pop()
+            if href:
+                self.parts.append(f" ({href.removeprefix('mailto:')})")
+        elif tag in self.BLOCKS:
+            self.parts.append("\n\n")
+
+    def handle_data(self, data):
+        self.parts.append(_SPACE.sub(" ", data))
+
+
+def html_to_text(value: str) -> str:
+    """Plain text of sanitised HTML: paragraphs kept, links written out as 'text (URL)'."""
+    parser = _TextExtractor()
+    parser.feed(value or "")
+    parser.close()
+    text = "".join(parser.parts)
+    paragraphs = []
+    for block in re.split(r"\n[ \t]*\n", text):
+        lines = [" ".join(line.split()) for line in block.split("\n")]
+        paragraphs.append("\n".join(line for line in lines if line))
+    return "\n\n".join(p for p in paragraphs if p)

@@ -1,0 +1,212 @@
+"""The SQLite store: opening, migrations and the named queries the other stages use.
+
+WAL mode and a busy timeout let a cron run and an editor work on the same file at once.
+Every schema change is a new function registered on `migrations`; opening an old database
+applies whatever it lacks.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+from newsletter.errors import NotFound, StoreError
+
+BUSY_TIMEOUT_MS = 5000
+KINDS = ("article", "job", "ad")
+TABLES = {"article": "articles", "job": "jobs", "ad": "ads"}
+
+migrations = Migrations("newsletter")
+
+
+@migrations()
+def m001_content(db: sqlite_utils.Database) -> None:
+    common = {"id": int, "url": str, "title": str}
+    stamps = {"created_at": str, "updated_at": str}
+    db["articles"].create(
+        {**common, "teaser": str, "body": str, "author": str, "published": str, "category": str,
+         "image": str, "image_alt": str, "image_caption": str, "image_credit": str, **stamps},
+        pk="id", not_null={"url", "title"},
+    )
+    db["jobs"].create(
+        {**common, "employer": str, "location": str, "employment": str, "term": str,
+         "deadline": str, "published": str, **stamps},
+        pk="id", not_null={"url", "title"},
+    )
+    db["ads"].create(
+        {**common, "advertiser": str, "text": str, "image": str, "image_alt": str,
+         "starts": str, "ends": str, **stamps},
+        pk="id", not_null={"url", "title"},
+    )
+    for table in ("articles", "jobs", "ads"):
+        db[table].create_index(["url"], unique=True)
+    db["articles"].create_index(["published"])
+    db["jobs"].create_index(["deadline"])
+
+
+@migrations()
+def m002_issues(db: sqlite_utils.Database) -> None:
+    db["issues"].create(
+        {"id": int, "slug": str, "number": str, "subject": str, "preheader": str, "intro": str,
+         "issue_date": str, "status": str, "window_from": str, "window_to": str,
+         "mjml": str, "html": str, "text": str, "html_size": int,
+         "created_at": str, "updated_at": str, "scheduled_at": str, "sent_at": str},
+        pk="id", not_null={"slug", "status", "issue_date"}, defaults={"status": "draft"},
+    )
+    db["issues"].create_index(["slug"], unique=True)
+    db["issue_items"].create(
+        {"issue_id": int, "kind": str, "item_id": int, "section": str, "position": int, "is_new": int},
+        pk=("issue_id", "kind", "item_id"),
+        foreign_keys=[("issue_id", "issues", "id")],
+    )
+    db["issue_items"].create_index(["kind", "item_id"])
+
+
+def now() -> str:
+    """UTC timestamp as stored in *_at columns."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def open_db(path: Path, *, create: bool = True) -> sqlite_utils.Database:
+    """Open (and upgrade) the database at `path`."""
+    path = Path(path)
+    if not path.exists() and not create:
+        raise StoreError(f"No database at {path} - run 'newsletter init' or set NEWSLETTER_DB")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)
+        db = sqlite_utils.Database(conn)
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        db.execute("PRAGMA foreign_keys = ON")
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            db.execute("PRAGMA journal_mode = WAL")
+        migrations.apply(db)
+    except sqlite3.DatabaseError as e:
+        raise translate(e, path) from None
+    except OSError as e:
+        raise StoreError(f"Cannot open database {path}: {e.strerror} - check the path and its permissions") from None
+    return db
+
+
+def translate(e: sqlite3.Error, path: Path | str = "the database") -> StoreError:
+    """Turn an sqlite3 error into a message that says what to do."""
+    text = str(e)
+    if "locked" in text or "busy" in text:
+        return StoreError(
+            f"{path} is locked by another process (waited {BUSY_TIMEOUT_MS // 1000} s) - "
+            "wait until it has finished and run the command again"
+        )
+    if "file is not a database" in text or "malformed" in text:
+        return StoreError(f"{path} is not a newsletter database ({text}) - check NEWSLETTER_DB / --db")
+    if "readonly" in text or "unable to open" in text:
+        return StoreError(f"Cannot write {path} ({text}) - check the file's permissions")
+    return StoreError(f"Database error on {path}: {text}")
+
+
+@contextmanager
+def transaction(db: sqlite_utils.Database):
+    """One write transaction; rolled back whole on any exception."""
+    conn = db.conn
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as e:
+        raise translate(e) from None
+    try:
+        yield db
+    except BaseException:
+        conn.rollback()
+        raise
+    else:
+        conn.commit()
+
+
+# --- named queries -------------------------------------------------------------------------
+
+def find_item(db: sqlite_utils.Database, kind: str, ref: str) -> dict:
+    """An article/job/ad by id or URL."""
+    table = TABLES[kind]
+    column = "id" if ref.isdigit() else "url"
+    rows = list(db[table].rows_where(f"{column} = ?", [int(ref) if ref.isdigit() else ref]))
+    if not rows:
+        raise NotFound(f"No {kind} with {column} {ref} - list them with 'newsletter {table} list'")
+    return rows[0]
+
+
+def list_items(db: sqlite_utils.Database, kind: str, since: str | None = None,
+               until: str | None = None, category: str | None = None) -> list[dict]:
+    """Items of one kind, newest first, filtered by their publication (ads: start) date."""
+    table = TABLES[kind]
+    date_col = "starts" if kind == "ad" else "published"
+    where, args = [], []
+    if since:
+        where.append(f"substr({date_col}, 1, 10) >= ?")
+        args.append(since)
+    if until:
+        where.append(f"substr({date_col}, 1, 10) <= ?")
+        args.append(until)
+    if category:
+        where.append("category = ?")
+        args.append(category)
+    return list(db[table].rows_where(" and ".join(where) or None, args,
+                                     order_by=f"{date_col} desc, id desc"))
+
+
+def get_issue(db: sqlite_utils.Database, ref: str | int) -> dict:
+    """An issue by id or slug."""
+    ref = str(ref)
+    rows = list(db["issues"].rows_where("slug = ? or id = ?", [ref, int(ref) if ref.isdigit() else -1]))
+    if not rows:
+        raise NotFound(f"No issue {ref!r} - see 'newsletter issues list' for ids and slugs")
+    return rows[0]
+
+
+def list_issues(db: sqlite_utils.Database) -> list[dict]:
+    return list(db.query(
+        "select i.id, i.slug, i.number, i.subject, i.issue_date, i.status, i.html_size, i.sent_at,"
+        " (select count(*) from issue_items where issue_id = i.id) as items"
+        " from issues i order by i.issue_date desc, i.id desc"
+    ))
+
+
+def issue_items(db: sqlite_utils.Database, issue_id: int) -> list[dict]:
+    """The frozen item list of an issue joined with the items, in layout order."""
+    out = []
+    for row in db.query(
+        "select * from issue_items where issue_id = ? order by section, position", [issue_id]
+    ):
+        item = db[TABLES[row["kind"]]].get(row["item_id"])
+        out.append({**row, "item": item})
+    return out
+
+
+def last_sent_issue(db: sqlite_utils.Database) -> dict | None:
+    rows = list(db["issues"].rows_where("status = 'sent'", order_by="sent_at desc, id desc", limit=1))
+    return rows[0] if rows else None
+
+
+def previous_issue(db: sqlite_utils.Database, before_id: int | None = None) -> dict | None:
+    """The most recent issue other than `before_id` that was sent (else the latest other issue)."""
+    sent = last_sent_issue(db)
+    if sent and sent["id"] != before_id:
+        return sent
+    rows = list(db["issues"].rows_where("id != ?", [before_id or -1], order_by="id desc", limit=1))
+    return rows[0] if rows else None
+
+
+def used_in_sent(db: sqlite_utils.Database, kind: str) -> set[int]:
+    """Ids of items of `kind` that already went out in a sent issue."""
+    return {r[0] for r in db.execute(
+        "select item_id from issue_items join issues on issues.id = issue_items.issue_id"
+        " where issues.status = 'sent' and kind = ?", [kind]
+    ).fetchall()}
+
+
+def item_ids_of(db: sqlite_utils.Database, issue_id: int, kind: str) -> set[int]:
+    return {r[0] for r in db.execute(
+        "select item_id from issue_items where issue_id = ? and kind = ?", [issue_id, kind]
+    ).fetchall()}
