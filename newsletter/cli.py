@@ -102,5 +102,7 @@ def main() -> None:
     try:
         app()
     except NewsletterError as e:  # raised outside a command (e.g. while resolving options)
+        if state.debug:
+            raise
         print(f"Error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)

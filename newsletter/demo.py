@@ -96,7 +96,9 @@ def create(folder: Path, issue_date: date | None = None, force: bool = False) ->
         report = ingest.import_rows(db, load_content(kind, shift), kind, f"demo {kind}s")
         if report.rejected:
             raise InputError(f"Demo content is broken: {report.rejected[0]}")
-    request = ComposeRequest(options=Options(issue_date=issue_date), number=_number(issue_date))
+    intro = folder / "editorial.txt"
+    intro.write_text((demo_data_dir() / "editorial.txt").read_text(encoding="utf-8"), encoding="utf-8")
+    request = ComposeRequest(options=Options(issue_date=issue_date), number=_number(issue_date), intro=intro)
     return compose(db, settings, request)
 
 

@@ -1,0 +1,186 @@
+"""`newsletter compose`: selection rules, drafts, the Impressum and size guards, outputs."""
+
+from __future__ import annotations
+
+import email
+import json
+from email import policy
+
+from conftest import ISSUE_DATE
+
+DATE = ISSUE_DATE.isoformat()
+
+
+def items(project, slug="2026-11-24"):
+    from newsletter import store
+
+    db = project.db()
+    issue = store.get_issue(db, slug)
+    return issue, store.issue_items(db, issue["id"])
+
+
+def section(entries, name):
+    return [e["item"] for e in entries if e["section"] == name]
+
+
+def test_default_selection_follows_the_rules(composed):
+    issue, entries = items(composed)
+    lead = section(entries, "lead")[0]
+    articles = section(entries, "articles")
+    everything = [lead] + articles
+    # window: the last 7 days before the issue date
+    assert all("2026-11-17" <= a["published"][:10] <= DATE for a in everything)
+    # lead: the newest article with an image; the others newest first
+    assert lead["image"]
+    newer_with_image = [a for a in articles if a["image"] and a["published"] > lead["published"]]
+    assert newer_with_image == []
+    assert [a["published"] for a in articles] == sorted((a["published"] for a in articles), reverse=True)
+    # job ads: deadline on/after the issue date, or no deadline and recent
+    jobs = section(entries, "jobs")
+    assert jobs and all(j["deadline"] is None or j["deadline"] >= DATE for j in jobs)
+    assert len(jobs) == 6
+    # ads: only those running on the issue date
+    ads = section(entries, "ads")
+    assert len(ads) == 2 and all(a["starts"] <= DATE <= a["ends"] for a in ads)
+    assert issue["status"] == "draft" and issue["number"] == "11/2026"
+
+
+def test_compose_prints_summary_and_writes_outputs(content):
+    result = content.run("compose", "--date", DATE)
+    assert result.exit_code == 0, result.output
+    assert "lead 1, articles 10, job ads 6 (6 neu), ads 2" in result.output
+    assert "HTML part" in result.output and "of 102,000 bytes" in result.output
+    folder = content.root / "out" / "2026-11-24"
+    assert sorted(p.name for p in folder.iterdir()) == ["issue.eml", "issue.html", "issue.mjml", "issue.txt"]
+
+
+def test_items_of_a_sent_issue_are_not_repeated_and_neu_marks_new_jobs(composed):
+    db = composed.db()
+    db["issues"].update(1, {"status": "sent", "sent_at": "2026-11-20T07:00:00+00:00"})
+    db.conn.commit()
+    result = composed.run("compose", "--date", "2026-11-26", "--since", "14d")
+    assert result.exit_code == 0, result.output
+    _, first = items(composed, "2026-11-24")
+    _, second = items(composed, "2026-11-26")
+    first_articles = {e["item_id"] for e in first if e["kind"] == "article"}
+    assert not first_articles & {e["item_id"] for e in second if e["kind"] == "article"}
+    assert all(not e["is_new"] for e in second if e["kind"] == "job")
+
+
+def test_window_defaults_to_since_last_sent_issue(composed):
+    db = composed.db()
+    db["issues"].update(1, {"status": "sent", "sent_at": "2026-11-21T07:00:00+00:00"})
+    db.conn.commit()
+    # Everything since then went out with issue 1, so the window is empty:
+    result = composed.run("compose", "--date", "2026-11-24")
+    assert result.exit_code == 1
+    assert "between 2026-11-21 and 2026-11-24 that were not already sent" in result.output
+
+
+def test_lead_exclude_only_category(content):
+    db = content.db()
+    articles = list(db["articles"].rows_where(order_by="published"))
+    oldest = articles[0]
+    result = content.run("compose", "--date", DATE, "--since", "30d", "--lead", oldest["url"],
+                         "--exclude", str(articles[-1]["id"]))
+    assert result.exit_code == 0, result.output
+    _, entries = items(content)
+    assert section(entries, "lead")[0]["id"] == oldest["id"]
+    assert articles[-1]["id"] not in {e["item_id"] for e in entries if e["kind"] == "article"}
+
+    result = content.run("compose", "--date", DATE, "--only", str(articles[3]["id"]), "--only", str(articles[5]["id"]))
+    _, entries = items(content, "2026-11-24-2")
+    assert {e["item_id"] for e in entries if e["kind"] == "article"} == {articles[3]["id"], articles[5]["id"]}
+
+    content.run("compose", "--date", DATE, "--since", "30d", "--category", "tourismus")
+    _, entries = items(content, "2026-11-24-3")
+    assert {e["item"]["category"] for e in entries if e["kind"] == "article"} == {"Tourismus"}
+
+
+def test_max_articles_is_configurable(content):
+    content.set_config("compose", "max_articles", "3")
+    content.run("compose", "--date", DATE, "--since", "30d")
+    _, entries = items(content)
+    assert len([e for e in entries if e["kind"] == "article"]) == 3
+
+
+def test_empty_selection_is_an_error_not_an_empty_mail(content):
+    result = content.run("compose", "--date", "2027-06-01")
+    assert result.exit_code == 1
+    assert "No articles published between 2027-05-25 and 2027-06-01" in result.output
+    assert "--since" in result.output
+    assert list(content.db()["issues"].rows) == []
+
+
+def test_replace_recomposes_a_draft_and_sent_issues_are_frozen(composed):
+    result = composed.run("compose", "--date", DATE, "--replace", "2026-11-24", "--subject", "Neu: Betreff")
+    assert result.exit_code == 0, result.output
+    assert "Re-composed draft 2026-11-24" in result.output
+    issue, _ = items(composed)
+    assert issue["subject"] == "Neu: Betreff" and issue["number"] == "11/2026"
+    assert len(list(composed.db()["issues"].rows)) == 1
+
+    db = composed.db()
+    db["issues"].update(1, {"status": "sent", "sent_at": "2026-11-24T08:00:00+00:00"})
+    db.conn.commit()
+    refused = composed.run("compose", "--date", DATE, "--replace", "1")
+    assert refused.exit_code == 1
+    assert "is sent and can no longer be changed" in refused.output
+
+
+def test_incomplete_impressum_is_refused_naming_the_fields(content):
+    content.set_config("impressum", "vat_id", '""')
+    content.set_config("impressum", "phone", '""')
+    result = content.run("compose", "--date", DATE)
+    assert result.exit_code == 1
+    assert "Impressum is incomplete: phone, vat_id missing" in result.output
+
+
+def test_size_budget_refuses_unless_allow_clipping(content):
+    content.set_config("compose", "size_budget", "40000")
+    refused = content.run("compose", "--date", DATE)
+    assert refused.exit_code == 1 and "over the 40,000-byte budget" in refused.output
+    assert list(content.db()["issues"].rows) == []
+    allowed = content.run("compose", "--date", DATE, "--allow-clipping")
+    assert allowed.exit_code == 0
+    assert "Gmail will clip it" in allowed.output
+
+
+def test_size_warning_at_ninety_percent(content):
+    content.set_config("compose", "size_budget", "88000")
+    result = content.run("compose", "--date", DATE)
+    assert result.exit_code == 0 and "Warning: HTML part uses 9" in result.output
+
+
+def test_intro_file_becomes_the_editorial(content):
+    intro = content.write("intro.txt", "Liebe Leserinnen & Leser,\n\nzweiter <Absatz>.")
+    content.run("compose", "--date", DATE, "--intro", intro)
+    html = (content.root / "out/2026-11-24/issue.html").read_text()
+    text = (content.root / "out/2026-11-24/issue.txt").read_text()
+    assert "Liebe Leserinnen &amp; Leser," in html and "zweiter &lt;Absatz&gt;." in html
+    assert "zweiter <Absatz>." in text
+
+
+def test_issues_list_show_and_export(composed, tmp_path):
+    listed = composed.run("issues", "list")
+    assert "2026-11-24" in listed.output and "draft" in listed.output
+    shown = composed.run("issues", "show", "2026-11-24")
+    assert "lead:" in shown.output and "jobs:" in shown.output and "[neu]" in shown.output
+    eml = composed.run("export", "1", "--format", "eml")
+    message = email.message_from_bytes(eml.stdout_bytes, policy=policy.default)
+    assert message.get_content_type() == "multipart/alternative"
+    out = tmp_path / "x.txt"
+    assert composed.run("export", "2026-11-24", "-f", "txt", "-o", out).exit_code == 0
+    assert "Sehr geehrte Frau Dr. Muster," in out.read_text()
+    assert composed.run("export", "1", "-f", "pdf").exit_code == 2
+
+
+def test_unknown_issue_is_one_line_with_the_fix(composed):
+    result = composed.run("issues", "show", "2099-01-01")
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: No issue '2099-01-01' - see 'newsletter issues list' for ids and slugs"
+
+
+def test_list_as_json(content):
+    result = content.run("articles", "list", "--json", "--category", "Tourismus")
+    assert {r["category"] for r in json.loads(result.stdout)} == {"Tourismus"}

@@ -1,0 +1,183 @@
+"""User-caused errors: one line with the fix, exit 1 (usage 2), data unchanged, no traceback."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ISSUE_DATE
+
+DATE = ISSUE_DATE.isoformat()
+
+
+def one_line(result) -> str:
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def test_missing_config(project, monkeypatch):
+    monkeypatch.delenv("NEWSLETTER_CONFIG")
+    project.config_path.unlink()
+    result = project.run("compose")
+    assert result.exit_code == 1
+    assert "run 'newsletter init'" in one_line(result)
+
+
+def test_config_env_pointing_nowhere(project, monkeypatch):
+    monkeypatch.setenv("NEWSLETTER_CONFIG", str(project.root / "nope.toml"))
+    result = project.run("issues", "list")
+    assert result.exit_code == 1 and "NEWSLETTER_CONFIG=" in one_line(result)
+
+
+def test_broken_toml_and_unknown_setting(project):
+    text = project.config_path.read_text()
+    project.config_path.write_text(text + "\n[compose\nmax_articles = 3\n")
+    result = project.run("issues", "list")
+    assert result.exit_code == 1 and "not valid TOML" in one_line(result)
+    project.config_path.write_text(text.replace("[impressum]", "[impressum]\nvat = 1"))
+    result = project.run("issues", "list")
+    assert result.exit_code == 1 and "unknown setting [impressum] vat" in one_line(result)
+
+
+def test_locked_database(composed, monkeypatch):
+    monkeypatch.setattr("newsletter.store.BUSY_TIMEOUT_MS", 200)
+    path = composed.settings().db_path
+    blocker = sqlite3.connect(path)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        result = composed.run("compose", "--date", DATE, "--replace", "1")
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert result.exit_code == 1
+    assert "is locked by another process" in one_line(result)
+
+
+def test_template_typo_names_file_and_line(content):
+    override = content.root / "tpl"
+    override.mkdir()
+    (override / "issue.txt.j2").write_text("{{ publication.name }}\n{{ issue.numbr }}\n")
+    content.set_config("publication", "templates_dir", '"tpl"')
+    result = content.run("compose", "--date", DATE)
+    assert result.exit_code == 1
+    line = one_line(result)
+    assert "issue.txt.j2, line 2" in line and "numbr" in line
+    assert list(content.db()["issues"].rows) == []
+
+
+def test_template_syntax_error(content):
+    override = content.root / "tpl"
+    override.mkdir()
+    (override / "issue.txt.j2").write_text("{% if x %}\nno end\n")
+    content.set_config("publication", "templates_dir", '"tpl"')
+    result = content.run("compose", "--date", DATE)
+    assert result.exit_code == 1 and "Template error in" in one_line(result)
+
+
+def test_mjml_error(content):
+    override = content.root / "tpl"
+    override.mkdir()
+    (override / "issue.mjml.j2").write_text('<mjml lang="de"><mj-body><mj-section><mj-text>x</mj-text></mj-body></mjml>')
+    content.set_config("publication", "templates_dir", '"tpl"')
+    result = content.run("compose", "--date", DATE)
+    assert result.exit_code == 1 and "MJML error" in one_line(result)
+
+
+def test_unwritable_output_directory_leaves_no_draft(content):
+    blocked = content.root / "blocked"
+    blocked.write_text("a file, not a folder")
+    result = content.run("compose", "--date", DATE, "--out", blocked)
+    assert result.exit_code == 1 and "choose another folder with --out" in one_line(result)
+    assert list(content.db()["issues"].rows) == []
+
+
+def test_bad_dates_in_options(content):
+    result = content.run("compose", "--date", "24.13.2026")
+    assert result.exit_code == 1 and "--date" in one_line(result)
+    result = content.run("compose", "--since", "lately")
+    assert result.exit_code == 1 and "--since" in one_line(result)
+
+
+def test_usage_error_exits_2(project):
+    assert project.run("compose", "--no-such-flag").exit_code == 2
+
+
+def test_real_process_prints_one_line_and_debug_shows_traceback(project):
+    env = {**os.environ, "NEWSLETTER_CONFIG": str(project.config_path)}
+    plain = subprocess.run([sys.executable, "-m", "newsletter", "issues", "show", "7"],
+                           capture_output=True, text=True, env=env, cwd=project.root)
+    assert plain.returncode == 1
+    assert plain.stderr.strip() == "Error: No issue '7' - see 'newsletter issues list' for ids and slugs"
+    debug = subprocess.run([sys.executable, "-m", "newsletter", "--debug", "issues", "show", "7"],
+                           capture_output=True, text=True, env=env, cwd=project.root)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_every_command_has_help(project):
+    from newsletter.cli import app
+    import typer.main
+
+    group = typer.main.get_command(app)
+
+    def walk(cmd, path):
+        yield path, cmd
+        for name, sub in getattr(cmd, "commands", {}).items():
+            yield from walk(sub, path + [name])
+
+    for path, cmd in walk(group, []):
+        assert cmd.help, f"{' '.join(path)} has no help text"
+        assert project.run(*path, "--help").exit_code == 0
+
+
+def test_init_writes_config_and_database(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+    from newsletter.cli import app
+
+    for name in list(os.environ):
+        if name.startswith("NEWSLETTER_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(app, ["init"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "newsletter.toml").exists() and (tmp_path / "data/newsletter.db").exists()
+    assert runner.invoke(app, ["init"]).exit_code == 1
+    # A fresh config has an empty Impressum: compose names what is missing.
+    compose = runner.invoke(app, ["compose"])
+    assert compose.exit_code == 1 and "Impressum is incomplete: organisation, legal_form" in compose.output
+
+
+def test_settings_precedence(project, monkeypatch):
+    from newsletter import config
+
+    project.set_config("compose", "max_jobs", "4")
+    assert config.load(config=project.config_path).compose.max_jobs == 4
+    monkeypatch.setenv("NEWSLETTER_COMPOSE_MAX_JOBS", "5")
+    assert config.load(config=project.config_path).compose.max_jobs == 5
+    flagged = config.load(config=project.config_path, overrides={("compose", "max_jobs"): 6})
+    assert flagged.compose.max_jobs == 6
+    monkeypatch.setenv("NEWSLETTER_DB", str(project.root / "other.db"))
+    assert config.load(config=project.config_path).db_path == project.root / "other.db"
+    assert config.load(config=project.config_path, db=project.root / "flag.db").db_path == project.root / "flag.db"
+
+
+def test_old_database_is_upgraded(project):
+    """A database created by the first migration only gets the later ones on open."""
+    import sqlite_utils
+    from newsletter import store
+
+    path = project.settings().db_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = sqlite_utils.Database(path)
+    store.migrations.apply(old, stop_before="m002_issues")
+    assert "issues" not in old.table_names()
+    old.close()
+    db = store.open_db(path)
+    assert {"issues", "issue_items"} <= set(db.table_names())
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

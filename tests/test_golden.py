@@ -1,0 +1,35 @@
+"""Golden files for the rendered demo issue. Regenerate with NEWSLETTER_REGEN_GOLDEN=1."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+from conftest import GOLDEN
+
+REGEN = os.environ.get("NEWSLETTER_REGEN_GOLDEN") == "1"
+
+
+def mask(name: str, data: bytes) -> bytes:
+    """Blank out what changes from run to run: Date, Message-ID and the MIME boundary."""
+    if name == "issue.eml":
+        data = re.sub(rb"^Date: .*$", b"Date: <masked>", data, flags=re.M)
+        data = re.sub(rb"^Message-ID: .*$", b"Message-ID: <masked>", data, flags=re.M)
+        data = re.sub(rb"=_[0-9a-f]{24}", b"=_BOUNDARY", data)
+    return data
+
+
+@pytest.mark.parametrize("name", ["issue.mjml", "issue.html", "issue.txt", "issue.eml"])
+def test_demo_issue_matches_golden(composed, name):
+    actual = mask(name, (composed.root / "out/2026-11-24" / name).read_bytes())
+    golden = GOLDEN / name
+    if REGEN or not golden.exists():
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_bytes(actual)
+        if not REGEN:
+            pytest.fail(f"wrote missing golden file {golden}; check it and commit it")
+    assert actual == golden.read_bytes(), (
+        f"{name} differs from {golden} - if the change is intended, regenerate with NEWSLETTER_REGEN_GOLDEN=1"
+    )

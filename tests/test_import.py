@@ -1,0 +1,175 @@
+"""`newsletter import`: formats, upsert by URL, validation with row numbers, sanitising."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+ARTICLE = {
+    "url": "https://www.example.de/artikel/eins",
+    "title": "Innenstadt im Wandel",
+    "teaser": "Ein <strong>kurzer</strong> Anriss.",
+    "author": "Erika Beispiel",
+    "published": "2026-11-20",
+    "category": "Innenstadt",
+}
+
+
+def rows(db, table):
+    return list(db[table].rows)
+
+
+def test_json_array_import_then_same_file_again_changes_nothing(project):
+    path = project.write("a.json", json.dumps([ARTICLE, {**ARTICLE, "url": ARTICLE["url"] + "-2"}]))
+    first = project.run("import", path)
+    assert first.exit_code == 0, first.output
+    assert "2 new, 0 updated, 0 unchanged, 0 rejected" in first.output
+    before = rows(project.db(), "articles")
+    again = project.run("import", path)
+    assert "0 new, 0 updated, 2 unchanged" in again.output
+    assert rows(project.db(), "articles") == before
+
+
+def test_edited_item_is_updated(project):
+    project.run("import", project.write("a.json", json.dumps([ARTICLE])))
+    edited = project.run("import", project.write("b.json", json.dumps([{**ARTICLE, "title": "Neuer Titel"}])))
+    assert "0 new, 1 updated" in edited.output
+    assert rows(project.db(), "articles")[0]["title"] == "Neuer Titel"
+
+
+def test_json_lines(project):
+    lines = "\n".join(json.dumps({**ARTICLE, "url": f"{ARTICLE['url']}-{i}"}) for i in range(3))
+    result = project.run("import", project.write("a.jsonl", lines + "\n"))
+    assert "3 new" in result.output
+
+
+def test_csv_with_bom_and_semicolons_becomes_job_ads(project):
+    csv_text = (
+        "url;title;employer;location;employment;term;deadline;published\n"
+        "https://www.example.de/stellen/1;Citymanager*in (m/w/d);Stadt Musterstadt;Musterstadt;"
+        "Vollzeit;befristet auf 3 Jahre;12.05.2027;2026-11-01\n"
+    )
+    result = project.run("import", project.write("jobs.csv", b"\xef\xbb\xbf" + csv_text.encode()))
+    assert result.exit_code == 0, result.output
+    assert "(jobs): 1 new" in result.output
+    job = rows(project.db(), "jobs")[0]
+    assert job["deadline"] == "2027-05-12"
+    assert job["employer"] == "Stadt Musterstadt"
+
+
+def test_csv_not_utf8_is_refused_with_the_fix(project):
+    data = "url,title\nhttps://www.example.de/a,Städte\n".encode("latin-1")
+    result = project.run("import", project.write("latin.csv", data))
+    assert result.exit_code == 1
+    assert "not UTF-8" in result.output and "line 2" in result.output and "save it as UTF-8" in result.output
+    assert rows(project.db(), "articles") == []
+
+
+def test_bad_row_rejects_whole_file_with_row_and_field(project):
+    good = {**ARTICLE}
+    bad = {**ARTICLE, "url": ARTICLE["url"] + "-x", "published": "31.02.2026"}
+    result = project.run("import", project.write("a.json", json.dumps([good, bad])))
+    assert result.exit_code == 1
+    assert "row 2, field published" in result.output
+    assert "nothing imported" in result.output
+    assert rows(project.db(), "articles") == []
+
+
+def test_skip_invalid_imports_the_valid_rows(project):
+    data = [ARTICLE, {"url": "https://www.example.de/ohne-titel"}, {**ARTICLE, "url": "http://insecure.example.de/"}]
+    result = project.run("import", "--skip-invalid", project.write("a.json", json.dumps(data)))
+    assert result.exit_code == 0, result.output
+    assert "row 2, field title: missing" in result.output
+    assert "row 3, field url" in result.output and "https" in result.output
+    assert "1 new, 0 updated, 0 unchanged, 2 rejected" in result.output
+
+
+def test_csv_row_numbers_are_spreadsheet_rows(project):
+    text = "url,title,published\nhttps://www.example.de/a,A,2026-11-01\nhttps://www.example.de/b,B,gestern\n"
+    result = project.run("import", project.write("a.csv", text))
+    assert "row 3, field published" in result.output
+
+
+def test_hostile_html_is_sanitised_and_titles_are_plain_text(project):
+    hostile = {
+        **ARTICLE,
+        "title": "<b>Fett</b>\r\nBcc: opfer@example.org",
+        "teaser": '<p onclick="x()">Hallo<script>alert(1)</script><iframe src="https://evil.example"></iframe>'
+                  '<a href="javascript:alert(2)">klick</a><style>p{}</style></p>',
+        "body": '<img src=x onerror="alert(3)"><a href="https://ok.example.de/">ok</a>',
+    }
+    project.run("import", project.write("a.json", json.dumps([hostile])))
+    row = rows(project.db(), "articles")[0]
+    assert row["title"] == "Fett Bcc: opfer@example.org"
+    for needle in ("script", "onclick", "iframe", "javascript:", "<style", "onerror", "<img"):
+        assert needle not in row["teaser"] + row["body"]
+    assert 'href="https://ok.example.de/"' in row["body"]
+
+
+RSS = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"><channel><title>Blog</title>
+<item><title>Stadtfest &amp; mehr</title><link>https://www.example.de/blog/fest</link>
+<description>&lt;p&gt;Alles zum Fest&lt;/p&gt;</description><author>redaktion@example.de (Erika)</author>
+<category>Veranstaltungen</category><pubDate>Tue, 17 Nov 2026 08:00:00 +0100</pubDate>
+<media:content url="https://www.example.de/bild.jpg" medium="image"/></item>
+</channel></rss>"""
+
+ATOM = """<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>Atom</title><id>urn:x</id><updated>2026-11-18T10:00:00Z</updated>
+<entry><title>Neue Leitung</title><id>urn:y</id><link href="https://www.example.de/atom/leitung"/>
+<updated>2026-11-18T10:00:00Z</updated><summary>Kurz gesagt</summary><author><name>Max Muster</name></author></entry>
+</feed>"""
+
+
+def test_rss_items_become_articles(project):
+    result = project.run("import", project.write("feed.xml", RSS))
+    assert result.exit_code == 0, result.output
+    row = rows(project.db(), "articles")[0]
+    assert row["title"] == "Stadtfest & mehr"
+    assert row["published"].startswith("2026-11-17T07:00:00")
+    assert row["category"] == "Veranstaltungen"
+    assert row["image"] == "https://www.example.de/bild.jpg"
+    assert row["teaser"] == "<p>Alles zum Fest</p>"
+
+
+def test_atom_entries_become_articles(project):
+    project.run("import", project.write("feed.atom", ATOM))
+    row = rows(project.db(), "articles")[0]
+    assert (row["title"], row["author"], row["url"]) == ("Neue Leitung", "Max Muster", "https://www.example.de/atom/leitung")
+
+
+def test_malformed_feed_is_one_line_error(project):
+    result = project.run("import", project.write("feed.xml", RSS[:-30]))
+    assert result.exit_code == 1
+    assert "not a well-formed RSS/Atom feed" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_malformed_json_names_line_and_column(project):
+    result = project.run("import", project.write("a.json", '[{"url": "https://x.de", }]'))
+    assert result.exit_code == 1
+    assert "not valid JSON" in result.output and "line 1" in result.output
+
+
+def test_url_import_offline_is_a_clear_error(project):
+    # 127.0.0.1:9 (discard) refuses connections on a loopback-only machine.
+    result = project.run("import", "https://127.0.0.1:9/feed.xml")
+    assert result.exit_code == 1
+    assert "Cannot fetch https://127.0.0.1:9/feed.xml" in result.output
+    assert "network" in result.output
+
+
+def test_missing_file_and_unknown_kind(project):
+    assert project.run("import", "nope.json").exit_code == 1
+    assert project.run("import", "--kind", "poster", "nope.json").exit_code == 2
+
+
+@pytest.mark.parametrize("kind,table", [("article", "articles"), ("job", "jobs"), ("ad", "ads")])
+def test_list_commands(content, kind, table):
+    result = content.run(table, "list", "--since", "2026-11-20", "--json")
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.stdout)
+    date_field = "starts" if kind == "ad" else "published"
+    assert all(r[date_field][:10] >= "2026-11-20" for r in listed)
+    assert len(content.run(table, "list").stdout.splitlines()) == len(list(content.db()[table].rows))

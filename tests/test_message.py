@@ -1,0 +1,146 @@
+"""The .eml of an issue against ../shared/EMAIL-RULES.md, checked on the produced bytes."""
+
+from __future__ import annotations
+
+import email
+import quopri
+import re
+from email import policy
+
+import pytest
+
+from newsletter import mime
+from newsletter.message import MessageTemplate, Recipient
+
+
+@pytest.fixture
+def eml(composed) -> bytes:
+    return (composed.root / "out/2026-11-24/issue.eml").read_bytes()
+
+
+def headers_of(raw: bytes) -> bytes:
+    return raw.split(b"\r\n\r\n", 1)[0] + b"\r\n"
+
+
+def unfolded(raw: bytes, name: str) -> list[str]:
+    text = headers_of(raw).decode("ascii").replace("\r\n ", " ").replace("\r\n\t", " ")
+    return [line.split(": ", 1)[1] for line in text.split("\r\n") if line.lower().startswith(name.lower() + ":")]
+
+
+def test_crlf_only_and_line_lengths(eml):
+    assert b"\n" not in eml.replace(b"\r\n", b"")
+    lines = eml.split(b"\r\n")
+    assert max(len(line) for line in lines) <= 998
+    body = eml.split(b"\r\n\r\n", 1)[1]
+    assert max(len(line) for line in body.split(b"\r\n")) <= 76
+    assert all(b < 128 for b in eml), "8-bit bytes in a 7-bit message"
+
+
+def test_structure_text_then_html_both_utf8_qp(eml):
+    message = email.message_from_bytes(eml, policy=policy.default)
+    assert message.get_content_type() == "multipart/alternative"
+    parts = list(message.iter_parts())
+    assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+    for part in parts:
+        assert part.get_content_charset() == "utf-8"
+        assert part["Content-Transfer-Encoding"] == "quoted-printable"
+    assert "Sehr geehrte Frau Dr. Muster," in parts[0].get_content()
+    assert "Sehr geehrte Frau Dr. Muster," in parts[1].get_content()
+
+
+def test_one_click_unsubscribe_pair_is_byte_exact(eml):
+    head = headers_of(eml)
+    assert b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in head
+    [value] = unfolded(eml, "List-Unsubscribe")
+    assert value == ("<https://www.stadtmarketing-demo.de/u/BEISPIEL-TOKEN>, "
+                     "<mailto:unsubscribe@stadtmarketing-demo.de?subject=BEISPIEL-TOKEN>")
+    assert b"=?" not in b"".join(line for line in head.split(b"\r\n") if b"Unsubscribe" in line)
+    assert "@" not in value.split(">")[0], "no email address in the https URL"
+
+
+def test_single_date_message_id_from_and_no_forbidden_headers(eml):
+    message = email.message_from_bytes(eml, policy=policy.default)
+    for name in ("Date", "Message-ID", "From", "To", "Subject", "List-Id"):
+        assert len(message.get_all(name) or []) == 1, name
+    assert re.fullmatch(r"<[^@<>\s]+@stadtmarketing-demo\.de>", message["Message-ID"])
+    assert len(message["From"].addresses) == 1
+    assert message["From"].addresses[0].display_name == "Redaktion Stadtmarketing Brief"
+    assert message["List-Id"] == "Stadtmarketing Brief <stadtmarketing-brief.stadtmarketing-demo.de>"
+    assert message["Return-Path"] is None and message["Bcc"] is None
+
+
+def test_subject_encoded_words_are_valid(composed):
+    db = composed.db()
+    composed.run("compose", "--date", "2026-11-24", "--replace", "1",
+                 "--subject", "Städte im Wandel: Öffnungszeiten, Übernachtungen und „Größe“ – " * 2)
+    raw = (composed.root / "out/2026-11-24/issue.eml").read_bytes()
+    subject_lines = [l for l in headers_of(raw).split(b"\r\n")]
+    start = next(i for i, l in enumerate(subject_lines) if l.startswith(b"Subject:"))
+    block = [subject_lines[start]] + [l for l in subject_lines[start + 1:start + 20] if l.startswith(b" ")][: 20]
+    words = re.findall(rb"=\?[^?]+\?[qQbB]\?[^?]*\?=", b"\r\n".join(block))
+    assert words and all(len(w) <= 75 for w in words)
+    assert b"?==?" not in raw and b"=?utf-8?q??=" not in raw
+    assert all(len(line) <= 78 for line in block)
+    message = email.message_from_bytes(raw, policy=policy.default)
+    assert message["Subject"] == db["issues"].get(1)["subject"]
+
+
+def test_html_part_meets_the_html_rules(eml):
+    message = email.message_from_bytes(eml, policy=policy.default)
+    html = message.get_body(("html",)).get_content()
+    assert html.lower().startswith("<!doctype html>")
+    assert '<html lang="de"' in html
+    assert '<meta name="color-scheme" content="light dark">' in html
+    assert "@media (prefers-color-scheme: dark)" in html
+    assert "fonts.googleapis" not in html and "@import" not in html and "<link" not in html
+    for tag in re.findall(r"<img\b[^>]*>", html):
+        assert re.search(r'\balt="[^"]+"', tag), tag
+        assert re.search(r'\bsrc="https://', tag), tag
+    for href in re.findall(r'href="([^"]*)"', html):
+        assert href.startswith(("https://", "mailto:")), href
+    styles = re.findall(r"<style[^>]*>(.*?)</style>", html, re.S)
+    assert sum(len(s.encode()) for s in styles) < 16_000
+    assert "ANZEIGE" in html and "Impressum" in html
+
+
+def test_text_part_writes_every_link_and_labels_ads(composed, eml):
+    message = email.message_from_bytes(eml, policy=policy.default)
+    text = message.get_body(("plain",)).get_content()
+    assert all(len(line) <= 78 or line.lstrip().startswith("http") or "https://" in line for line in text.splitlines())
+    db = composed.db()
+    for entry in db.query("select * from issue_items where issue_id = 1 and kind = 'article'"):
+        assert db["articles"].get(entry["item_id"])["url"] in text
+    assert text.count("ANZEIGE") == 2
+    assert "Newsletter abbestellen: https://www.stadtmarketing-demo.de/u/BEISPIEL-TOKEN" in text
+    assert "Bewerbungsschluss: " in text and "Impressum".upper() in text
+
+
+def test_personal_values_are_filled_without_rerendering(composed):
+    from newsletter import store
+
+    settings = composed.settings()
+    issue = store.get_issue(composed.db(), 1)
+    assert issue["html"].count("%%salutation%%") == 1 and "%%token%%" in issue["html"]
+    template = MessageTemplate(settings, issue["subject"], issue["html"], issue["text"])
+    reader = Recipient(email="max@example.org", salutation="Sehr geehrter Herr <Müller>", token="tok_123")
+    raw, msgid = template.build(reader)
+    message = email.message_from_bytes(raw, policy=policy.default)
+    html = message.get_body(("html",)).get_content()
+    text = message.get_body(("plain",)).get_content()
+    assert "Sehr geehrter Herr &lt;Müller&gt;," in html and "Sehr geehrter Herr <Müller>," in text
+    assert "https://www.stadtmarketing-demo.de/u/tok_123" in html and "%%" not in html + text
+    assert message["To"] == "max@example.org" and message["Message-ID"] == msgid
+
+
+def test_header_injection_is_refused():
+    with pytest.raises(ValueError):
+        mime.header("Subject", "Hallo\r\nBcc: x@example.org")
+    with pytest.raises(ValueError):
+        mime.address("Name\n", "a@example.org")
+
+
+def test_qp_lines_and_roundtrip():
+    text = "Grüße " * 40 + "\n.Punkt\nFrom here\nEnde mit Leerzeichen "
+    encoded = mime.qp_encode(text)
+    assert all(len(line) <= 76 for line in encoded.split(b"\r\n"))
+    assert quopri.decodestring(encoded).decode() == text.replace("\n", "\r\n")
