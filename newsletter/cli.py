@@ -25,10 +25,12 @@ articles_app = typer.Typer(help="Articles in the store.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Job ads in the store.", no_args_is_help=True)
 ads_app = typer.Typer(help="Paid ads (Anzeigen) in the store.", no_args_is_help=True)
 issues_app = typer.Typer(help="Composed issues.", no_args_is_help=True)
+subscribers_app = typer.Typer(help="Subscribers, their consent and the suppression list.", no_args_is_help=True)
 app.add_typer(articles_app, name="articles")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(ads_app, name="ads")
 app.add_typer(issues_app, name="issues")
+app.add_typer(subscribers_app, name="subscribers")
 
 
 class State:
@@ -94,7 +96,7 @@ def main_options(
 
 # The commands live in newsletter/commands/, one module per noun group; importing them
 # registers them on the apps above.
-from newsletter.commands import content, issues  # noqa: E402,F401
+from newsletter.commands import content, issues, send, subscribers  # noqa: E402,F401
 
 
 def main() -> None:

@@ -69,6 +69,31 @@ class Compose:
 
 
 @dataclass
+class Send:
+    transport: str = "file"       # smtp | file
+    outbox: str = "outbox"        # folder of the file transport
+    rate: float = 0.0             # messages per second, 0 = as fast as the server takes them
+    connections: int = 1
+    max_attempts: int = 3         # per recipient and run, for 4xx replies and dropped connections
+    retry_delay: float = 2.0      # seconds before the first retry; doubles each time
+    feedback_id: str = ""         # Gmail Feedback-ID, e.g. "issue:newsletter:acme:NL2024"
+    verp: bool = False            # envelope sender bounces+TOKEN@domain
+    bounce_domain: str = ""       # VERP domain (default: the sender's)
+    dkim_key: str = ""            # PEM private key file
+    dkim_selector: str = ""
+    dkim_domain: str = ""         # default: the sender's domain
+
+
+@dataclass
+class Smtp:
+    host: str = "localhost"
+    port: int = 587
+    security: str = "starttls"    # starttls | tls | none
+    ca_file: str = ""             # extra CA bundle for a private relay
+    timeout: float = 30.0
+
+
+@dataclass
 class Settings:
     """Everything a command needs to know, with paths already resolved."""
 
@@ -77,6 +102,8 @@ class Settings:
     publication: Publication
     impressum: Impressum
     compose: Compose
+    send: Send = field(default_factory=Send)
+    smtp: Smtp = field(default_factory=Smtp)
 
     @property
     def base_dir(self) -> Path:
@@ -105,9 +132,11 @@ ENV_NAMES = {
     ("publication", "templates_dir"): "NEWSLETTER_TEMPLATES",
     ("publication", "timezone"): "NEWSLETTER_TIMEZONE",
     ("compose", "out_dir"): "NEWSLETTER_OUT",
+    ("send", "transport"): "NEWSLETTER_TRANSPORT",
 }
 
-SECTIONS = {"publication": Publication, "impressum": Impressum, "compose": Compose}
+SECTIONS = {"publication": Publication, "impressum": Impressum, "compose": Compose,
+            "send": Send, "smtp": Smtp}
 
 
 def load(
@@ -191,11 +220,13 @@ def _build(cls, section: str, raw: dict, overrides: dict, path: Path | None):
 
 def _from_env(text: str, f: dataclasses.Field, env_name: str):
     kind = _kind(f)
-    if kind is int:
+    if kind is bool:
+        return text.strip().lower() in ("1", "true", "yes", "on")
+    if kind in (int, float):
         try:
-            return int(text)
+            return kind(text)
         except ValueError:
-            raise ConfigError(f"{env_name}={text!r} is not a whole number - set a number") from None
+            raise ConfigError(f"{env_name}={text!r} is not a number - set a number") from None
     if kind is list:
         return [part.strip() for part in text.split(",") if part.strip()]
     if kind is dict:
@@ -213,6 +244,8 @@ def _check_type(value, f: dataclasses.Field, label: str, path: Path | None):
     kind = _kind(f)
     if kind is list and isinstance(value, str):
         value = [value]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigError(f"{path}: {label} must be a {kind.__name__}, not {value!r} - fix the value")
     if isinstance(value, str) and ("\r" in value or "\n" in value) and f.name not in ("address", "reason"):

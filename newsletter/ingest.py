@@ -244,8 +244,8 @@ def _as(parse, value: str):
 
 def _check_url(value: str) -> str:
     parts = urlsplit(value)
-    if any(c in value for c in "\r\n\t \"'<>"):
-        raise ValueError(f"{value!r} contains spaces, quotes or line breaks")
+    if any(c in value for c in "\r\n\t \"'<>") or "%%" in value:
+        raise ValueError(f"{value!r} contains spaces, quotes, '%%' or line breaks")
     if parts.scheme == "http" and parts.netloc:
         raise ValueError(f"{value!r} is not https - mail clients warn about plain http links; use https")
     if parts.scheme != "https" or not parts.netloc:

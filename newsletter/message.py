@@ -72,6 +72,7 @@ class MessageTemplate:
             mime.header("Subject", subject),
             mime.raw_header("List-Id", list_id(settings)),
             mime.raw_header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+            mime.raw_header("Feedback-ID", settings.send.feedback_id) if settings.send.feedback_id else b"",
             b"MIME-Version: 1.0\r\n",
             f'Content-Type: multipart/alternative; boundary="{self.boundary}"\r\n'.encode(),
         ])

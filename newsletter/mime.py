@@ -42,10 +42,14 @@ def _qp_line(line: str) -> bytes:
     if data[:1] == b"." or data[:5] == b"From ":
         tokens[0] = f"={data[0]:02X}"  # no lone '.' lines, no 'From ' mangling
     out, current, width = [], [], 0
-    for token in tokens:
+    for i, token in enumerate(tokens):
         if width + len(token) > QP_WIDTH - 1:  # room for the soft-break '='
             out.append("".join(current) + "=")
             current, width = [], 0
+        if not current and (token == "." or (token == "F" and data[i:i + 5] == b"From ")):
+            token = f"={data[i]:02X}"  # also after a soft break: no '.' or 'From ' line starts
+            if width + len(token) > QP_WIDTH - 1:
+                out.append("=")
         current.append(token)
         width += len(token)
     out.append("".join(current))
@@ -94,8 +98,11 @@ def header(name: str, value: str) -> bytes:
     otherwise encoded words, each on its own folded line."""
     check_header_value(name, value)
     prefix = f"{name}: "
-    if value.isascii() and "=?" not in value:
-        return _fold_words(prefix, value.split(" ")).encode("ascii") + CRLF
+    words = value.split(" ")
+    plain = (value.isascii() and "=?" not in value and value == " ".join(value.split())
+             and all(len(w) <= HEADER_WIDTH - len(prefix) for w in words))
+    if plain:  # folding at single spaces round-trips; anything else goes into encoded words
+        return _fold_words(prefix, words).encode("ascii") + CRLF
     words = encoded_words(value, HEADER_WIDTH - len(prefix))
     return (prefix + "\r\n ".join(words)).encode("ascii") + CRLF
 

@@ -19,6 +19,13 @@ URL_SCHEMES = {"https", "mailto"}
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
 _SPACE = re.compile(r"\s+")
+# '%%name%%' marks per-recipient values in a rendered issue; imported text must never be able
+# to form one (it would pull each reader's token or address into an attacker's link).
+_MARKER = re.compile(r"%{2,}")
+
+
+def _defuse(text: str) -> str:
+    return _MARKER.sub("%", text)
 
 
 def clean_text(value: object) -> str:
@@ -26,7 +33,7 @@ def clean_text(value: object) -> str:
     line breaks collapsed (so it can never smuggle a header line)."""
     text = html.unescape(nh3.clean(str(value), tags=set(), clean_content_tags={"script", "style"}))
     text = unicodedata.normalize("NFC", _CONTROL.sub(" ", text))
-    return _SPACE.sub(" ", text).strip()
+    return _defuse(_SPACE.sub(" ", text).strip())
 
 
 def clean_html(value: object) -> str:
@@ -40,7 +47,7 @@ def clean_html(value: object) -> str:
         link_rel="noopener",
         strip_comments=True,
     )
-    return cleaned.strip()
+    return _defuse(cleaned.strip())
 
 
 class _TextExtractor(HTMLParser):

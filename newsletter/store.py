@@ -67,6 +67,29 @@ def m002_issues(db: sqlite_utils.Database) -> None:
     db["issue_items"].create_index(["kind", "item_id"])
 
 
+@migrations()
+def m003_subscribers_and_deliveries(db: sqlite_utils.Database) -> None:
+    db["subscribers"].create(
+        {"id": int, "email": str, "name": str, "anrede": str, "titel": str, "vorname": str,
+         "nachname": str, "status": str, "source": str, "created_at": str, "confirmed_at": str,
+         "updated_at": str, "unsubscribed_at": str},
+        pk="id", not_null={"email", "status"}, defaults={"status": "pending"},
+    )
+    db.execute("create unique index idx_subscribers_email on subscribers (email collate nocase)")
+    db["subscribers"].create_index(["status"])
+    # One row per (issue, subscriber): the delivery log that makes a send resumable.
+    db["deliveries"].create(
+        {"id": int, "issue_id": int, "subscriber_id": int, "email": str, "status": str,
+         "attempts": int, "last_code": int, "last_reply": str, "message_id": str,
+         "queued_at": str, "updated_at": str, "sent_at": str},
+        pk="id", not_null={"issue_id", "subscriber_id", "status"},
+        defaults={"status": "queued", "attempts": 0},
+        foreign_keys=[("issue_id", "issues", "id"), ("subscriber_id", "subscribers", "id")],
+    )
+    db["deliveries"].create_index(["issue_id", "subscriber_id"], unique=True)
+    db["deliveries"].create_index(["issue_id", "status"])
+
+
 def now() -> str:
     """UTC timestamp as stored in *_at columns."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -184,3 +184,18 @@ def test_unknown_issue_is_one_line_with_the_fix(composed):
 def test_list_as_json(content):
     result = content.run("articles", "list", "--json", "--category", "Tourismus")
     assert {r["category"] for r in json.loads(result.stdout)} == {"Tourismus"}
+
+
+def test_full_issue_at_configured_maximum_stays_under_the_clipping_budget(content):
+    """12 articles, 10 job ads, 2 ads of demo content: the encoded HTML part < 102,000 bytes."""
+    db = content.db()
+    jobs = list(db["jobs"].rows)
+    extra = [{**{k: v for k, v in j.items() if k not in ("id", "created_at", "updated_at")},
+              "url": j["url"] + "-2", "deadline": "2027-01-31", "published": "2026-11-20"} for j in jobs]
+    content.run("import", content.write("jobs.json", json.dumps(extra)), "--kind", "job")
+    result = content.run("compose", "--date", DATE, "--since", "30d",
+                         "--intro", content.write("intro.txt", "Ein Editorial. " * 30))
+    assert result.exit_code == 0, result.output
+    assert "articles 11, job ads 10" in result.output and "ads 2" in result.output
+    issue, _ = items(content)
+    assert issue["html_size"] < 102_000

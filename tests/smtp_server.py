@@ -1,0 +1,116 @@
+"""A real SMTP server for tests: aiosmtpd on 127.0.0.1 with injectable faults.
+
+Faults are per recipient: a list of replies given one per attempt at RCPT or DATA
+("451 4.3.0 Try again later", "550 5.1.1 User unknown"), "drop" to cut the connection in the
+middle of DATA, and a delay per message for slow servers. Run as a script it serves until
+killed (used by the crash test, so the server outlives the killed client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+from collections import defaultdict
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Handler:
+    def __init__(self, log: Path | None = None) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+        self.rcpt_faults: dict[str, list[str]] = defaultdict(list)
+        self.data_faults: dict[str, list[str]] = defaultdict(list)
+        self.delay = 0.0
+        self.log = log
+        self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        faults = self.rcpt_faults.get(address)
+        if faults:
+            return faults.pop(0)
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        rcpt = envelope.rcpt_tos[0]
+        faults = self.data_faults.get(rcpt)
+        if faults:
+            fault = faults.pop(0)
+            if fault == "drop":
+                server.transport.close()
+                return "421 4.4.2 dropped"
+            return fault
+        with self.lock:
+            self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+            if self.log:
+                with open(self.log, "a") as f:
+                    f.write(json.dumps({"from": envelope.mail_from, "to": envelope.rcpt_tos}) + "\n")
+        return "250 2.0.0 queued"
+
+    def received_by(self, address: str) -> list[bytes]:
+        return [data for _, rcpts, data in self.messages if address in rcpts]
+
+
+def authenticator(user: str, password: str):
+    def check(server, session, envelope, mechanism, auth_data):
+        ok = isinstance(auth_data, LoginPassword) and auth_data.login == user.encode() and auth_data.password == password.encode()
+        return AuthResult(success=ok, handled=False)
+    return check
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+class Server:
+    """Started/stopped by the pytest fixture; `handler` holds messages and faults."""
+
+    def __init__(self, handler: Handler, *, tls_cert: tuple[Path, Path] | None = None,
+                 auth: tuple[str, str] | None = None) -> None:
+        self.handler = handler
+        self.port = free_port()
+        kwargs = {}
+        if tls_cert:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(str(tls_cert[0]), str(tls_cert[1]))
+            kwargs.update(tls_context=context, require_starttls=True)
+        if auth:
+            kwargs.update(authenticator=authenticator(*auth), auth_require_tls=False)
+        self.controller = Controller(handler, hostname="127.0.0.1", port=self.port, decode_data=False,
+                                     ready_timeout=10, **kwargs)
+
+    def start(self) -> "Server":
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+if __name__ == "__main__":  # python smtp_server.py PORTFILE LOGFILE DELAY
+    handler = Handler(Path(sys.argv[2]))
+    handler.delay = float(sys.argv[3])
+    server = Server(handler).start()
+    Path(sys.argv[1]).write_text(str(server.port))
+    threading.Event().wait()

@@ -1,0 +1,199 @@
+"""The composed demo issue in a real browser (Debian's Chromium via Playwright): responsive
+columns, no horizontal scrolling on a phone, dark mode, and screenshots for review.
+
+Images point at https URLs that are unreachable here; every request is intercepted, images
+get a generated PNG and everything else except the file:// page is aborted.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _unavailable(reason: str) -> None:
+    """Skip locally; in CI (which installs Chromium) a missing browser is a failure."""
+    message = f"{reason} - install it with: apt-get install chromium (and pip install playwright)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true but {message}", pytrace=False)
+    pytest.skip(message, allow_module_level=True)
+
+
+if not CHROMIUM.exists():
+    _unavailable(f"{CHROMIUM} does not exist")
+try:
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+except ImportError:
+    _unavailable("the playwright package is not installed")
+
+from conftest import ARTIFACTS, ISSUE_DATE  # noqa: E402
+from newsletter import store  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+
+def make_png(width: int, height: int, rgb: tuple[int, int, int] = (138, 28, 60)) -> bytes:
+    """A solid-colour 8-bit RGB PNG, built by hand."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    row = b"\x00" + bytes(rgb) * width  # filter type 0 per scanline
+    return (PNG_MAGIC
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(row * height))
+            + chunk(b"IEND", b""))
+
+
+IMAGE = make_png(40, 30)
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == PNG_MAGIC, "not a PNG"
+    assert data[12:16] == b"IHDR", "PNG without IHDR first"
+    return struct.unpack(">II", data[16:24])
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        try:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        except PlaywrightError as e:
+            _unavailable(f"Chromium at {CHROMIUM} does not start ({str(e).splitlines()[0]})")
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def issue_file(composed) -> Path:
+    path = composed.root / "out" / ISSUE_DATE.isoformat() / "issue.html"
+    assert path.is_file()
+    return path
+
+
+@pytest.fixture
+def first_article_url(composed) -> str:
+    """URL of the first article in WEITERE MELDUNGEN that has an image (two-column row)."""
+    db = composed.db()
+    issue = store.get_issue(db, ISSUE_DATE.isoformat())
+    entries = [e for e in store.issue_items(db, issue["id"]) if e["section"] == "articles"]
+    db.close()
+    with_image = [e["item"] for e in entries if e["item"]["image"]]
+    assert with_image, "the demo issue needs an article with an image"
+    return with_image[0]["url"]
+
+
+@pytest.fixture
+def open_issue(browser, issue_file):
+    """open_issue(width, color_scheme="light") -> a loaded page; its context is closed afterwards."""
+    contexts = []
+
+    def open_(width: int, color_scheme: str = "light"):
+        context = browser.new_context(viewport={"width": width, "height": 900}, device_scale_factor=1,
+                                      color_scheme=color_scheme)
+        contexts.append(context)
+        page = context.new_page()
+        page.blocked = []
+
+        def handle(route):
+            request = route.request
+            if request.url.startswith("file://"):
+                route.continue_()
+            elif request.resource_type == "image":
+                route.fulfill(status=200, content_type="image/png", body=IMAGE)
+            else:
+                page.blocked.append(request.url)
+                route.abort()
+
+        page.route("**/*", handle)
+        page.goto(issue_file.as_uri(), wait_until="load")
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
+
+
+def box(page, selector: str) -> dict:
+    locator = page.locator(selector).first
+    locator.scroll_into_view_if_needed()
+    result = locator.bounding_box()
+    assert result, f"{selector} is not rendered"
+    return result
+
+
+def article_boxes(page, url: str) -> tuple[dict, dict]:
+    image = box(page, f'a[href="{url}"] img')
+    title = box(page, f'td.nl-title a[href="{url}"]')
+    return image, title
+
+
+def all_images_loaded(page) -> bool:
+    return page.evaluate(
+        "() => [...document.images].every(i => i.complete && i.naturalWidth === 40)"
+    )
+
+
+def scroll_width(page) -> int:
+    return page.evaluate("() => document.documentElement.scrollWidth")
+
+
+def save_screenshot(page, width: int) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"issue-{width}.png"
+    data = page.screenshot(path=str(path), full_page=True)
+    assert path.read_bytes() == data
+    shot_width, shot_height = png_size(data)
+    assert shot_width == width
+    assert shot_height > 900  # the whole issue, not just the first screen
+
+
+def test_phone_width_stacks_columns_without_horizontal_scrolling(open_issue, first_article_url):
+    page = open_issue(375)
+    assert all_images_loaded(page)
+    assert scroll_width(page) <= 375
+    image, title = article_boxes(page, first_article_url)
+    # stacked: the image column sits above the text column, both spanning the card
+    assert image["y"] + image["height"] <= title["y"] + 1, (image, title)
+    assert image["width"] > 375 * 0.6
+    assert not page.blocked, page.blocked
+    save_screenshot(page, 375)
+
+
+@pytest.mark.parametrize("width", [600, 800])
+def test_desktop_width_puts_image_and_text_side_by_side(open_issue, first_article_url, width):
+    page = open_issue(width)
+    assert all_images_loaded(page)
+    assert scroll_width(page) <= width
+    image, title = article_boxes(page, first_article_url)
+    # same row: the title starts right of the image and within the image's height
+    assert title["x"] >= image["x"] + image["width"] - 1, (image, title)
+    assert image["y"] - 1 <= title["y"] < image["y"] + image["height"], (image, title)
+    assert image["width"] < 600 * 0.5
+    assert not page.blocked, page.blocked
+    if width == 600:
+        save_screenshot(page, 600)
+
+
+def test_dark_mode_changes_the_body_background(open_issue):
+    background = "() => getComputedStyle(document.body).backgroundColor"
+    light = open_issue(600, "light").evaluate(background)
+    dark = open_issue(600, "dark").evaluate(background)
+    assert light == "rgb(238, 241, 244)"  # #eef1f4 from mj-body
+    assert dark != light
+    assert dark == "rgb(18, 20, 23)"  # #121417 from the prefers-color-scheme rule
+
+
+def test_generated_png_is_valid():
+    data = make_png(3, 2)
+    assert png_size(data) == (3, 2)
+    assert zlib.decompress(data[41:-16]) == (b"\x00" + bytes((138, 28, 60)) * 3) * 2

@@ -1,0 +1,337 @@
+"""`newsletter send` against a real SMTP server on 127.0.0.1 with injected faults."""
+
+from __future__ import annotations
+
+import email
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from email import policy
+from pathlib import Path
+
+import pytest
+
+from newsletter import subscribers, tokens
+from newsletter.message import list_id
+from smtp_server import Handler, Server, self_signed
+
+SECRET = "test-secret-0123456789abcdef"
+READERS = [
+    ("erika@example.org", "Frau", "Dr.", "Erika", "Muster"),
+    ("hans@example.org", "Herr", "", "Hans", "Beispiel"),
+    ("kim@example.org", "", "", "Kim", "Probe"),
+    ("lea@example.org", "Frau", "", "Lea", "Test"),
+    ("max@example.org", "", "", "", ""),
+]
+
+
+@pytest.fixture
+def smtp():
+    server = Server(Handler()).start()
+    yield server
+    server.stop()
+
+
+def add_readers(project, readers=READERS):
+    db = project.db()
+    for address, anrede, titel, vorname, nachname in readers:
+        subscribers.add(db, address, anrede=anrede, titel=titel, vorname=vorname, nachname=nachname,
+                        consent_source="Anmeldeformular Test")
+    db.close()
+
+
+@pytest.fixture
+def sending(composed, smtp, monkeypatch):
+    monkeypatch.setenv("NEWSLETTER_SECRET", SECRET)
+    monkeypatch.setenv("NEWSLETTER_TRANSPORT", "smtp")
+    monkeypatch.setenv("NEWSLETTER_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("NEWSLETTER_SMTP_PORT", str(smtp.port))
+    monkeypatch.setenv("NEWSLETTER_SMTP_SECURITY", "none")
+    monkeypatch.setenv("NEWSLETTER_SEND_RETRY_DELAY", "0.01")
+    add_readers(composed)
+    composed.smtp = smtp
+    return composed
+
+
+def deliveries(project):
+    return {r["email"]: r for r in project.db().query("select * from deliveries")}
+
+
+def test_each_active_reader_gets_one_personalised_copy(sending):
+    result = sending.run("send", "2026-11-24", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "5 sent, 0 deferred, 0 failed" in result.output and "is sent" in result.output
+    handler = sending.smtp.handler
+    assert sorted(r for _, rcpts, _ in handler.messages for r in rcpts) == sorted(r[0] for r in READERS)
+    raw = handler.received_by("erika@example.org")[0]
+    message = email.message_from_bytes(raw, policy=policy.default)
+    html = message.get_body(("html",)).get_content()
+    assert "Sehr geehrte Frau Dr. Muster," in html
+    assert message["To"] == "erika@example.org"
+    assert "Guten Tag Kim Probe," in email.message_from_bytes(handler.received_by("kim@example.org")[0],
+                                                                policy=policy.default).get_body(("plain",)).get_content()
+    url = message["List-Unsubscribe"].split(">")[0].lstrip("<")
+    token = url.rsplit("/u/", 1)[1]
+    assert "@" not in url
+    sid = tokens.verify(SECRET.encode(), list_id(sending.settings()), token)
+    assert sending.db()["subscribers"].get(sid)["email"] == "erika@example.org"
+    assert f"/u/{token}" in html
+    rows = deliveries(sending)
+    assert {r["status"] for r in rows.values()} == {"sent"}
+    assert all(r["message_id"] and r["last_code"] == 250 for r in rows.values())
+    assert sending.db()["issues"].get(1)["status"] == "sent"
+    # Running it again sends nothing twice.
+    again = sending.run("send", "2026-11-24", "--yes")
+    assert again.exit_code == 0 and len(handler.messages) == 5
+
+
+def test_only_active_readers_and_suppressed_skipped(sending):
+    db = sending.db()
+    db.execute("update subscribers set status = 'unsubscribed' where email = 'hans@example.org'")
+    db.conn.commit()
+    subscribers.add(db, "pending@example.org")  # no consent source: pending
+    sending.run("send", "1", "--yes")
+    received = {r for _, rcpts, _ in sending.smtp.handler.messages for r in rcpts}
+    assert "hans@example.org" not in received and "pending@example.org" not in received
+    assert len(received) == 4
+
+
+def test_transient_replies_are_retried_with_backoff(sending):
+    handler = sending.smtp.handler
+    handler.rcpt_faults["hans@example.org"] = ["451 4.3.0 Try again later", "452 4.2.2 Mailbox full"]
+    handler.data_faults["lea@example.org"] = ["drop"]
+    result = sending.run("send", "1", "--yes")
+    assert result.exit_code == 0, result.output
+    rows = deliveries(sending)
+    assert rows["hans@example.org"]["status"] == "sent" and rows["hans@example.org"]["attempts"] == 3
+    assert rows["lea@example.org"]["status"] == "sent" and rows["lea@example.org"]["attempts"] == 2
+    assert len(handler.received_by("lea@example.org")) == 1
+
+
+def test_deferred_after_max_attempts_then_next_run_continues(sending):
+    handler = sending.smtp.handler
+    handler.rcpt_faults["hans@example.org"] = ["451 4.3.0 Greylisted"] * 3
+    first = sending.run("send", "1", "--yes")
+    assert "4 sent, 1 deferred" in first.output and "run 'newsletter send 2026-11-24' again" in first.output
+    status = sending.run("status", "1")
+    assert "deferred hans@example.org  451 4.3.0 Greylisted  (3 attempts)" in status.output
+    assert sending.db()["issues"].get(1)["status"] == "sending"
+    second = sending.run("send", "1", "--yes")
+    assert "5 sent" in second.output and "is sent" in second.output
+    assert len(handler.received_by("hans@example.org")) == 1
+
+
+def test_permanent_failures_and_unknown_user_bounces(sending):
+    handler = sending.smtp.handler
+    handler.rcpt_faults["hans@example.org"] = ["550 5.1.1 User unknown"]
+    handler.data_faults["kim@example.org"] = ["554 5.7.1 Message rejected as spam"]
+    result = sending.run("send", "1", "--yes")
+    assert "3 sent, 0 deferred, 2 failed" in result.output
+    db = sending.db()
+    status = {r["email"]: r["status"] for r in db["subscribers"].rows}
+    assert status["hans@example.org"] == "bounced" and status["kim@example.org"] == "active"
+    shown = sending.run("status", "1").output
+    assert "550 5.1.1 User unknown" in shown and "554 5.7.1 Message rejected as spam" in shown
+
+
+def test_parallel_connections_on_a_slow_server(sending):
+    sending.smtp.handler.delay = 0.05
+    extra = [(f"leser{i}@example.org", "", "", "", "") for i in range(20)]
+    add_readers(sending, extra)
+    result = sending.run("send", "1", "--yes", "--connections", "4")
+    assert result.exit_code == 0 and "25 sent" in result.output
+    assert len(sending.smtp.handler.messages) == 25
+
+
+def test_limit_and_rate(sending):
+    started = time.monotonic()
+    first = sending.run("send", "1", "--yes", "--limit", "2", "--rate", "10")
+    assert "2 sent" in first.output and "3 queued" in first.output
+    assert time.monotonic() - started >= 0.1  # two messages at 10/s are 0.1 s apart
+    sending.run("send", "1", "--yes")
+    assert len(sending.smtp.handler.messages) == 5
+
+
+def test_test_copy_and_dry_run_record_nothing(sending):
+    test = sending.run("send", "1", "--test", "redaktion@example.de")
+    assert test.exit_code == 0, test.output
+    [(_, rcpts, raw)] = sending.smtp.handler.messages
+    assert rcpts == ["redaktion@example.de"]
+    assert email.message_from_bytes(raw, policy=policy.default)["Subject"].startswith("[TEST] ")
+    dry = sending.run("send", "1", "--dry-run")
+    assert "built 5 messages" in dry.output and "nothing sent" in dry.output
+    assert deliveries(sending) == {} and len(sending.smtp.handler.messages) == 1
+    assert sending.db()["issues"].get(1)["status"] == "draft"
+
+
+def test_refuses_without_secret(sending, monkeypatch):
+    monkeypatch.delenv("NEWSLETTER_SECRET")
+    result = sending.run("send", "1", "--yes")
+    assert result.exit_code == 1 and "NEWSLETTER_SECRET is not set" in result.output
+
+
+def test_unreachable_server_stops_with_one_line(sending, monkeypatch):
+    from smtp_server import free_port
+
+    monkeypatch.setenv("NEWSLETTER_SMTP_PORT", str(free_port()))
+    result = sending.run("send", "1", "--yes")
+    assert result.exit_code == 1
+    assert result.output.strip().startswith("Error: Cannot connect to SMTP server 127.0.0.1:")
+    assert len(result.output.strip().splitlines()) == 1
+    assert {r["status"] for r in deliveries(sending).values()} == {"queued"}
+
+
+def test_wrong_password_stops_and_next_run_continues(composed, monkeypatch, tmp_path):
+    server = Server(Handler(), auth=("redaktion", "richtig")).start()
+    try:
+        for name, value in (("SECRET", SECRET), ("TRANSPORT", "smtp"), ("SMTP_HOST", "127.0.0.1"),
+                            ("SMTP_PORT", str(server.port)), ("SMTP_SECURITY", "none"),
+                            ("SMTP_USER", "redaktion"), ("SMTP_PASSWORD", "falsch")):
+            monkeypatch.setenv(f"NEWSLETTER_{name}", value)
+        add_readers(composed)
+        refused = composed.run("send", "1", "--yes")
+        assert refused.exit_code == 1
+        assert "SMTP login to 127.0.0.1" in refused.output and "NEWSLETTER_SMTP_PASSWORD" in refused.output
+        assert not any(r["status"] == "sent" for r in deliveries(composed).values())
+        monkeypatch.setenv("NEWSLETTER_SMTP_PASSWORD", "richtig")
+        ok = composed.run("send", "1", "--yes")
+        assert "5 sent" in ok.output and len(server.handler.messages) == 5
+    finally:
+        server.stop()
+
+
+def test_starttls_with_self_signed_certificate_needs_its_ca(composed, monkeypatch, tmp_path):
+    cert = self_signed(tmp_path)
+    server = Server(Handler(), tls_cert=cert).start()
+    try:
+        for name, value in (("SECRET", SECRET), ("TRANSPORT", "smtp"), ("SMTP_HOST", "127.0.0.1"),
+                            ("SMTP_PORT", str(server.port)), ("SMTP_SECURITY", "starttls")):
+            monkeypatch.setenv(f"NEWSLETTER_{name}", value)
+        add_readers(composed)
+        refused = composed.run("send", "1", "--yes")
+        assert refused.exit_code == 1 and "TLS with 127.0.0.1" in refused.output and "ca_file" in refused.output
+        assert server.handler.messages == []
+        monkeypatch.setenv("NEWSLETTER_SMTP_CA_FILE", str(cert[0]))
+        ok = composed.run("send", "1", "--yes")
+        assert ok.exit_code == 0, ok.output
+        assert len(server.handler.messages) == 5
+    finally:
+        server.stop()
+
+
+def test_server_without_starttls_is_refused_when_starttls_required(sending, monkeypatch):
+    monkeypatch.setenv("NEWSLETTER_SMTP_SECURITY", "starttls")
+    result = sending.run("send", "1", "--yes")
+    assert result.exit_code == 1 and "does not offer STARTTLS" in result.output
+
+
+def test_dkim_signature_covers_the_one_click_headers_and_verifies(sending, tmp_path):
+    import dkim
+
+    key = tmp_path / "dkim.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
+    public = subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
+                            check=True, capture_output=True).stdout
+    import base64
+
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    text = sending.config_path.read_text()
+    sending.config_path.write_text(text + f'\n[send]\ndkim_key = "{key}"\ndkim_selector = "nl2026"\n'
+                                   'feedback_id = "issue:newsletter:demo:SMBrief"\nverp = true\n')
+    assert sending.run("send", "1", "--yes").exit_code == 0
+    sender, _, raw = sending.smtp.handler.messages[0]
+    assert sender.startswith("bounces+") and sender.endswith("@stadtmarketing-demo.de")
+    signature = raw.split(b"\r\n\r\n", 1)[0].split(b"DKIM-Signature:", 1)[1]
+    signed = signature.split(b"h=", 1)[1].split(b";", 1)[0].replace(b"\r\n", b"").replace(b" ", b"").lower()
+    for name in (b"from", b"to", b"subject", b"date", b"message-id", b"list-id", b"list-unsubscribe",
+                 b"list-unsubscribe-post", b"feedback-id"):
+        assert name in signed.split(b":"), name
+    assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: record)
+
+
+def test_file_transport_is_the_default(composed, monkeypatch):
+    monkeypatch.setenv("NEWSLETTER_SECRET", SECRET)
+    add_readers(composed)
+    result = composed.run("send", "1", "--yes")
+    assert result.exit_code == 0, result.output
+    files = sorted((composed.root / "outbox").glob("*.eml"))
+    assert len(files) == 5
+    assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in files[0].read_bytes()
+
+
+def test_schedule_and_run_due(sending):
+    silent = sending.run("run-due")
+    assert silent.exit_code == 0 and silent.output == ""
+    scheduled = sending.run("schedule", "1", "--at", "2099-11-24 08:00")
+    assert "scheduled for 2099-11-24 08:00 CET" in scheduled.output
+    assert sending.db()["issues"].get(1)["scheduled_at"] == "2099-11-24T07:00:00+00:00"
+    assert sending.run("run-due").output == ""  # not due yet
+    assert sending.run("unschedule", "1").exit_code == 0
+    assert sending.run("run-due").output == ""
+    sending.run("schedule", "1", "--at", "2026-01-05 08:00")  # in the past: due now
+    due = sending.run("run-due")
+    assert due.exit_code == 0 and "5 sent" in due.output
+    assert sending.run("run-due").output == ""
+    assert sending.run("schedule", "1", "--at", "2030-01-01 08:00").exit_code == 1  # sent: frozen
+
+
+def test_a_second_process_cannot_send_the_same_issue(sending):
+    from newsletter import send, store
+
+    issue = store.get_issue(sending.db(), "1")
+    with send.issue_lock(sending.settings().db_path, issue):
+        result = sending.run("send", "1", "--yes")
+        assert result.exit_code == 1 and "being sent by another process" in result.output
+        assert sending.run("run-due").exit_code == 0
+    assert sending.smtp.handler.messages == []
+
+
+def test_kill_9_mid_send_then_resume_sends_everyone_exactly_once(composed, tmp_path, monkeypatch):
+    """A real subprocess killed with SIGKILL mid-send; the same command again finishes the job."""
+    log, portfile = tmp_path / "received.jsonl", tmp_path / "port"
+    server = subprocess.Popen([sys.executable, str(Path(__file__).parent / "smtp_server.py"),
+                               str(portfile), str(log), "0.03"])
+    try:
+        for _ in range(100):
+            if portfile.exists() and portfile.read_text():
+                break
+            time.sleep(0.05)
+        readers = [(f"leser{i:03d}@example.org", "", "", "", "") for i in range(60)]
+        add_readers(composed, readers)
+        env = {**os.environ, "NEWSLETTER_CONFIG": str(composed.config_path), "NEWSLETTER_SECRET": SECRET,
+               "NEWSLETTER_TRANSPORT": "smtp", "NEWSLETTER_SMTP_HOST": "127.0.0.1",
+               "NEWSLETTER_SMTP_PORT": portfile.read_text(), "NEWSLETTER_SMTP_SECURITY": "none"}
+        command = [sys.executable, "-m", "newsletter", "send", "1", "--yes", "--connections", "2"]
+        victim = subprocess.Popen(command, env=env, cwd=composed.root,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 20):
+            time.sleep(0.02)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        before = len(log.read_text().splitlines())
+        assert 20 <= before < 60, "the kill must land mid-send"
+        resumed = subprocess.run(command, env=env, cwd=composed.root, capture_output=True, text=True, timeout=60)
+        assert resumed.returncode == 0, resumed.stderr
+        unconfirmed = [line.split(": ", 1)[1].split(" - ")[0] for line in resumed.stderr.splitlines()
+                       if line.startswith("Unconfirmed")]
+        assert len(unconfirmed) <= 2  # at most one per connection
+        copies: dict[str, int] = {}
+        for line in log.read_text().splitlines():
+            for rcpt in json.loads(line)["to"]:
+                copies[rcpt] = copies.get(rcpt, 0) + 1
+        for address, *_ in readers:
+            if address in unconfirmed:
+                assert copies.get(address, 0) <= 1
+            else:
+                assert copies.get(address) == 1, address
+        if unconfirmed:
+            final = subprocess.run(command + ["--resend-unconfirmed"], env=env, cwd=composed.root,
+                                   capture_output=True, text=True, timeout=60)
+            assert "is sent" in final.stdout
+    finally:
+        server.kill()
+        server.wait()

@@ -1,0 +1,316 @@
+"""`newsletter subscribers`: address normalisation, consent, suppression, CSV import/export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import socket
+import stat
+
+import pytest
+
+from newsletter import subscribers
+from newsletter.cli import subscribers_app
+from newsletter.subscribers import SUPPRESSED, salutation
+
+
+def stored(project) -> list[dict]:
+    return list(project.db()["subscribers"].rows_where(order_by="id"))
+
+
+def one(project) -> dict:
+    rows = stored(project)
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def set_status(project, email: str, status: str) -> None:
+    db = project.db()
+    db.execute("update subscribers set status = ? where email = ?", [status, email])
+    db.conn.commit()
+
+
+def add_delivery(project, subscriber_id: int) -> None:
+    db = project.db()
+    issue = db["issues"].insert({"slug": "2026-11-24", "status": "sent", "issue_date": "2026-11-24"}).last_pk
+    db["deliveries"].insert({"issue_id": issue, "subscriber_id": subscriber_id, "email": "x", "status": "sent"})
+    db.conn.commit()
+
+
+# --- addresses -----------------------------------------------------------------------------
+
+def test_same_address_in_other_case_is_the_same_subscriber(project):
+    first = project.run("subscribers", "add", "Erika@Example.ORG")
+    assert first.exit_code == 0, first.output
+    again = project.run("subscribers", "add", "erika@example.org")
+    assert again.exit_code == 0, again.output
+    assert "Unchanged" in again.stdout
+    assert one(project)["email"] == "Erika@example.org"  # local part as typed, domain lower-case
+
+
+def test_idn_domain_is_stored_as_punycode(project):
+    project.run("subscribers", "add", "max@bücher.de")
+    assert one(project)["email"] == "max@xn--bcher-kva.de"
+    assert "Unchanged" in project.run("subscribers", "add", "max@XN--BCHER-KVA.de").stdout
+    assert project.run("subscribers", "list").stdout == "max@xn--bcher-kva.de\n"
+
+
+def test_surrounding_whitespace_is_stripped(project):
+    project.run("subscribers", "add", "  erika@example.org \t")
+    assert one(project)["email"] == "erika@example.org"
+
+
+@pytest.mark.parametrize("address,needle", [
+    ("a@b", "not a valid e-mail address"),
+    ("kein-at-zeichen.de", "not a valid e-mail address"),
+    ("a@@example.org", "not a valid e-mail address"),
+    ("a b@example.org", "not a valid e-mail address"),
+    ("erika@example.org\r\nBcc: opfer@example.org", "control character"),
+    ("jörg@example.de", "SMTPUTF8"),
+    ("   ", "empty"),
+])
+def test_invalid_address_is_one_line_error(project, address, needle):
+    result = project.run("subscribers", "add", address)
+    assert result.exit_code == 1
+    assert needle in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert " - " in result.output  # the fix follows the problem
+    assert stored(project) == []
+
+
+def test_no_dns_lookup_even_with_the_network_down(project, monkeypatch):
+    def offline(*args, **kwargs):
+        raise OSError("network is down")
+
+    monkeypatch.setattr(socket, "getaddrinfo", offline)
+    monkeypatch.setattr(socket.socket, "connect", offline)
+    monkeypatch.setattr(socket.socket, "sendto", offline)
+    assert subscribers.normalise_email("max@bücher.de") == "max@xn--bcher-kva.de"
+    result = project.run("subscribers", "import", project.write("s.csv", "email\nredaktion@example.de\n"))
+    assert result.exit_code == 0, result.output
+    assert "1 added" in result.stdout
+
+
+# --- consent and suppression ---------------------------------------------------------------
+
+def test_consent_source_makes_active_without_it_pending(project):
+    project.run("subscribers", "add", "a@example.org", "--consent-source", "Messe 2026")
+    project.run("subscribers", "add", "b@example.org")
+    a, b = stored(project)
+    assert (a["status"], a["source"]) == ("active", "Messe 2026") and a["confirmed_at"]
+    assert (b["status"], b["source"], b["confirmed_at"]) == ("pending", None, None)
+
+
+def test_pending_subscriber_becomes_active_with_consent(project):
+    project.run("subscribers", "add", "a@example.org")
+    result = project.run("subscribers", "add", "a@example.org", "--consent-source", "Double-Opt-In")
+    assert "Updated a@example.org (active)" in result.stdout
+    row = one(project)
+    assert (row["status"], row["source"]) == ("active", "Double-Opt-In") and row["confirmed_at"]
+
+
+def test_name_fields_update_an_existing_subscriber(project):
+    project.run("subscribers", "add", "a@example.org", "--nachname", "Muster", "--consent-source", "Formular")
+    project.run("subscribers", "add", "a@example.org", "--anrede", "Fr.", "--titel", "Dr.",
+                "--nachname", "Muster-Beispiel\r\nBcc: x@example.org")
+    row = one(project)
+    assert (row["anrede"], row["titel"], row["nachname"]) == ("Frau", "Dr.", "Muster-Beispiel Bcc: x@example.org")
+    assert (row["status"], row["source"]) == ("active", "Formular")
+
+
+@pytest.mark.parametrize("status", SUPPRESSED)
+def test_suppressed_subscriber_is_never_reactivated(project, status):
+    project.run("subscribers", "add", "a@example.org", "--nachname", "Alt")
+    set_status(project, "a@example.org", status)
+    before = one(project)
+    added = project.run("subscribers", "add", "A@example.org", "--nachname", "Neu", "--consent-source", "Formular")
+    assert added.exit_code == 0
+    assert "stays suppressed" in added.stderr
+    imported = project.run("subscribers", "import", "--consent-source", "Messe",
+                           project.write("s.csv", "email,nachname\na@EXAMPLE.org,Neu\n"))
+    assert "0 added, 0 updated, 0 unchanged, 1 suppressed, 0 invalid" in imported.stdout
+    assert one(project) == before
+
+
+# --- CSV import ----------------------------------------------------------------------------
+
+def test_import_reports_invalid_rows_with_spreadsheet_numbers(project):
+    text = (
+        "Email,Vorname,Nachname\n"
+        "erika@example.org,Erika,Muster\n"
+        "kaputt@,Kai,Kaputt\n"
+        ",Ohne,Adresse\n"
+        "\n"
+        '"max@example.org","Max","Mehr\nzeilig"\n'
+        "max@EXAMPLE.org,Max,Später\n"
+        "zuviel@example.org,a,b,c\n"
+    )
+    result = project.run("subscribers", "import", project.write("liste.csv", text))
+    assert result.exit_code == 0, result.output
+    assert "2 added, 0 updated, 0 unchanged, 0 suppressed, 3 invalid" in result.stdout
+    errors = result.stderr.splitlines()
+    assert errors[0].startswith("liste.csv row 3, field email: 'kaputt@' is not a valid e-mail address")
+    assert errors[1] == "liste.csv row 4, field email: missing"
+    assert errors[2].startswith("liste.csv row 8, field -: more values than header columns")
+    rows = {r["email"]: r for r in stored(project)}
+    assert rows["max@example.org"]["nachname"] == "Später"  # the later row wins
+    assert all(r["status"] == "pending" for r in rows.values())
+
+
+def test_import_with_bom_semicolons_and_english_headers(project):
+    text = ("email;salutation;title;first_name;last_name\n"
+            "erika@example.org;Frau;Dr.;Erika;Müller\n"
+            "max@bücher.de;Hr.;;Max;Mustermann\n")
+    result = project.run("subscribers", "import", "--consent-source", "Messe 2026",
+                         project.write("s.csv", b"\xef\xbb\xbf" + text.encode()))
+    assert result.exit_code == 0, result.output
+    assert "2 added" in result.stdout
+    erika, max_ = stored(project)
+    assert (erika["anrede"], erika["titel"], erika["vorname"], erika["nachname"]) == ("Frau", "Dr.", "Erika", "Müller")
+    assert (max_["email"], max_["anrede"], max_["status"]) == ("max@xn--bcher-kva.de", "Herr", "active")
+    assert salutation(erika) == "Sehr geehrte Frau Dr. Müller"
+
+
+def test_import_tab_separated_then_again_then_edited(project):
+    path = project.write("s.tsv", "EMAIL\tNachname\nerika@example.org\tMuster\n")
+    assert "1 added" in project.run("subscribers", "import", path).stdout
+    assert "0 added, 0 updated, 1 unchanged" in project.run("subscribers", "import", path).stdout
+    project.write("s.tsv", "EMAIL\tNachname\nerika@example.org\tBeispiel\n")
+    assert "0 added, 1 updated" in project.run("subscribers", "import", path).stdout
+    assert one(project)["nachname"] == "Beispiel"
+
+
+def test_import_not_utf8_is_refused_with_the_fix(project):
+    data = "email,nachname\nerika@example.org,Müller\n".encode("latin-1")
+    result = project.run("subscribers", "import", project.write("latin.csv", data))
+    assert result.exit_code == 1
+    assert "not UTF-8" in result.output and "line 2" in result.output and "save it as UTF-8" in result.output
+    assert stored(project) == []
+
+
+@pytest.mark.parametrize("name,text", [("no-email.csv", "name,vorname\nErika,Erika\n"), ("empty.csv", "")])
+def test_import_without_email_column_is_refused(project, name, text):
+    result = project.run("subscribers", "import", project.write(name, text))
+    assert result.exit_code == 1
+    assert "no 'email' column" in result.output
+
+
+def test_import_of_a_missing_file(project):
+    result = project.run("subscribers", "import", "nope.csv")
+    assert result.exit_code == 1
+    assert "Cannot read nope.csv" in result.output
+
+
+# --- list, remove, export ------------------------------------------------------------------
+
+def test_list_by_status_and_as_json(project):
+    project.run("subscribers", "add", "b@example.org", "--consent-source", "Formular")
+    project.run("subscribers", "add", "a@example.org", "--consent-source", "Formular")
+    project.run("subscribers", "add", "c@example.org")
+    assert project.run("subscribers", "list").stdout == "a@example.org\nb@example.org\nc@example.org\n"
+    assert project.run("subscribers", "list", "--status", "pending").stdout == "c@example.org\n"
+    rows = json.loads(project.run("subscribers", "list", "--status", "active", "--json").stdout)
+    assert [(r["email"], r["status"]) for r in rows] == [("a@example.org", "active"), ("b@example.org", "active")]
+
+
+def test_list_unknown_status_is_a_usage_error(project):
+    result = project.run("subscribers", "list", "--status", "abgemeldet")
+    assert result.exit_code == 2
+    words = " ".join(result.output.replace("│", " ").split())  # the error box wraps lines
+    assert "pending, active, unsubscribed, bounced, complained" in words
+
+
+def test_remove_deletes_a_subscriber_without_deliveries(project):
+    project.run("subscribers", "add", "a@example.org")
+    result = project.run("subscribers", "remove", "A@Example.org")
+    assert result.exit_code == 0, result.output
+    assert "Deleted a@example.org" in result.stdout
+    assert stored(project) == []
+
+
+def test_remove_unknown_address_names_the_fix(project):
+    result = project.run("subscribers", "remove", "nobody@example.org")
+    assert result.exit_code == 1
+    assert "No subscriber nobody@example.org - see 'newsletter subscribers list'" in result.output
+
+
+def test_remove_keeps_a_subscriber_with_deliveries_as_unsubscribed(project):
+    project.run("subscribers", "add", "a@example.org", "--consent-source", "Formular")
+    add_delivery(project, one(project)["id"])
+    result = project.run("subscribers", "remove", "a@example.org")
+    assert "Unsubscribed a@example.org" in result.stdout
+    row = one(project)
+    assert row["status"] == "unsubscribed" and row["unsubscribed_at"]
+    assert "stays suppressed" in project.run("subscribers", "add", "a@example.org", "--consent-source", "x").stderr
+    assert "already unsubscribed" in project.run("subscribers", "remove", "a@example.org").stdout
+    assert one(project)["status"] == "unsubscribed"
+
+
+def test_export_round_trip_keeps_names_and_suppression(project, tmp_path):
+    project.run("subscribers", "add", "erika@example.org", "--anrede", "Frau", "--titel", "Dr.",
+                "--vorname", "Erika", "--nachname", "Müller, geb. \"Muster\"", "--consent-source", "Messe")
+    project.run("subscribers", "add", "weg@example.org", "--consent-source", "Messe")
+    set_status(project, "weg@example.org", "bounced")
+    result = project.run("subscribers", "export", "-o", "export.csv")
+    assert result.exit_code == 0, result.output
+    path = project.root / "export.csv"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    text = path.read_text(encoding="utf-8")
+    assert project.run("subscribers", "export").stdout == text
+    header = next(csv.reader(io.StringIO(text)))
+    assert header == ["email", "name", "anrede", "titel", "vorname", "nachname", "status", "source",
+                      "created_at", "confirmed_at"]
+
+    other = tmp_path / "other.db"
+    imported = project.run("--db", other, "subscribers", "import", path, "--consent-source", "Umzug")
+    assert "1 added, 0 updated, 0 unchanged, 1 suppressed, 0 invalid" in imported.stdout
+    rows = json.loads(project.run("--db", other, "subscribers", "list", "--json").stdout)
+    names = ("email", "anrede", "titel", "vorname", "nachname", "status")
+    assert [{k: r[k] for k in names} for r in rows] == [
+        {"email": "erika@example.org", "anrede": "Frau", "titel": "Dr.", "vorname": "Erika",
+         "nachname": 'Müller, geb. "Muster"', "status": "active"},
+        {"email": "weg@example.org", "anrede": None, "titel": None, "vorname": None,
+         "nachname": None, "status": "bounced"},
+    ]
+
+
+def test_active_reads_in_batches_by_id(project, monkeypatch):
+    monkeypatch.setattr(subscribers, "BATCH", 2)
+    db = project.db()
+    for i in range(7):
+        subscribers.add(db, f"leser{i}@example.org", consent_source="Formular" if i != 3 else None)
+    got = list(subscribers.active(db))
+    assert [r["email"] for r in got] == [f"leser{i}@example.org" for i in (0, 1, 2, 4, 5, 6)]
+    assert set(got[0]) == {"id", "email", "name", "anrede", "titel", "vorname", "nachname"}
+
+
+def test_every_subscribers_command_has_help_with_an_example(project):
+    for cmd in subscribers_app.registered_commands:
+        assert "Example:" in (cmd.callback.__doc__ or ""), cmd.name
+    result = project.run("subscribers", "remove", "--help")
+    assert "suppression list" in result.stdout
+
+
+# --- salutations ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("row,expected", [
+    ({"anrede": "Frau", "titel": "Dr.", "nachname": "Müller"}, "Sehr geehrte Frau Dr. Müller"),
+    ({"anrede": "Frau", "nachname": "Müller"}, "Sehr geehrte Frau Müller"),
+    ({"anrede": "Herr", "nachname": "Schmidt"}, "Sehr geehrter Herr Schmidt"),
+    ({"anrede": "Herr", "titel": "Prof. Dr.", "vorname": "Max", "nachname": "Schmidt"},
+     "Sehr geehrter Herr Prof. Dr. Schmidt"),
+    ({"anrede": "Hr.", "nachname": "Schmidt"}, "Sehr geehrter Herr Schmidt"),
+    ({"anrede": "Fr.", "nachname": "Müller"}, "Sehr geehrte Frau Müller"),
+    ({"anrede": "FRAU", "nachname": "Müller"}, "Sehr geehrte Frau Müller"),
+    ({"anrede": " herr ", "nachname": " Schmidt "}, "Sehr geehrter Herr Schmidt"),
+    ({"anrede": "divers", "vorname": "Alex", "nachname": "Beispiel"}, "Guten Tag Alex Beispiel"),
+    ({"anrede": "", "vorname": "Alex", "nachname": "Beispiel"}, "Guten Tag Alex Beispiel"),
+    ({"vorname": "Alex", "nachname": "Beispiel"}, "Guten Tag Alex Beispiel"),
+    ({"anrede": "Frau", "vorname": "Erika"}, "Guten Tag"),
+    ({"anrede": "divers", "nachname": "Beispiel"}, "Guten Tag"),
+    ({"anrede": None, "titel": None, "vorname": None, "nachname": None}, "Guten Tag"),
+    ({}, "Guten Tag"),
+])
+def test_salutation(row, expected):
+    assert salutation(row) == expected
