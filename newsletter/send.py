@@ -209,7 +209,7 @@ def _run_workers(ctx: Context, db, opts: SendOptions, factory) -> int:
     connections = max(1, cfg.connections if opts.connections is None else opts.connections)
     ctx.limiter = RateLimiter(rate)
     work: queue.Queue = queue.Queue(maxsize=connections * 64)
-    counter = {"attempted": 0}
+    counter = {"attempted": 0, "lock": threading.Lock()}
     threads = [threading.Thread(target=_worker, args=(ctx, work, factory, counter), daemon=True)
                for _ in range(connections)]
     for t in threads:
@@ -264,7 +264,8 @@ def _worker(ctx: Context, work: queue.Queue, factory, counter: dict) -> None:
                 ctx.fatal.append(e)
                 ctx.stop.set()
                 continue
-            counter["attempted"] += 1
+            with counter["lock"]:
+                counter["attempted"] += 1
             ctx.progress(state)
     except Exception as e:  # an unexpected bug must still stop the feeder
         ctx.fatal.append(e)

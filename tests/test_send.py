@@ -103,12 +103,32 @@ def test_transient_replies_are_retried_with_backoff(sending):
     handler = sending.smtp.handler
     handler.rcpt_faults["hans@example.org"] = ["451 4.3.0 Try again later", "452 4.2.2 Mailbox full"]
     handler.data_faults["lea@example.org"] = ["drop"]
+    handler.rcpt_faults["kim@example.org"] = ["421 4.7.0 Too many messages on this connection"]
     result = sending.run("send", "1", "--yes")
     assert result.exit_code == 0, result.output
     rows = deliveries(sending)
     assert rows["hans@example.org"]["status"] == "sent" and rows["hans@example.org"]["attempts"] == 3
     assert rows["lea@example.org"]["status"] == "sent" and rows["lea@example.org"]["attempts"] == 2
     assert len(handler.received_by("lea@example.org")) == 1
+    assert rows["kim@example.org"]["status"] == "sent" and rows["kim@example.org"]["attempts"] == 2
+
+
+def test_sent_bytes_meet_the_email_rules(sending):
+    sending.run("send", "1", "--yes")
+    for _, _, raw in sending.smtp.handler.messages:
+        head, body = raw.split(b"\r\n\r\n", 1)
+        assert b"\n" not in raw.replace(b"\r\n", b"")
+        assert max(len(line) for line in body.split(b"\r\n")) <= 76
+        assert b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in head + b"\r\n"
+        unfolded = head.replace(b"\r\n ", b" ")
+        [unsub] = [line for line in unfolded.split(b"\r\n") if line.startswith(b"List-Unsubscribe:")]
+        assert unsub.startswith(b"List-Unsubscribe: <https://www.stadtmarketing-demo.de/u/") and b"=?" not in unsub
+        assert b"\r\nReturn-Path:" not in b"\r\n" + head and b"\r\nBcc:" not in b"\r\n" + head
+        message = email.message_from_bytes(raw, policy=policy.default)
+        assert message["Message-ID"].endswith("@stadtmarketing-demo.de>")
+        assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+    ids = [email.message_from_bytes(raw)["Message-ID"] for *_, raw in sending.smtp.handler.messages]
+    assert len(set(ids)) == len(ids) == 5
 
 
 def test_deferred_after_max_attempts_then_next_run_continues(sending):
