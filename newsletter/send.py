@@ -123,10 +123,7 @@ def send_test(settings: Settings, ref: str, address: str, transport=None) -> str
     email = normalise_email(address)
     ctx = _context(settings, issue, lambda s: None, test=True)
     row = next(iter(db["subscribers"].rows_where("email = ? collate nocase", [email])), None)
-    recipient = Recipient(email, salutation(row) if row else "Guten Tag",
-                          tokens.make(ctx.key, ctx.list_id, row["id"] if row else 0))
-    raw, message_id = ctx.template.build(recipient)
-    raw = ctx.signer(raw) if ctx.signer else raw
+    raw, message_id = build(ctx, email, row["id"] if row else 0, row or {})
     transport = transport or transports.make(settings)
     try:
         reply = transport.send(settings.publication.sender_address, email, raw)
@@ -280,12 +277,8 @@ def _deliver(ctx: Context, db, transport, row: dict) -> str:
     if row["subscriber_status"] != "active":
         _record(db, row["id"], "skipped", last_reply=f"subscriber is {row['subscriber_status']}")
         return "skipped"
-    key, lid = ctx.key, ctx.list_id
-    recipient = Recipient(row["email"], salutation(row), tokens.make(key, lid, row["subscriber_id"]))
-    raw, message_id = ctx.template.build(recipient)
-    if ctx.signer:
-        raw = ctx.signer(raw)
-    sender = envelope_sender(ctx.settings, key, lid, row["subscriber_id"])
+    raw, message_id = build(ctx, row["email"], row["subscriber_id"], row)
+    sender = envelope_sender(ctx.settings, ctx.key, ctx.list_id, row["subscriber_id"])
     cfg = ctx.settings.send
     for attempt in range(1, cfg.max_attempts + 1):
         ctx.limiter.wait()
@@ -305,6 +298,13 @@ def _deliver(ctx: Context, db, transport, row: dict) -> str:
         _record(db, row["id"], "sent", code=reply.code, last_reply=reply.text, sent=True)
         return "sent"
     return "deferred"
+
+
+def build(ctx: Context, email: str, subscriber_id: int, names: dict) -> tuple[bytes, str]:
+    """The final bytes for one reader (signed when DKIM is configured) and their Message-ID."""
+    recipient = Recipient(email, salutation(names), tokens.make(ctx.key, ctx.list_id, subscriber_id))
+    raw, message_id = ctx.template.build(recipient)
+    return (ctx.signer(raw) if ctx.signer else raw), message_id
 
 
 def _record(db, delivery_id: int, status: str, *, code: int | None = None, last_reply: str | None = None,
@@ -353,10 +353,7 @@ def _dry_run(db, ctx: Context) -> SendSummary:
     started = time.monotonic()
     summary = SendSummary(ctx.issue)
     for row in active_subscribers(db):
-        recipient = Recipient(row["email"], salutation(row), tokens.make(ctx.key, ctx.list_id, row["id"]))
-        raw, _ = ctx.template.build(recipient)
-        if ctx.signer:
-            raw = ctx.signer(raw)
+        raw, _ = build(ctx, row["email"], row["id"], row)
         summary.built += 1
         summary.built_bytes += len(raw)
         ctx.progress("built")
