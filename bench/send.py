@@ -15,7 +15,7 @@ What it does:
    apt-get (no configuration, the service is not started); failing that, an aiosmtpd sink
    (`python -m aiosmtpd -c aiosmtpd.handlers.Sink`) is used instead, and the report says so.
 3. Times `python -m newsletter send 1 --yes --connections C` in a subprocess (wall clock;
-   peak RSS of that child from os.wait4) with the SMTP transport pointed at the sink, and
+   peak RSS of that child, measured from a small wrapper process) with the SMTP transport pointed at the sink, and
    checks that the summary reports N sent.
 4. Times the reference, `smtp-source -d -s C -m N -l SIZE` (C sessions, each reusing its
    connection; SIZE = the average size of our messages, from the dry run) against the same
@@ -124,21 +124,32 @@ def child_env(config_path: Path, port: int | None = None) -> dict:
     return env
 
 
+# Linux keeps a process's peak RSS across execve, and subprocess forks with vfork: a child
+# started from this (large) process reports at least this process's peak. So every measured
+# command runs under a small wrapper process, which times it and reads its own RUSAGE_CHILDREN.
+MEASURE = (
+    "import resource, subprocess, sys, time\n"
+    "start = time.perf_counter()\n"
+    "code = subprocess.call(sys.argv[2:])\n"
+    "seconds = time.perf_counter() - start\n"
+    "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+    "open(sys.argv[1], 'w').write(f'{seconds} {rss}')\n"
+    "sys.exit(code)\n"
+)
+
+
 def run_measured(cmd: list[str], **kwargs) -> dict:
-    """Run cmd to completion; wall seconds, peak RSS (KiB, of this child alone), output."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, **kwargs)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        result = {"seconds": seconds, "maxrss_kib": usage.ru_maxrss, "returncode": proc.returncode,
-                  "stdout": out.read().decode("utf-8", "replace"), "stderr": err.read().decode("utf-8", "replace")}
-    if result["returncode"] != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({result['returncode']}):\n{result['stdout']}{result['stderr'][-3000:]}")
-    return result
+    """Run cmd to completion; wall seconds, peak RSS (KiB, of cmd alone), output."""
+    with tempfile.TemporaryDirectory() as tmp:
+        figures = Path(tmp) / "figures"
+        done = subprocess.run([sys.executable, "-c", MEASURE, str(figures), *cmd],
+                              stdin=subprocess.DEVNULL, capture_output=True, **kwargs)
+        if done.returncode != 0 or not figures.exists():
+            raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}):\n"
+                             f"{done.stdout.decode(errors='replace')}{done.stderr.decode(errors='replace')[-3000:]}")
+        seconds, rss = figures.read_text().split()
+    return {"seconds": float(seconds), "maxrss_kib": int(rss),
+            "stdout": done.stdout.decode("utf-8", "replace"), "stderr": done.stderr.decode("utf-8", "replace")}
 
 
 def newsletter(*args: str) -> list[str]:

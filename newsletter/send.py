@@ -29,6 +29,10 @@ from newsletter.transports import DeliveryError, TransportError
 
 STATES = ("queued", "sending", "sent", "deferred", "failed", "skipped")
 
+# SQLite has one writer at a time. Workers of one run take turns here instead of in SQLite's
+# busy handler, which polls with sleeps of a few milliseconds.
+_WRITE_LOCK = threading.Lock()
+
 
 @dataclass
 class SendOptions:
@@ -320,12 +324,12 @@ def _record(db, delivery_id: int, status: str, *, code: int | None = None, last_
     if sent:
         sets.append("sent_at = ?")
         args.append(args[1])
-    with store.transaction(db):
+    with _WRITE_LOCK, store.transaction(db):
         db.execute(f"update deliveries set {', '.join(sets)} where id = ?", args + [delivery_id])
 
 
 def _bounce(db, subscriber_id: int) -> None:
-    with store.transaction(db):
+    with _WRITE_LOCK, store.transaction(db):
         db.execute("update subscribers set status = 'bounced', updated_at = ? where id = ? and status = 'active'",
                    [store.now(), subscriber_id])
 
