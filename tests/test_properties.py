@@ -235,7 +235,6 @@ def test_imported_titles_reach_the_reader_verbatim(title):
         stored = store.find_item(db, "article", LEAD_URL)["title"]
         result = compose_issue(root, settings_, db)
         doc = lxml.html.document_fromstring(result.paths["html"].read_text(encoding="utf-8"))
-        text = result.paths["txt"].read_text(encoding="utf-8")
     assert stored == clean_text(required(title, "Titel"))
     assert headline_text(doc, LEAD_URL) == stored
     assert headline_text(doc, SECOND_URL) == stored
