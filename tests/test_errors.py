@@ -58,12 +58,17 @@ def test_locked_database(composed, monkeypatch):
     assert "is locked by another process" in one_line(result)
 
 
-def test_template_typo_names_file_and_line(content):
+def compose_with_template(content, name: str, text: str):
+    """Compose with one template overridden from the configured templates folder."""
     override = content.root / "tpl"
-    override.mkdir()
-    (override / "issue.txt.j2").write_text("{{ publication.name }}\n{{ issue.numbr }}\n")
+    override.mkdir(exist_ok=True)
+    (override / name).write_text(text)
     content.set_config("publication", "templates_dir", '"tpl"')
-    result = content.run("compose", "--date", DATE)
+    return content.run("compose", "--date", DATE)
+
+
+def test_template_typo_names_file_and_line(content):
+    result = compose_with_template(content, "issue.txt.j2", "{{ publication.name }}\n{{ issue.numbr }}\n")
     assert result.exit_code == 1
     line = one_line(result)
     assert "issue.txt.j2, line 2" in line and "numbr" in line
@@ -71,20 +76,12 @@ def test_template_typo_names_file_and_line(content):
 
 
 def test_template_syntax_error(content):
-    override = content.root / "tpl"
-    override.mkdir()
-    (override / "issue.txt.j2").write_text("{% if x %}\nno end\n")
-    content.set_config("publication", "templates_dir", '"tpl"')
-    result = content.run("compose", "--date", DATE)
+    result = compose_with_template(content, "issue.txt.j2", "{% if x %}\nno end\n")
     assert result.exit_code == 1 and "Template error in" in one_line(result)
 
 
 def test_mjml_error(content):
-    override = content.root / "tpl"
-    override.mkdir()
-    (override / "issue.mjml.j2").write_text('<mjml lang="de"><mj-body><mj-section><mj-text>x</mj-text></mj-body></mjml>')
-    content.set_config("publication", "templates_dir", '"tpl"')
-    result = content.run("compose", "--date", DATE)
+    result = compose_with_template(content, "issue.mjml.j2", '<mjml lang="de"><mj-body><mj-section><mj-text>x</mj-text></mj-body></mjml>')
     assert result.exit_code == 1 and "MJML error" in one_line(result)
 
 
