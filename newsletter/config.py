@@ -94,6 +94,47 @@ class Smtp:
 
 
 @dataclass
+class Check:
+    spam_threshold: float = 3.0   # SpamAssassin score above which `check` fails
+    spamassassin: bool = True     # run `spamassassin -L -t` when it is installed
+    title_max: int = 78           # subject length above which `check` warns
+    style_max: int = 16_000       # bytes of <style> Gmail keeps
+
+
+@dataclass
+class Preview:
+    host: str = "127.0.0.1"
+    port: int = 8025
+
+
+@dataclass
+class Archive:
+    enabled: bool = False         # issues link to <base_url>/archive/<slug>.html
+    out_dir: str = "archive"      # folder `newsletter archive` writes (and `serve` serves)
+
+
+@dataclass
+class Serve:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    confirm_hours: int = 48       # a confirmation link expires after this
+    store_ip: bool = False        # keep the client address in the consent record
+    rate_limit: int = 5           # sign-ups per client address and rate_window
+    rate_window: int = 600        # seconds
+    consent_text: str = (
+        "Ja, ich möchte den Newsletter per E-Mail erhalten. Die Einwilligung kann ich jederzeit "
+        "über den Abmeldelink in jeder Ausgabe widerrufen."
+    )
+    consent_version: str = "1"
+
+
+@dataclass
+class Bounces:
+    soft_limit: int = 3           # soft bounces within soft_window_days mark a reader bounced
+    soft_window_days: int = 30
+
+
+@dataclass
 class Settings:
     """Everything a command needs to know, with paths already resolved."""
 
@@ -104,6 +145,11 @@ class Settings:
     compose: Compose
     send: Send = field(default_factory=Send)
     smtp: Smtp = field(default_factory=Smtp)
+    check: Check = field(default_factory=Check)
+    preview: Preview = field(default_factory=Preview)
+    archive: Archive = field(default_factory=Archive)
+    serve: Serve = field(default_factory=Serve)
+    bounces: Bounces = field(default_factory=Bounces)
 
     @property
     def base_dir(self) -> Path:
@@ -117,6 +163,10 @@ class Settings:
     def templates_dir(self) -> Path | None:
         t = self.publication.templates_dir
         return (self.base_dir / t) if t else None
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.base_dir / self.archive.out_dir
 
     def require_config(self) -> None:
         if self.config_path is None:
@@ -136,7 +186,8 @@ ENV_NAMES = {
 }
 
 SECTIONS = {"publication": Publication, "impressum": Impressum, "compose": Compose,
-            "send": Send, "smtp": Smtp}
+            "send": Send, "smtp": Smtp, "check": Check, "preview": Preview, "archive": Archive,
+            "serve": Serve, "bounces": Bounces}
 
 
 def load(
@@ -248,7 +299,7 @@ def _check_type(value, f: dataclasses.Field, label: str, path: Path | None):
         value = float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigError(f"{path}: {label} must be a {kind.__name__}, not {value!r} - fix the value")
-    if isinstance(value, str) and ("\r" in value or "\n" in value) and f.name not in ("address", "reason"):
+    if isinstance(value, str) and ("\r" in value or "\n" in value) and f.name not in ("address", "reason", "consent_text"):
         raise ConfigError(f"{path}: {label} must be one line - remove the line break")
     return value
 

@@ -90,6 +90,31 @@ def m003_subscribers_and_deliveries(db: sqlite_utils.Database) -> None:
     db["deliveries"].create_index(["issue_id", "status"])
 
 
+@migrations()
+def m004_consent_and_bounces(db: sqlite_utils.Database) -> None:
+    # Proof of consent: one row per sign-up or import, confirmed in place.
+    db["consents"].create(
+        {"id": int, "subscriber_id": int, "signed_up_at": str, "source": str, "consent_text": str,
+         "consent_version": str, "consent_hash": str, "ip": str, "user_agent": str,
+         "confirm_sent_at": str, "confirmed_at": str, "confirm_ip": str},
+        pk="id", not_null={"subscriber_id", "signed_up_at", "source"},
+        foreign_keys=[("subscriber_id", "subscribers", "id")],
+    )
+    db["consents"].create_index(["subscriber_id"])
+    # Forgotten addresses: only a hash of the normalised address, so they are never mailed again.
+    db["suppressions"].create(
+        {"email_hash": str, "reason": str, "created_at": str}, pk="email_hash",
+    )
+    # Bounces and complaints as read from DSN/ARF mails (soft bounces are counted from here).
+    db["bounce_events"].create(
+        {"id": int, "subscriber_id": int, "email": str, "kind": str, "status": str,
+         "diagnostic": str, "source": str, "message_id": str, "received_at": str, "created_at": str},
+        pk="id", not_null={"kind", "created_at"},
+    )
+    db["bounce_events"].create_index(["subscriber_id", "kind", "received_at"])
+    db["bounce_events"].create_index(["message_id", "email"], unique=True)
+
+
 def now() -> str:
     """UTC timestamp as stored in *_at columns."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
