@@ -252,16 +252,16 @@ def _queued_rows(db, issue_id: int, limit: int | None, batch: int = 500):
 
 
 def _worker(ctx: Context, work: queue.Queue, factory, counter: dict) -> None:
-    db = store.open_db(ctx.db_path, create=False)
+    log = DeliveryLog(store.open_db(ctx.db_path, create=False))
     transport = factory()
     try:
         for row in iter(work.get, None):
             if ctx.stop.is_set():
                 continue
             try:
-                state = _deliver(ctx, db, transport, row)
+                state = _deliver(ctx, log, transport, row)
             except TransportError as e:
-                _record(db, row["id"], "queued")
+                log.write(row["id"], "queued")
                 ctx.fatal.append(e)
                 ctx.stop.set()
                 continue
@@ -273,33 +273,33 @@ def _worker(ctx: Context, work: queue.Queue, factory, counter: dict) -> None:
         ctx.stop.set()
     finally:
         transport.close()
-        db.close()
+        log.close()
 
 
-def _deliver(ctx: Context, db, transport, row: dict) -> str:
+def _deliver(ctx: Context, log: "DeliveryLog", transport, row: dict) -> str:
     """One recipient: build once, then try up to max_attempts times; returns the final state."""
     if row["subscriber_status"] != "active":
-        _record(db, row["id"], "skipped", last_reply=f"subscriber is {row['subscriber_status']}")
+        log.write(row["id"], "skipped", last_reply=f"subscriber is {row['subscriber_status']}")
         return "skipped"
     raw, message_id = build(ctx, row["email"], row["subscriber_id"], row)
     sender = envelope_sender(ctx.settings, ctx.key, ctx.list_id, row["subscriber_id"])
     cfg = ctx.settings.send
     for attempt in range(1, cfg.max_attempts + 1):
         ctx.limiter.wait()
-        _record(db, row["id"], "sending", message_id=message_id, attempt=True)
+        log.write(row["id"], "sending", message_id=message_id, attempt=True)
         try:
             reply = transport.send(sender, row["email"], raw)
         except DeliveryError as e:
             if e.permanent:
-                _record(db, row["id"], "failed", code=e.code, last_reply=e.text)
+                log.write(row["id"], "failed", code=e.code, last_reply=e.text)
                 if e.user_unknown:
-                    _bounce(db, row["subscriber_id"])
+                    log.bounce(row["subscriber_id"])
                 return "failed"
-            _record(db, row["id"], "deferred", code=e.code, last_reply=e.text)
+            log.write(row["id"], "deferred", code=e.code, last_reply=e.text)
             if attempt < cfg.max_attempts and not ctx.stop.is_set():
                 time.sleep(cfg.retry_delay * 2 ** (attempt - 1))
             continue
-        _record(db, row["id"], "sent", code=reply.code, last_reply=reply.text, sent=True)
+        log.write(row["id"], "sent", code=reply.code, last_reply=reply.text, sent=True, defer=True)
         return "sent"
     return "deferred"
 
@@ -311,27 +311,54 @@ def build(ctx: Context, email: str, subscriber_id: int, names: dict) -> tuple[by
     return (ctx.signer(raw) if ctx.signer else raw), message_id
 
 
-def _record(db, delivery_id: int, status: str, *, code: int | None = None, last_reply: str | None = None,
-            message_id: str | None = None, attempt: bool = False, sent: bool = False) -> None:
-    """Commit one state change of one delivery row (its own transaction)."""
-    sets, args = ["status = ?", "updated_at = ?"], [status, store.now()]
-    for column, value in (("last_code", code), ("last_reply", last_reply), ("message_id", message_id)):
-        if value is not None:
-            sets.append(f"{column} = ?")
-            args.append(value)
-    if attempt:
-        sets.append("attempts = attempts + 1")
-    if sent:
-        sets.append("sent_at = ?")
-        args.append(args[1])
-    with _WRITE_LOCK, store.transaction(db):
-        db.execute(f"update deliveries set {', '.join(sets)} where id = ?", args + [delivery_id])
+class DeliveryLog:
+    """One connection's writes to the delivery log.
 
+    Every change is committed at once, except a 'sent' result: it waits and is committed in
+    the same transaction as the next row's 'sending' mark (or when the worker ends). So each
+    message costs one commit, and a crash still leaves at most one row per connection in
+    'sending': the one on the wire, or the one whose 250 reply was not yet written down.
+    """
 
-def _bounce(db, subscriber_id: int) -> None:
-    with _WRITE_LOCK, store.transaction(db):
-        db.execute("update subscribers set status = 'bounced', updated_at = ? where id = ? and status = 'active'",
-                   [store.now(), subscriber_id])
+    def __init__(self, db) -> None:
+        self.db = db
+        self.pending: list[tuple[str, list]] = []
+
+    def write(self, delivery_id: int, status: str, *, code: int | None = None, last_reply: str | None = None,
+              message_id: str | None = None, attempt: bool = False, sent: bool = False,
+              defer: bool = False) -> None:
+        sets, args = ["status = ?", "updated_at = ?"], [status, store.now()]
+        for column, value in (("last_code", code), ("last_reply", last_reply), ("message_id", message_id)):
+            if value is not None:
+                sets.append(f"{column} = ?")
+                args.append(value)
+        if attempt:
+            sets.append("attempts = attempts + 1")
+        if sent:
+            sets.append("sent_at = ?")
+            args.append(args[1])
+        self.pending.append((f"update deliveries set {', '.join(sets)} where id = ?", args + [delivery_id]))
+        if not defer:
+            self.flush()
+
+    def bounce(self, subscriber_id: int) -> None:
+        self.pending.append(("update subscribers set status = 'bounced', updated_at = ? where id = ? and status = 'active'",
+                             [store.now(), subscriber_id]))
+        self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        with _WRITE_LOCK, store.transaction(self.db):
+            for sql, args in self.pending:
+                self.db.execute(sql, args)
+        self.pending.clear()
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self.db.close()
 
 
 def _counts(db, issue_id: int) -> dict[str, int]:

@@ -1,6 +1,7 @@
 """A real SMTP server for tests: aiosmtpd on 127.0.0.1 with injectable faults.
 
-Faults are per recipient: a list of replies given one per attempt at RCPT or DATA
+The server advertises PIPELINING unless told not to, so both ways the client can talk
+are exercised. Faults are per recipient: a list of replies given one per attempt at RCPT or DATA
 ("451 4.3.0 Try again later", "550 5.1.1 User unknown"), "drop" to cut the connection in the
 middle of DATA, and a delay per message for slow servers. Run as a script it serves until
 killed (used by the crash test, so the server outlives the killed client).
@@ -29,13 +30,20 @@ def free_port() -> int:
 
 
 class Handler:
-    def __init__(self, log: Path | None = None) -> None:
+    def __init__(self, log: Path | None = None, *, pipelining: bool = True) -> None:
+        self.pipelining = pipelining
         self.messages: list[tuple[str, list[str], bytes]] = []
         self.rcpt_faults: dict[str, list[str]] = defaultdict(list)
         self.data_faults: dict[str, list[str]] = defaultdict(list)
         self.delay = 0.0
         self.log = log
         self.lock = threading.Lock()
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.pipelining:  # aiosmtpd reads commands in order, so it can take pipelined ones
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         faults = self.rcpt_faults.get(address)

@@ -27,9 +27,10 @@ from hypothesis import strategies as st
 from conftest import ISSUE_DATE
 from newsletter import config, demo, ingest, mime, store
 from newsletter.issue import ComposeRequest, compose
-from newsletter.message import SAMPLE
+from newsletter.message import SAMPLE, MessageTemplate, Recipient
 from newsletter.render import unsubscribe_url
 from newsletter.sanitize import clean_text
+from newsletter.transports import dot_stuff
 from newsletter.select import Options
 
 ISSUE_SETTINGS = settings(max_examples=40, deadline=None,
@@ -308,6 +309,22 @@ def test_join_qp_decodes_to_the_concatenation(parts):
 def test_qp_never_writes_a_lone_dot_or_from_line(text):
     for line in mime.qp_encode(text).split(b"\r\n"):
         assert line != b"." and not line.startswith(b"From "), line
+
+
+@FAST
+@given(st.text(), st.text(), st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=60))
+@example(".\n.\r\nFrom x", "<p>\r.</p>\n.", ".")
+def test_built_messages_go_on_the_wire_unchanged(text, html_body, name):
+    """SmtpTransport sends the bytes as they are; the builder must make them CRLF and dot-safe."""
+    template = MessageTemplate(_settings(), "Betreff", html_body + "%%salutation%%", text + "%%salutation%%")
+    raw, _ = template.build(Recipient("leser@example.org", name, "t0k.EN"))
+    assert dot_stuff(raw) == raw
+
+
+def _settings() -> config.Settings:
+    publication = config.Publication(name="Brief", sender_address="newsletter@example.de",
+                                     base_url="https://www.example.de")
+    return config.Settings(Path("unused.db"), None, publication, config.Impressum(), config.Compose())
 
 
 # --- d. Subject header ---------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,9 +29,9 @@ READERS = [
 ]
 
 
-@pytest.fixture
-def smtp():
-    server = Server(Handler()).start()
+@pytest.fixture(params=[True, False], ids=["pipelining", "one-command-at-a-time"])
+def smtp(request):
+    server = Server(Handler(pipelining=request.param)).start()
     yield server
     server.stop()
 
@@ -355,3 +356,41 @@ def test_kill_9_mid_send_then_resume_sends_everyone_exactly_once(composed, tmp_p
     finally:
         server.kill()
         server.wait()
+
+
+def test_progress_bar_at_a_terminal_and_plain_lines_without_one(composed):
+    """At a terminal (a real pseudo-terminal here) the send shows a bar with position, rate and
+    ETA; from cron (no terminal) only plain lines, no control characters."""
+    import pty
+
+    add_readers(composed)
+    env = {**os.environ, "NEWSLETTER_CONFIG": str(composed.config_path), "NEWSLETTER_SECRET": SECRET,
+           "COLUMNS": "120"}
+    command = [sys.executable, "-m", "newsletter", "send", "1", "--yes"]
+    main, child = pty.openpty()
+    proc = subprocess.Popen(command, env=env, cwd=composed.root, stdin=child, stdout=child, stderr=child)
+    os.close(child)
+    chunks = []
+    try:
+        while True:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(main)
+        assert proc.wait(timeout=60) == 0
+    shown = b"".join(chunks).decode("utf-8", "replace")
+    assert re.search(r"Sending \(\d+/s, ETA \d\d:\d\d\)", shown), shown
+    assert "5/5" in shown and "100%" in shown, shown
+    assert "Issue 2026-11-24: 5 sent" in shown
+
+    db = composed.db()
+    with db.conn:  # send again, this time without a terminal
+        db.execute("update deliveries set status = 'queued'")
+    plain = subprocess.run(command, env=env, cwd=composed.root, capture_output=True, text=True, timeout=60)
+    assert plain.returncode == 0 and "Sending" not in plain.stderr and "\r" not in plain.stderr + plain.stdout
+    assert "Issue 2026-11-24: 5 sent" in plain.stdout and "(5 attempted" in plain.stdout

@@ -57,15 +57,17 @@ class Progress:
     def start(self, total: int) -> None:
         self.total = total
         if self.tty and total:
-            self.bar = typer.progressbar(length=total, label="Sending", show_eta=True, show_pos=True, file=sys.stderr)
+            self.bar = typer.progressbar(length=total, label="Sending", show_eta=False, show_pos=True,
+                                         show_percent=True, file=sys.stderr)
             self.bar.__enter__()
 
     def step(self, state: str) -> None:
         with self.lock:
             self.done += 1
             if self.bar:
-                elapsed = max(time.monotonic() - self.started, 1e-6)
-                self.bar.label = f"Sending ({self.done / elapsed:.0f}/s)"
+                rate = self.done / max(time.monotonic() - self.started, 1e-6)
+                eta = int((self.total - self.done) / rate)
+                self.bar.label = f"Sending ({rate:.0f}/s, ETA {eta // 60:02d}:{eta % 60:02d})"
                 self.bar.update(1)
             elif time.monotonic() - self.last_log >= 10:
                 self.last_log = time.monotonic()
