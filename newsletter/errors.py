@@ -32,3 +32,7 @@ class SelectionError(NewsletterError):
 
 class RenderError(NewsletterError):
     """A template or MJML error, or an issue that breaks the size budget."""
+
+
+class CheckError(NewsletterError):
+    """An issue fails a preflight check (`newsletter check`) and may not be sent as it is."""

@@ -9,11 +9,13 @@ from datetime import datetime, timezone
 
 from newsletter import dates, store
 from newsletter.config import Settings
-from newsletter.errors import InputError, StoreError
-from newsletter.send import SendOptions, SendSummary, send_issue
+from newsletter.errors import CheckError, InputError, StoreError
+from newsletter.send import SendOptions, SendSummary, preflight, send_issue
 
 
-def schedule(settings: Settings, ref: str, at: str) -> dict:
+def schedule(settings: Settings, ref: str, at: str, force: bool = False) -> dict:
+    """Mark a draft for sending at local time `at`; it must pass the preflight checks now
+    (they run again when it is due) unless `force`."""
     db = store.open_db(settings.db_path, create=False)
     issue = store.get_issue(db, ref)
     if issue["status"] not in ("draft", "scheduled"):
@@ -24,6 +26,8 @@ def schedule(settings: Settings, ref: str, at: str) -> dict:
         raise InputError(f'--at {at!r} is not a time - write "YYYY-MM-DD HH:MM"') from None
     tz = dates.zone(settings.publication.timezone)
     when = (local if local.tzinfo else local.replace(tzinfo=tz)).astimezone(timezone.utc)
+    if not force:
+        preflight(settings, db, issue)
     with store.transaction(db):
         db["issues"].update(issue["id"], {"status": "scheduled", "scheduled_at": when.isoformat(timespec="seconds"),
                                           "updated_at": store.now()})
@@ -50,16 +54,19 @@ def due(settings: Settings, now: datetime | None = None) -> list[dict]:
     ))
 
 
-def run_due(settings: Settings) -> list[SendSummary]:
-    """Send every due issue; an issue another process is sending is left to that process."""
-    summaries = []
+def run_due(settings: Settings) -> tuple[list[SendSummary], list[str]]:
+    """Send every due issue. An issue another process is sending is left to that process; one
+    that fails its preflight checks stays scheduled and is reported, and the others still go."""
+    summaries, refused = [], []
     for issue in due(settings):
         try:
             summaries.append(send_issue(settings, str(issue["id"]), SendOptions()))
+        except CheckError as e:
+            refused.append(str(e))
         except StoreError as e:
             if "being sent by another process" not in str(e):
                 raise
-    return summaries
+    return summaries, refused
 
 
 def local_label(settings: Settings, stamp: str) -> str:

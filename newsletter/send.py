@@ -22,7 +22,7 @@ from typing import Callable
 
 from newsletter import store, tokens, transports
 from newsletter.config import Settings
-from newsletter.errors import ConfigError, StoreError
+from newsletter.errors import CheckError, ConfigError, StoreError
 from newsletter.message import MessageTemplate, Recipient, list_id
 from newsletter.subscribers import active as active_subscribers, salutation
 from newsletter.transports import DeliveryError, TransportError
@@ -41,6 +41,7 @@ class SendOptions:
     limit: int | None = None           # at most this many messages in this run
     dry_run: bool = False
     resend_unconfirmed: bool = False
+    force: bool = False                # send even when a preflight check fails
 
 
 @dataclass
@@ -106,6 +107,8 @@ def send_issue(settings: Settings, ref: str, opts: SendOptions,
     if opts.dry_run:
         return _dry_run(db, ctx)
     with issue_lock(settings.db_path, issue):
+        if not opts.force:
+            preflight(settings, db, store.get_issue(db, issue["id"]))
         started = time.monotonic()
         unconfirmed = _prepare(db, issue, opts.resend_unconfirmed)
         total = _pending_count(db, issue["id"], opts.limit)
@@ -147,6 +150,22 @@ def status(settings: Settings, ref: str) -> tuple[dict, dict[str, int], list[dic
         " where issue_id = ? and status in ('failed', 'deferred', 'sending') order by status, email",
         [issue["id"]],
     ))
+
+
+def preflight(settings: Settings, db, issue: dict) -> None:
+    """Before an issue's first message: the checks of `newsletter check`; a failure stops the send.
+    A send that is already under way (status 'sending') continues without them."""
+    if issue["status"] not in ("draft", "scheduled"):
+        return
+    from newsletter.checks import run_checks
+
+    failed = run_checks(settings, issue, db=db).failed
+    if failed:
+        names = ", ".join(r.name for r in failed)
+        raise CheckError(
+            f"Issue {issue['slug']} fails {len(failed)} preflight check{'s' if len(failed) > 1 else ''} ({names}) - "
+            f"see 'newsletter check {issue['slug']}', fix the issue, or send anyway with --force"
+        )
 
 
 # --- steps ---------------------------------------------------------------------------------

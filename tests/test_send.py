@@ -52,6 +52,7 @@ def sending(composed, smtp, monkeypatch):
     monkeypatch.setenv("NEWSLETTER_SMTP_PORT", str(smtp.port))
     monkeypatch.setenv("NEWSLETTER_SMTP_SECURITY", "none")
     monkeypatch.setenv("NEWSLETTER_SEND_RETRY_DELAY", "0.01")
+    monkeypatch.setenv("NEWSLETTER_CHECK_SPAMASSASSIN", "0")  # test_check.py covers it; it takes seconds
     add_readers(composed)
     composed.smtp = smtp
     return composed
@@ -324,7 +325,8 @@ def test_kill_9_mid_send_then_resume_sends_everyone_exactly_once(composed, tmp_p
         add_readers(composed, readers)
         env = {**os.environ, "NEWSLETTER_CONFIG": str(composed.config_path), "NEWSLETTER_SECRET": SECRET,
                "NEWSLETTER_TRANSPORT": "smtp", "NEWSLETTER_SMTP_HOST": "127.0.0.1",
-               "NEWSLETTER_SMTP_PORT": portfile.read_text(), "NEWSLETTER_SMTP_SECURITY": "none"}
+               "NEWSLETTER_SMTP_PORT": portfile.read_text(), "NEWSLETTER_SMTP_SECURITY": "none",
+               "NEWSLETTER_CHECK_SPAMASSASSIN": "0"}
         command = [sys.executable, "-m", "newsletter", "send", "1", "--yes", "--connections", "2"]
         victim = subprocess.Popen(command, env=env, cwd=composed.root,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -365,7 +367,7 @@ def test_progress_bar_at_a_terminal_and_plain_lines_without_one(composed):
 
     add_readers(composed)
     env = {**os.environ, "NEWSLETTER_CONFIG": str(composed.config_path), "NEWSLETTER_SECRET": SECRET,
-           "COLUMNS": "120"}
+           "NEWSLETTER_CHECK_SPAMASSASSIN": "0", "COLUMNS": "120"}
     command = [sys.executable, "-m", "newsletter", "send", "1", "--yes"]
     main, child = pty.openpty()
     proc = subprocess.Popen(command, env=env, cwd=composed.root, stdin=child, stdout=child, stderr=child)
@@ -394,3 +396,37 @@ def test_progress_bar_at_a_terminal_and_plain_lines_without_one(composed):
     plain = subprocess.run(command, env=env, cwd=composed.root, capture_output=True, text=True, timeout=60)
     assert plain.returncode == 0 and "Sending" not in plain.stderr and "\r" not in plain.stderr + plain.stdout
     assert "Issue 2026-11-24: 5 sent" in plain.stdout and "(5 attempted" in plain.stdout
+
+
+def _break_subject(project, subject="AW: Stadtmarketing Brief") -> None:
+    db = project.db()
+    with db.conn:
+        db.execute("update issues set subject = ? where id = 1", [subject])
+
+
+def test_send_runs_the_preflight_checks_and_refuses_on_a_failure(sending):
+    _break_subject(sending)
+    refused = sending.run("send", "1", "--yes")
+    assert refused.exit_code == 1
+    assert refused.output.strip() == (
+        "Error: Issue 2026-11-24 fails 1 preflight check (subject.prefix) - see 'newsletter check "
+        "2026-11-24', fix the issue, or send anyway with --force")
+    assert sending.smtp.handler.messages == [] and deliveries(sending) == {}
+    assert sending.db()["issues"].get(1)["status"] == "draft"
+    forced = sending.run("send", "1", "--yes", "--force")
+    assert forced.exit_code == 0 and "5 sent" in forced.output
+    assert sending.run("send", "1", "--dry-run").exit_code == 0  # a dry run never refuses
+
+
+def test_schedule_checks_now_and_run_due_checks_again(sending):
+    _break_subject(sending)
+    assert sending.run("schedule", "1", "--at", "2026-01-05 08:00").exit_code == 1
+    assert sending.db()["issues"].get(1)["status"] == "draft"
+    _break_subject(sending, "Stadtmarketing Brief 11/2026")
+    assert sending.run("schedule", "1", "--at", "2026-01-05 08:00").exit_code == 0
+    _break_subject(sending)  # broken after it was scheduled: cron refuses, loudly, and keeps it
+    due = sending.run("run-due")
+    assert due.exit_code == 1 and "fails 1 preflight check (subject.prefix)" in due.output
+    assert sending.db()["issues"].get(1)["status"] == "scheduled" and sending.smtp.handler.messages == []
+    _break_subject(sending, "Stadtmarketing Brief 11/2026")
+    assert "5 sent" in sending.run("run-due").output

@@ -21,11 +21,12 @@ def send(
     issue: IssueArg,
     test: Annotated[Optional[str], typer.Option("--test", help="Send one copy marked [TEST] to this address only.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Build every message and report; send nothing.")] = False,
-    rate: Annotated[Optional[float], typer.Option("--rate", help="Messages per second (default: [send] rate).")] = None,
+    rate: Annotated[Optional[float], typer.Option("--rate", help="Messages per second (default: \\[send] rate).")] = None,
     connections: Annotated[Optional[int], typer.Option("--connections", min=1, max=64, help="Parallel SMTP connections.")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Send at most N messages in this run.")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     resend_unconfirmed: Annotated[bool, typer.Option("--resend-unconfirmed", help="Also resend messages whose delivery a crash left unconfirmed.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Send even if a preflight check (newsletter check) fails.")] = False,
 ) -> None:
     """Send an issue to all active subscribers; run it again to continue after a failure.
 
@@ -37,7 +38,7 @@ def send(
         return
     if not (yes or dry_run) and sys.stdin.isatty():
         typer.confirm(f"Send issue {issue} to all active subscribers via {s.send.transport}?", abort=True)
-    opts = SendOptions(rate, connections, limit, dry_run, resend_unconfirmed)
+    opts = SendOptions(rate, connections, limit, dry_run, resend_unconfirmed, force)
     progress = Progress(dry_run)
     summary = send_issue(s, issue, opts, progress.step, on_start=progress.start)
     progress.finish()
@@ -115,9 +116,10 @@ def status(issue: IssueArg) -> None:
 def schedule(
     issue: IssueArg,
     at: Annotated[str, typer.Option("--at", help='Local time in the configured timezone, e.g. "2024-05-02 08:00".')],
+    force: Annotated[bool, typer.Option("--force", help="Schedule even if a preflight check (newsletter check) fails.")] = False,
 ) -> None:
     """Schedule an issue; cron runs 'newsletter run-due' to send it. Example: newsletter schedule 3 --at "2024-05-02 08:00\""""
-    row = scheduling.schedule(settings(), issue, at)
+    row = scheduling.schedule(settings(), issue, at, force)
     typer.echo(f"Issue {row['slug']} scheduled for {scheduling.local_label(settings(), row['scheduled_at'])}.")
 
 
@@ -131,6 +133,10 @@ def unschedule(issue: IssueArg) -> None:
 @command(app, "run-due")
 def run_due() -> None:
     """Send every scheduled issue that is due; silent when nothing is. For cron: */5 * * * * newsletter run-due"""
-    s = settings()
-    for summary in scheduling.run_due(s):
+    summaries, refused = scheduling.run_due(settings())
+    for summary in summaries:
         print_summary(summary, dry_run=False)
+    for message in refused:
+        typer.echo(f"Error: {message}", err=True)
+    if refused:
+        raise typer.Exit(1)
