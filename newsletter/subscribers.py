@@ -3,11 +3,15 @@
 An address is stored once (case-insensitively), with its domain in punycode. A subscriber
 whose status is unsubscribed, bounced or complained is suppressed: neither `add` nor
 `import_csv` ever makes them active again, so the store doubles as the suppression list.
+Erased addresses (`subscribers forget`) leave only a hash in `suppressions`, which `add` and
+`import_csv` honour the same way. Every new subscriber and every consent given later gets a
+row in `consents` (the proof of consent; see `newsletter.consent`).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -78,6 +82,36 @@ def salutation(row: dict) -> str:
     return "Guten Tag"
 
 
+def email_hash(address: str) -> str:
+    """The suppression-list key of an address: sha256 of its normalised, lower-cased form.
+
+    Deliberately not keyed with NEWSLETTER_SECRET: `add` and `import` must recognise an erased
+    address without the secret, and a changed secret must not revive the list. The price is
+    that someone holding the database can test whether a known address was erased.
+    """
+    return hashlib.sha256(address.strip().lower().encode("utf-8")).hexdigest()
+
+
+def find(db: sqlite_utils.Database, address: str) -> dict | None:
+    """The subscriber with this (normalised) address, in any case, or None."""
+    return _find(db, address)
+
+
+def is_erased(db: sqlite_utils.Database, address: str) -> bool:
+    """Whether `address` (normalised) is on the hashed suppression list."""
+    return db.conn.execute("select 1 from suppressions where email_hash = ?", [email_hash(address)]).fetchone() is not None
+
+
+def record_consent(db: sqlite_utils.Database, subscriber_id: int, source: str, stamp: str, *,
+                   confirmed: bool, terms: dict | None = None) -> int:
+    """One row of proof in `consents`; `terms` adds consent_text, consent_version, consent_hash,
+    ip, user_agent (whatever is given)."""
+    row = {"subscriber_id": subscriber_id, "signed_up_at": stamp, "source": source,
+           "confirmed_at": stamp if confirmed else None, **(terms or {})}
+    marks = ", ".join("?" * len(row))
+    return db.conn.execute(f"insert into consents ({', '.join(row)}) values ({marks})", list(row.values())).lastrowid
+
+
 # --- adding and importing ------------------------------------------------------------------
 
 def add(db: sqlite_utils.Database, email: str, *, name: str | None = None, anrede: str | None = None,
@@ -88,14 +122,18 @@ def add(db: sqlite_utils.Database, email: str, *, name: str | None = None, anred
 
     With a consent source (e.g. "Messe 2026, Formular") the subscriber is active and the
     consent is recorded; without one a new subscriber is pending. Given name fields replace
-    the stored ones. A suppressed subscriber is left exactly as it is.
+    the stored ones. A suppressed subscriber is left exactly as it is; an erased address
+    (hashed suppression list) is not stored at all and comes back as a row without id with
+    status "erased".
     """
     address = normalise_email(email)
     names = _clean_names({"name": name, "anrede": anrede, "titel": titel,
                           "vorname": vorname, "nachname": nachname})
     consent = clean_text(consent_source) if consent_source else None
     with store.transaction(db):
-        row_id, outcome = _upsert(db, address, names, consent, store.now())
+        row_id, outcome = _upsert(db, address, names, consent, store.now(), origin="newsletter subscribers add")
+    if row_id is None:
+        return {"id": None, "email": address, "status": "erased"}, outcome
     return db["subscribers"].get(row_id), outcome
 
 
@@ -115,7 +153,9 @@ def import_csv(db: sqlite_utils.Database, path: Path | str, consent_source: str 
     skipped, the valid ones written in one transaction. A later row for the same address wins.
     A `status` column (as written by `export`) of unsubscribed, bounced or complained is kept,
     so re-importing an export never revives a suppressed address; "active" and "pending" there
-    are ignored, as only a consent source makes a subscriber active.
+    are ignored, as only a consent source makes a subscriber active. Erased addresses count as
+    suppressed. Each added subscriber gets a consent row whose source is the consent source,
+    else "Import <file name>".
     """
     path = Path(path)
     report = ImportReport()
@@ -131,7 +171,7 @@ def import_csv(db: sqlite_utils.Database, path: Path | str, consent_source: str 
     stamp = store.now()
     with store.transaction(db):
         for address, names, suppress in rows.values():
-            _, outcome = _upsert(db, address, names, consent, stamp, suppress)
+            _, outcome = _upsert(db, address, names, consent, stamp, suppress, origin=f"Import {path.name}")
             setattr(report, outcome, getattr(report, outcome) + 1)
     return report
 
@@ -212,8 +252,12 @@ def _update(db: sqlite_utils.Database, row_id: int, changes: dict) -> None:
 
 
 def _upsert(db: sqlite_utils.Database, address: str, names: dict, consent: str | None, stamp: str,
-            suppress: str | None = None) -> tuple[int, str]:
-    """Store one subscriber (column names in `names` are NAME_FIELDS); returns id and outcome."""
+            suppress: str | None = None, *, origin: str) -> tuple[int | None, str]:
+    """Store one subscriber (column names in `names` are NAME_FIELDS); returns id (None for an
+    erased address, which is never stored) and outcome. `origin` is the consent row's source
+    when no consent source is given."""
+    if is_erased(db, address):
+        return None, "suppressed"
     existing = _find(db, address)
     if existing is None:
         status = suppress or ("active" if consent else "pending")
@@ -221,7 +265,11 @@ def _upsert(db: sqlite_utils.Database, address: str, names: dict, consent: str |
                "created_at": stamp, "updated_at": stamp,
                "confirmed_at": stamp if status == "active" else None,
                "unsubscribed_at": stamp if status == "unsubscribed" else None}
-        return _insert(db, row), "suppressed" if suppress else "added"
+        row_id = _insert(db, row)
+        if suppress:
+            return row_id, "suppressed"
+        record_consent(db, row_id, consent or origin, stamp, confirmed=status == "active")
+        return row_id, "added"
     if existing["status"] in SUPPRESSED:
         return existing["id"], "suppressed"
     if suppress:
@@ -231,6 +279,7 @@ def _upsert(db: sqlite_utils.Database, address: str, names: dict, consent: str |
     changes = {key: value for key, value in names.items() if existing.get(key) != value}
     if consent and existing["status"] == "pending":
         changes.update(status="active", source=consent, confirmed_at=stamp)
+        record_consent(db, existing["id"], consent, stamp, confirmed=True)
     if not changes:
         return existing["id"], "unchanged"
     _update(db, existing["id"], {**changes, "updated_at": stamp})
@@ -253,7 +302,7 @@ def remove(db: sqlite_utils.Database, email: str) -> tuple[dict, str]:
     A subscriber with rows in `deliveries`, or one already suppressed, stays in the store as
     the suppression list needs them: an active or pending one becomes "unsubscribed"
     (outcome "unsubscribed"), a suppressed one is left as it is ("suppressed"). Everyone else
-    is deleted ("deleted").
+    is deleted with their consent rows ("deleted").
     """
     address = normalise_email(email)
     with store.transaction(db):
@@ -266,6 +315,7 @@ def remove(db: sqlite_utils.Database, email: str) -> tuple[dict, str]:
             stamp = store.now()
             _update(db, row["id"], {"status": "unsubscribed", "unsubscribed_at": stamp, "updated_at": stamp})
             return db["subscribers"].get(row["id"]), "unsubscribed"
+        db.execute("delete from consents where subscriber_id = ?", [row["id"]])
         db["subscribers"].delete(row["id"])
         return row, "deleted"
 

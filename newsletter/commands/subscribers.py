@@ -1,4 +1,4 @@
-"""Subscriber commands: subscribers add, import, list, remove, export."""
+"""Subscriber commands: subscribers add, import, list, remove, export, proof, forget, purge-pending."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from newsletter import subscribers
+from newsletter import consent, subscribers
 from newsletter.cli import command, database, subscribers_app
 from newsletter.errors import InputError
 
@@ -41,7 +41,8 @@ def subscribers_add(
     row, outcome = subscribers.add(db, email, name=name, anrede=anrede, titel=titel, vorname=vorname,
                                    nachname=nachname, consent_source=consent_source)
     if outcome == "suppressed":
-        typer.echo(f"{row['email']} is {row['status']} and stays suppressed - nothing changed", err=True)
+        state = "was erased ('subscribers forget')" if row["id"] is None else f"is {row['status']}"
+        typer.echo(f"{row['email']} {state} and stays suppressed - nothing changed", err=True)
         return
     label = {"added": "Added", "updated": "Updated", "unchanged": "Unchanged"}[outcome]
     hint = " - confirm consent with --consent-source to make it active" if row["status"] == "pending" else ""
@@ -56,7 +57,8 @@ def subscribers_import(
     """Import subscribers from CSV; invalid rows are reported and skipped.
 
     Optional columns: name, anrede (salutation), titel (title), vorname (first_name),
-    nachname (last_name). Suppressed addresses stay suppressed.
+    nachname (last_name). Suppressed and erased addresses stay suppressed. Without
+    --consent-source new subscribers are pending: 'newsletter confirmations send' asks them.
 
     Example: newsletter subscribers import messe.csv --consent-source "Messe 2026, Formular"
     """
@@ -120,6 +122,53 @@ def subscribers_export(
     _write_private(output, text)
     count = text.count("\n") - 1
     typer.echo(f"Wrote {output} ({count} subscribers)", err=True)
+
+
+@command(subscribers_app, "proof")
+def subscribers_proof(email: Annotated[str, typer.Argument(help="The e-mail address.")]) -> None:
+    """Print the proof of consent as JSON: the subscriber and every consent record.
+
+    Each record has the sign-up time, source, consent text, its version and sha256, when the
+    confirmation mail went out and when it was confirmed (IP addresses only with [serve] store_ip).
+
+    Example: newsletter subscribers proof erika@example.org > nachweis.json
+    """
+    _, db = database()
+    typer.echo(json.dumps(consent.proof(db, email), ensure_ascii=False, indent=2))
+
+
+@command(subscribers_app, "forget")
+def subscribers_forget(email: Annotated[str, typer.Argument(help="The e-mail address.")]) -> None:
+    """Erase a subscriber (GDPR Art. 17); only a hash of the address stays, so it is never mailed again.
+
+    Deletes the subscriber, the consent records, the delivery log rows and bounce events of the
+    address. The hash is a plain sha256 of the lower-cased address (no secret needed to check it).
+
+    Example: newsletter subscribers forget erika@example.org
+    """
+    _, db = database()
+    erased = consent.forget(db, email)
+    if not erased.found:
+        typer.echo(f"No subscriber {erased.email}; its hash is now on the suppression list, so it is never added or mailed")
+        return
+    typer.echo(f"Erased {erased.email} ({erased.consents} consent records, {erased.deliveries} delivery rows); "
+               "only its hash stays on the suppression list")
+
+
+@command(subscribers_app, "purge-pending")
+def subscribers_purge_pending(
+    older_than: Annotated[str, typer.Option("--older-than", help="Age of the latest sign-up: days (7d) or hours (48h).")] = "7d",
+) -> None:
+    """Delete unconfirmed sign-ups older than the given age (data minimisation). For cron.
+
+    Example: newsletter subscribers purge-pending --older-than 7d
+    """
+    try:
+        age = consent.parse_age(older_than)
+    except InputError as e:
+        raise typer.BadParameter(str(e), param_hint="--older-than") from None
+    _, db = database()
+    typer.echo(f"{consent.purge_pending(db, age)} unconfirmed sign-ups deleted")
 
 
 def _write_private(path: Path, text: str) -> None:
