@@ -7,6 +7,7 @@ applies whatever it lacks.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -113,6 +114,42 @@ def m004_consent_and_bounces(db: sqlite_utils.Database) -> None:
     )
     db["bounce_events"].create_index(["subscriber_id", "kind", "received_at"])
     db["bounce_events"].create_index(["message_id", "email"], unique=True)
+
+
+@migrations(transactional=False)
+def m005_subscriber_ids_never_reused(db: sqlite_utils.Database) -> None:
+    """Unsubscribe links carry the subscriber id. SQLite hands out the highest id again after a
+    delete (`subscribers forget`, `remove`, `purge-pending`), so an old link could unsubscribe a
+    newer reader; AUTOINCREMENT never reuses an id. SQLite cannot add it in place: the table is
+    rebuilt (foreign keys off, one transaction, then checked)."""
+    sql = db.execute("select sql from sqlite_master where name = 'subscribers'").fetchone()[0]
+    if "AUTOINCREMENT" in sql.upper():
+        return
+    new_sql, renamed = re.subn(r'^CREATE TABLE ["\[]?subscribers["\]]?', "CREATE TABLE subscribers_new", sql, count=1)
+    new_sql, keyed = re.subn(r'(["\[]?id["\]]? INTEGER PRIMARY KEY)', r"\1 AUTOINCREMENT", new_sql, count=1)
+    if not (renamed and keyed):
+        raise sqlite3.DatabaseError(f"unexpected schema of subscribers: {sql}")
+    indexes = [r[0] for r in db.execute(
+        "select sql from sqlite_master where type = 'index' and tbl_name = 'subscribers' and sql is not null")]
+    conn = db.conn
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(new_sql)
+            conn.execute("insert into subscribers_new select * from subscribers")
+            conn.execute("drop table subscribers")
+            conn.execute("alter table subscribers_new rename to subscribers")
+            for index in indexes:
+                conn.execute(index)
+            if conn.execute("PRAGMA foreign_key_check").fetchall():
+                raise sqlite3.IntegrityError("foreign keys broken by rebuilding subscribers")
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+    finally:
+        conn.execute("PRAGMA foreign_keys = ON")
 
 
 def now() -> str:

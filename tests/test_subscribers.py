@@ -314,3 +314,33 @@ def test_every_subscribers_command_has_help_with_an_example(project):
 ])
 def test_salutation(row, expected):
     assert salutation(row) == expected
+
+
+def test_subscriber_ids_are_never_reused_so_old_unsubscribe_links_stay_dead(project, tmp_path):
+    """A database from before m005 is rebuilt with AUTOINCREMENT, its rows and references intact."""
+    import sqlite3
+
+    import sqlite_utils
+
+    from newsletter import store
+
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(sqlite3.connect(path))
+    store.migrations.apply(old, stop_before="m005_subscriber_ids_never_reused")
+    old["subscribers"].insert_all([{"email": "a@example.org", "status": "active"},
+                                   {"email": "b@example.org", "status": "active"}])
+    old["issues"].insert({"slug": "2026-11-24", "status": "sent", "issue_date": "2026-11-24"})
+    old["deliveries"].insert({"issue_id": 1, "subscriber_id": 2, "email": "b@example.org", "status": "sent"})
+    old.conn.commit()
+    old.conn.close()
+
+    db = store.open_db(path)
+    assert [r["email"] for r in db["subscribers"].rows] == ["a@example.org", "b@example.org"]
+    assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+    assert {r[0] for r in db.execute("select name from sqlite_master where tbl_name = 'subscribers' and type = 'index'")} \
+        >= {"idx_subscribers_email", "idx_subscribers_status"}
+    with db.conn:
+        db.execute("delete from deliveries")
+        db.execute("delete from subscribers where id = 2")
+    added, _ = subscribers.add(db, "c@example.org", consent_source="Test")
+    assert added["id"] == 3  # not 2: the link that named reader 2 names nobody
