@@ -95,7 +95,7 @@ def main_options(
 
 # The commands live in newsletter/commands/, one module per noun group; importing them
 # registers them on the apps above.
-from newsletter.commands import check, content, issues, send, serve, subscribers  # noqa: E402,F401
+from newsletter.commands import check, content, issues, mail, preview, send, serve, subscribers  # noqa: E402,F401
 
 
 def main() -> None:

@@ -60,6 +60,7 @@ def compose(db: sqlite_utils.Database, settings: Settings, req: ComposeRequest) 
     previous = _replaceable(db, req.replace) if req.replace else None
     selection = select(db, settings, req.options)
     meta = _meta(settings, req, selection, previous)
+    meta["slug"] = previous["slug"] if previous else _free_slug(db, meta["issue_date"])  # the web link names it
     rendered = render.render(settings, context(settings, meta, selection))
     template = MessageTemplate(settings, meta["subject"], rendered.html, rendered.text)
     size, budget = template.html_size(), settings.compose.size_budget
@@ -138,7 +139,9 @@ def context(settings: Settings, meta: dict, sel: Selection) -> dict:
             return None
         return {**row, "teaser": render.safe_html(row.get("teaser")), "body": None}
 
-    issue = {**meta, "date": sel.issue_date, "intro": render.safe_html(meta.get("intro")), "web_url": None}
+    # The issue's page in the web archive (`newsletter archive`).
+    web_url = f"{settings.publication.base_url.rstrip('/')}/archive/{meta['slug']}.html" if settings.archive.enabled else None
+    issue = {**meta, "date": sel.issue_date, "intro": render.safe_html(meta.get("intro")), "web_url": web_url}
     return {
         "publication": settings.publication,
         "impressum": settings.impressum,
@@ -157,8 +160,7 @@ def _save(db, row: dict, previous: dict | None, sel: Selection) -> int:
         db["issues"].update(issue_id, row)
         db["issue_items"].delete_where("issue_id = ?", [issue_id])
     else:
-        slug = _free_slug(db, row["issue_date"])
-        issue_id = db["issues"].insert({**row, "slug": slug, "created_at": row["updated_at"]}).last_pk
+        issue_id = db["issues"].insert({**row, "created_at": row["updated_at"]}).last_pk
     items = [("article", sel.lead, "lead", 0, 0)]
     items += [("article", a, "articles", i, 0) for i, a in enumerate(sel.articles, 1)]
     items += [("job", j, "jobs", i, int(j["is_new"])) for i, j in enumerate(sel.jobs, 1)]

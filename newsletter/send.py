@@ -22,7 +22,7 @@ from typing import Callable
 
 from newsletter import store, tokens, transports
 from newsletter.config import Settings
-from newsletter.errors import CheckError, ConfigError, StoreError
+from newsletter.errors import CheckError, ConfigError, NewsletterError, StoreError
 from newsletter.message import MessageTemplate, Recipient, list_id
 from newsletter.subscribers import active as active_subscribers, salutation
 from newsletter.transports import DeliveryError, TransportError
@@ -53,6 +53,7 @@ class SendSummary:
     built: int = 0
     built_bytes: int = 0
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
 
     @property
     def done(self) -> bool:
@@ -118,7 +119,21 @@ def send_issue(settings: Settings, ref: str, opts: SendOptions,
         summary.seconds = time.monotonic() - started
     if ctx.fatal:
         raise ctx.fatal[0]
+    if summary.done and settings.archive.enabled:
+        summary.notes.append(_publish(db, settings))
     return summary
+
+
+def _publish(db, settings: Settings) -> str:
+    """Rebuild the web archive so the issue's "Im Browser ansehen" link works; a failure here
+    is reported, it does not undo or repeat the send."""
+    from newsletter import archive
+
+    try:
+        result = archive.build(db, settings)
+    except NewsletterError as e:
+        return f"Warning: the web archive was not updated: {e}"
+    return f"Web archive updated in {result.out_dir} ({len(result.issues)} issues)."
 
 
 def send_test(settings: Settings, ref: str, address: str, transport=None) -> str:

@@ -94,6 +94,8 @@ def print_summary(summary: SendSummary, dry_run: bool) -> None:
     for email in summary.unconfirmed:
         typer.echo(f"Unconfirmed (the run before crashed while sending): {email} - "
                    "check the server log; resend with --resend-unconfirmed", err=True)
+    for note in summary.notes:
+        typer.echo(note, err=note.startswith("Warning"))
     if summary.done:
         typer.echo(f"Issue {slug} is sent.")
     elif c["deferred"] or c["queued"]:
