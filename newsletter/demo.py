@@ -10,7 +10,7 @@ import json
 from datetime import date, timedelta
 from pathlib import Path
 
-from newsletter import config, dates, ingest, store
+from newsletter import config, dates, ingest, store, subscribers
 from newsletter.errors import InputError
 from newsletter.issue import ComposeRequest, ComposeResult, compose
 from newsletter.select import Options
@@ -75,7 +75,7 @@ def _shift(value: str, shift: timedelta) -> str:
 
 
 def create(folder: Path, issue_date: date | None = None, force: bool = False) -> ComposeResult:
-    """Write folder/newsletter.toml, import the demo content and compose an issue."""
+    """Write folder/newsletter.toml, import the demo content and four demo readers, compose an issue."""
     folder = Path(folder)
     config_path = folder / "newsletter.toml"
     if config_path.exists() and not force:
@@ -96,6 +96,9 @@ def create(folder: Path, issue_date: date | None = None, force: bool = False) ->
         report = ingest.import_rows(db, load_content(kind, shift), kind, f"demo {kind}s")
         if report.rejected:
             raise InputError(f"Demo content is broken: {report.rejected[0]}")
+    readers = subscribers.import_csv(db, demo_data_dir() / "subscribers.csv", consent_source="Demo-Leserliste")
+    if readers.invalid:
+        raise InputError(f"Demo readers are broken: {readers.invalid[0]}")
     intro = folder / "editorial.txt"
     intro.write_text((demo_data_dir() / "editorial.txt").read_text(encoding="utf-8"), encoding="utf-8")
     request = ComposeRequest(options=Options(issue_date=issue_date), number=_number(issue_date), intro=intro)
