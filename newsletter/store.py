@@ -152,6 +152,13 @@ def m005_subscriber_ids_never_reused(db: sqlite_utils.Database) -> None:
         conn.execute("PRAGMA foreign_keys = ON")
 
 
+@migrations()
+def m006_bounce_original_message(db: sqlite_utils.Database) -> None:
+    # Soft bounces count once per message that bounced: an MTA warns about one message daily.
+    db["bounce_events"].add_column("original_message_id", str)
+    db["bounce_events"].create_index(["subscriber_id", "kind", "original_message_id"])
+
+
 def now() -> str:
     """UTC timestamp as stored in *_at columns."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")

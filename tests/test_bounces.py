@@ -19,7 +19,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from newsletter import subscribers, tokens
-from newsletter.bounces import read_report
+from newsletter.dsn import Failure, read_report
 from newsletter.message import list_id
 from smtp_server import free_port, self_signed
 
@@ -233,12 +233,26 @@ def test_kind_follows_action_and_status(readers, action, status_code, diagnostic
 
 # --- soft bounces ------------------------------------------------------------------------------
 
-def delayed(day: int) -> bytes:
-    """The Postfix 4.2.2 warning for bernd, dated `day` days after 1 Dec 2026."""
+BERND = READERS["bernd.voll@example.org"]
+
+
+def delayed(day: int, original: str | None = None) -> bytes:
+    """The Postfix 4.2.2 warning for bernd, dated `day` days after 1 Dec 2026, about the message
+    with the Message-ID `original` (default: another message each day; '' for none)."""
     date = format_datetime(datetime(2026, 12, 1, 11, 2, 40, tzinfo=timezone.utc) + timedelta(days=day))
+    original = f"<day{day}.{BERND[1:]}" if original is None else original
     return fixture("postfix-mailbox-full-delayed.eml",
                    ("Date: Tue, 24 Nov 2026 12:02:40 +0100 (CET)", f"Date: {date}"),
-                   ("Message-Id: <20261124110240", f"Message-Id: <day{day}.20261124110240"))
+                   ("Message-Id: <20261124110240", f"Message-Id: <day{day}.20261124110240"),
+                   (f"Message-ID: {BERND}\n", f"Message-ID: {original}\n" if original else ""))
+
+
+def exim_delayed(day: int) -> bytes:
+    """Exim's text warning about mara's one message (no returned headers), repeated daily."""
+    date = format_datetime(datetime(2026, 11, 25, 7, 10, 2, tzinfo=timezone.utc) + timedelta(days=day))
+    return fixture("exim-delayed.eml", ("Date: Wed, 25 Nov 2026 08:10:02 +0100", f"Date: {date}"),
+                   ("Message-Id: <E1tFUaa", f"Message-Id: <day{day}.E1tFUaa"),
+                   ("delayed 24 hours", f"delayed {24 * (day + 1)} hours"))
 
 
 @pytest.mark.parametrize("days,bounced", [
@@ -254,6 +268,77 @@ def test_soft_bounces_within_the_window_mark_bounced(readers, tmp_path, days, bo
     assert f"marked bounced {int(bounced)}" in summary(result)
     assert status(readers, "bernd.voll@example.org") == ("bounced" if bounced else "active")
     assert delivery(readers, "bernd.voll@example.org")["status"] == "sent"  # soft bounces leave the log alone
+
+
+@pytest.mark.parametrize("address,warnings", [
+    ("bernd.voll@example.org", [delayed(day, BERND) for day in (0, 1, 2)]),
+    ("mara.voll@kunde-beispiel.de", [exim_delayed(day) for day in (0, 1, 2)]),
+], ids=["postfix-returned-headers", "exim-queue-id"])
+def test_repeated_delay_warnings_about_one_message_count_once(readers, tmp_path, address, warnings):
+    """An MTA warns daily while it retries one message: one full mailbox is one soft bounce."""
+    result = run_import(readers, write_mbox(tmp_path / "soft.mbox", warnings))
+    assert "soft 3" in summary(result) and "marked bounced 0" in summary(result)
+    assert len(events(readers)) == 3  # each warning is recorded
+    assert status(readers, address) == "active"
+    again = run_import(readers, write_mbox(tmp_path / "more.mbox", [warnings[0].replace(b"<day0.", b"<day3.")]))
+    assert "soft 1" in summary(again) and status(readers, address) == "active"
+
+
+def test_soft_bounces_of_three_messages_within_the_window_mark_bounced(readers, tmp_path):
+    first, second, third = (f"<{n}.{BERND[1:]}" for n in ("first", "second", "third"))
+    mails = [delayed(0, first), delayed(1, first), delayed(2, first), delayed(10, second), delayed(11, second)]
+    run_import(readers, write_mbox(tmp_path / "a.mbox", mails))
+    assert status(readers, "bernd.voll@example.org") == "active"  # five warnings, two messages
+    run_import(readers, write_mbox(tmp_path / "b.mbox", [delayed(29, third)]))
+    assert status(readers, "bernd.voll@example.org") == "bounced"
+    stored = {e["original_message_id"] for e in events(readers)}
+    assert stored == {first, second, third}
+
+
+def test_distinct_messages_must_fall_within_one_window(readers, tmp_path):
+    first, second = (f"<{n}.{BERND[1:]}" for n in ("first", "second"))
+    mails = [delayed(0, first), delayed(20, first), delayed(25, second), delayed(55, BERND)]
+    run_import(readers, write_mbox(tmp_path / "a.mbox", mails))
+    assert status(readers, "bernd.voll@example.org") == "active"  # three messages, never within 30 days
+    run_import(readers, write_mbox(tmp_path / "b.mbox", [delayed(22, f"<third.{BERND[1:]}")]))
+    assert status(readers, "bernd.voll@example.org") == "bounced"  # 20..25: first, third, second
+
+
+def test_bounce_without_the_original_message_id_counts_as_its_own_message(readers, tmp_path):
+    run_import(readers, write_mbox(tmp_path / "a.mbox", [delayed(day, "") for day in (0, 1, 2)]))
+    assert [e["original_message_id"] for e in events(readers)] == [None, None, None]
+    assert status(readers, "bernd.voll@example.org") == "bounced"
+
+
+def test_soft_bounces_recorded_before_the_upgrade_still_count_once_each(readers, tmp_path):
+    """Events from before m006 have no original_message_id: each counts as its own message."""
+    db = readers.db()
+    bernd = subscriber(readers, "bernd.voll@example.org")["id"]
+    for day in (0, 1):
+        db["bounce_events"].insert({"subscriber_id": bernd, "email": "bernd.voll@example.org", "kind": "soft",
+                                    "message_id": f"<old{day}@mx>", "received_at": f"2026-12-0{day + 1}T10:00:00+00:00",
+                                    "created_at": "2026-12-03T10:00:00+00:00"})
+    db.conn.commit()
+    run_import(readers, write_mbox(tmp_path / "a.mbox", [delayed(2, BERND)]))
+    assert status(readers, "bernd.voll@example.org") == "bounced"
+
+
+def test_m006_adds_the_original_message_to_an_existing_database(tmp_path):
+    import sqlite3
+
+    import sqlite_utils
+
+    from newsletter import store
+
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(sqlite3.connect(path))
+    store.migrations.apply(old, stop_before="m006_bounce_original_message")
+    old["bounce_events"].insert({"kind": "soft", "message_id": "<a@mx>", "created_at": "2026-12-01T10:00:00+00:00"})
+    old.conn.commit()
+    old.conn.close()
+    db = store.open_db(path)
+    assert [(r["message_id"], r["original_message_id"]) for r in db["bounce_events"].rows] == [("<a@mx>", None)]
+    assert ["subscriber_id", "kind", "original_message_id"] in [i.columns for i in db["bounce_events"].indexes]
 
 
 def test_soft_limit_and_window_come_from_the_config(readers, tmp_path):
@@ -445,6 +530,36 @@ def test_refuses_without_secret(readers, monkeypatch):
     result = readers.run("bounces", "import", FIXTURES / "postfix-user-unknown.eml")
     assert result.exit_code == 1 and "NEWSLETTER_SECRET is not set" in result.output
     assert events(readers) == []
+
+
+@pytest.mark.parametrize("name,failure,original_id,queue_id", [
+    ("postfix-mailbox-full-delayed.eml",
+     Failure("bernd.voll@example.org", "bernd.voll@example.org", "delayed", "soft", "4.2.2",
+             "smtp; 452 4.2.2 <bernd.voll@example.org>: Mailbox full"),
+     READERS["bernd.voll@example.org"], None),
+    ("exim-delayed.eml",
+     Failure("mara.voll@kunde-beispiel.de", "", "delayed", "soft", "4.2.2",
+             "host mail-intern.kunde-beispiel.de [198.51.100.17] Delay reason: SMTP error from remote mail server "
+             "after RCPT TO:<mara.voll@kunde-beispiel.de>: 452 4.2.2 <mara.voll@kunde-beispiel.de>: Mailbox full"),
+     None, "exim:1tF7Qm-0003aD-3y@mx.kunde-beispiel.de"),
+    ("exim-user-unknown.eml",
+     Failure("jonas.probe@kunde-beispiel.de", "", "failed", "hard", "5.1.1",
+             "host mail-intern.kunde-beispiel.de [198.51.100.17] SMTP error from remote mail server after "
+             "RCPT TO:<jonas.probe@kunde-beispiel.de>: 550 5.1.1 <jonas.probe@kunde-beispiel.de>: "
+             "Recipient address rejected: User unknown in local recipient table"),
+     READERS["jonas.probe@kunde-beispiel.de"], None),
+])
+def test_read_report_gives_recipients_and_the_returned_message(name, failure, original_id, queue_id):
+    """The neutral report of one mail, before any database: dsn.read_report alone."""
+    report = read_report(fixture(name))
+    assert (report.kind, report.failures) == ("bounce", [failure])
+    assert (report.original_id, report.queue_id) == (original_id, queue_id)
+
+
+def test_exim_queue_id_needs_the_identifier_line():
+    raw = fixture("exim-delayed.eml", ("The message identifier is:     1tF7Qm-0003aD-3y\n", ""))
+    report = read_report(raw)
+    assert report.failures and (report.original_id, report.queue_id) == (None, None)
 
 
 HOSTILE = [b"\n", b"\n\n", b";", b"<", b">", b"\x00", b"\xff", b"=?utf-8?q?", b"?=", b"=?x\xff?q?a?=", b"--",

@@ -42,7 +42,7 @@ def bounces_import(path: PathArg = None, imap: ImapOpt = None, imap_user: ImapUs
                    imap_folder: ImapFolderOpt = None) -> None:
     """Record bounces (DSNs, Exim bounces) and complaints (ARF) and suppress those readers.
 
-    A hard bounce marks the reader bounced, soft ones do after soft_limit of them within soft_window_days (section bounces of newsletter.toml); a complaint marks the reader complained.
+    A hard bounce marks the reader bounced, soft ones do once soft_limit different messages bounced within soft_window_days (section bounces of newsletter.toml; repeated delay warnings about one message count once); a complaint marks the reader complained.
 
     Mails that are no bounce are listed with the reason. Nothing in the mailbox is moved or deleted, and a second run counts nothing twice.
 
