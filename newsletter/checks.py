@@ -2,8 +2,9 @@
 
 Data flow: the stored issue (subject, preheader, HTML and text with placeholders) and its
 frozen item list → the HTML parsed once (`Page`) → the `.eml` built for the sample reader →
-named checks, each a `Result` (pass / warn / fail) → a `Report`. Optional last step: the
-message's SpamAssassin score (`spamassassin -L -t`, local tests only).
+named checks, each a `Result` (pass / warn / fail; `checkresult`) → a `Report`. The rules on
+the built message itself live in `mailrules`. Optional last step: the message's SpamAssassin
+score (`spamassassin -L -t`, local tests only).
 
 The rules come from EMAIL-RULES.md (providers, RFCs, German law); each rule is one named check
 so a failure says exactly which rule broke. `newsletter check` prints the report; `send` can
@@ -12,7 +13,6 @@ refuse an issue whose report has failures.
 
 from __future__ import annotations
 
-import email
 import re
 import shutil
 import subprocess
@@ -20,38 +20,24 @@ import textwrap
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from email import policy
-from email.header import decode_header, make_header
-from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import sqlite_utils
 
 from newsletter import dates, store
+from newsletter.checkresult import Result, fail, listing, ok, warn
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
 from newsletter.issue import WARN_AT, export
-from newsletter.message import SAMPLE
+from newsletter.mailrules import check_message, mime_parts
 from newsletter.render import PLACEHOLDERS, unsubscribe_url
 
 SPAM_TIMEOUT = 60.0
 REPLY_PREFIX = re.compile(r"^\s*(re|aw|fwd?|wg|antw)\s*:", re.I)
 LABEL = re.compile(r"\banzeige\b", re.I)
 LABEL_WINDOW = 120  # characters of text before an ad's title in which its label must stand
-REQUIRED_HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type",
-                    "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post")
-SINGLE_HEADERS = REQUIRED_HEADERS + ("Reply-To", "Sender", "Feedback-ID")
-ENCODED_WORD_HEADERS = {"subject", "from", "to", "reply-to"}
-ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([^?\s]*)\?([^?\s]*)\?=")
 REMOTE_FONT_HOSTS = re.compile(r"fonts\.googleapis\.com|fonts\.gstatic\.com|use\.typekit\.net", re.I)
-
-
-@dataclass(frozen=True)
-class Result:
-    name: str
-    status: str  # pass | warn | fail
-    detail: str
 
 
 @dataclass
@@ -77,23 +63,6 @@ class Report:
     def as_dict(self) -> dict:
         return {"issue": self.issue["slug"], "passed": len(self.passed), "warnings": len(self.warnings),
                 "failed": len(self.failed), "results": [asdict(r) for r in self.results]}
-
-
-def ok(name: str, detail: str) -> Result:
-    return Result(name, "pass", detail)
-
-
-def warn(name: str, detail: str) -> Result:
-    return Result(name, "warn", detail)
-
-
-def fail(name: str, detail: str) -> Result:
-    return Result(name, "fail", detail)
-
-
-def _listing(things: list[str], limit: int = 3) -> str:
-    shown = ", ".join(things[:limit])
-    return shown + (f" and {len(things) - limit} more" if len(things) > limit else "")
 
 
 def _norm(text: str) -> str:
@@ -306,9 +275,9 @@ def image_checks(ctx: Context) -> list[Result]:
               if "alt" not in img or (not img["alt"].strip() and not _decorative(img))]
     insecure = [u for u in ctx.page.image_urls if not _https(u)]
     return [
-        fail("html.image-alt", f"without alt text: {_listing(no_alt)} - give each "
+        fail("html.image-alt", f"without alt text: {listing(no_alt)} - give each "
              "image an alt text (image_alt)") if no_alt else ok("html.image-alt", f"{len(images)} images, all with alt text"),
-        fail("html.image-urls", f"not absolute https: {_listing(insecure)} - use https:// image URLs")
+        fail("html.image-urls", f"not absolute https: {listing(insecure)} - use https:// image URLs")
         if insecure else ok("html.image-urls", f"{len(ctx.page.image_urls)} image URLs, all https"),
     ]
 
@@ -322,7 +291,7 @@ def link_checks(ctx: Context) -> list[Result]:
     links = ctx.page.links
     bad = [u or '""' for u in links if not (_https(u) or u.strip().lower().startswith("mailto:"))]
     if bad:
-        return [fail("html.link-urls", f"not absolute https or mailto: {_listing(bad)} - mail clients "
+        return [fail("html.link-urls", f"not absolute https or mailto: {listing(bad)} - mail clients "
                      "warn about plain http and relative links go nowhere")]
     return [ok("html.link-urls", f"{len(links)} links, all https or mailto")]
 
@@ -340,7 +309,7 @@ def remote_font_check(ctx: Context) -> list[Result]:
         found.append(host.group(0))
     if found:
         return [fail("html.remote-fonts", f"remote fonts or stylesheets leak readers' IP addresses: "
-                     f"{_listing(found)} - remove them (no <mj-font>, no @import)")]
+                     f"{listing(found)} - remove them (no <mj-font>, no @import)")]
     return [ok("html.remote-fonts", "no remote fonts or stylesheets")]
 
 
@@ -391,7 +360,7 @@ def _ad_labels(ads: list[dict], part: str, text: str) -> Result:
     unlabelled = [ad["title"] for ad in ads if not _labelled(_norm(ad["title"]), text)]
     labels = len(LABEL.findall(text))
     if unlabelled:
-        return fail(name, f"no \"Anzeige\" label right before: {_listing(unlabelled)} - paid content must be "
+        return fail(name, f"no \"Anzeige\" label right before: {listing(unlabelled)} - paid content must be "
                     "labelled (§ 22 MStV)")
     if labels < len(ads):
         return fail(name, f"{len(ads)} ads but {labels} \"Anzeige\" labels - label every ad block")
@@ -423,10 +392,10 @@ def job_checks(ctx: Context) -> list[Result]:
         elif deadline < ctx.today:
             lapsed.append(f"{job['title']} ({deadline})")
     if closed:
-        return [fail("jobs.deadline", f"deadline before the issue date {issue_date}: {_listing(closed)} "
+        return [fail("jobs.deadline", f"deadline before the issue date {issue_date}: {listing(closed)} "
                      "- re-compose (closed job ads are left out)")]
     if lapsed:
-        return [warn("jobs.deadline", f"deadline passed by today ({ctx.today}): {_listing(lapsed)} "
+        return [warn("jobs.deadline", f"deadline passed by today ({ctx.today}): {listing(lapsed)} "
                      "- re-compose with today's date before sending")]
     return [ok("jobs.deadline", f"{len(jobs)} job ads, all open on the issue date")]
 
@@ -435,242 +404,17 @@ def text_link_checks(ctx: Context) -> list[Result]:
     urls = [e["item"]["url"] for e in ctx.items]
     absent = [u for u in urls if not re.search(re.escape(u) + r"(?![^\s)>\]])", ctx.text)]
     if absent:
-        return [fail("text.links", f"not in the text part: {_listing(absent)} - write every item's "
+        return [fail("text.links", f"not in the text part: {listing(absent)} - write every item's "
                      "link out in issue.txt.j2")]
     return [ok("text.links", f"all {len(urls)} article, job and ad links in the text part")]
 
 
-# --- the message (.eml) ------------------------------------------------------------------------
-
-def headers_of(eml: bytes) -> list[tuple[str, bytes]]:
-    """The top-level header fields as (name, raw unfolded value)."""
-    head = eml.split(b"\r\n\r\n", 1)[0] if b"\r\n\r\n" in eml else eml.split(b"\n\n", 1)[0]
-    fields: list[tuple[str, bytes]] = []
-    for line in re.split(rb"\r?\n", head):
-        if line[:1] in (b" ", b"\t") and fields:
-            fields[-1] = (fields[-1][0], fields[-1][1] + b" " + line.strip())
-        elif b":" in line:
-            name, value = line.split(b":", 1)
-            fields.append((name.decode("ascii", "replace").strip(), value.strip()))
-    return fields
-
-
-def mime_parts(eml: bytes) -> list[tuple[str, str, bytes]]:
-    """(content type, transfer encoding, raw encoded body) of each part of a multipart message."""
-    boundary = email.message_from_bytes(eml, policy=policy.compat32).get_boundary()
-    if not boundary:
-        return []
-    body = b"\r\n" + eml.split(b"\r\n\r\n", 1)[-1]
-    out = []
-    for segment in body.split(b"\r\n--" + boundary.encode("ascii", "replace"))[1:]:
-        if segment.startswith(b"--"):
-            break
-        head, _, content = segment.lstrip(b"\r\n").partition(b"\r\n\r\n")
-        part = email.message_from_bytes(head + b"\r\n\r\n", policy=policy.compat32)
-        out.append((part.get_content_type(), str(part.get("Content-Transfer-Encoding", "7bit")).lower(), content))
-    return out
-
+# --- the message (.eml): its rules are in mailrules --------------------------------------------
 
 def message_checks(ctx: Context) -> list[Result]:
     if ctx.eml is None:
         return [fail("eml.build", f"cannot build the message: {ctx.eml_error}")]
     return check_message(ctx.settings, ctx.eml, ctx.issue["subject"] or "")
-
-
-def check_message(settings: Settings, eml: bytes, subject: str) -> list[Result]:
-    """The EMAIL-RULES.md rules on one built message, one named result per rule."""
-    fields = headers_of(eml)
-    values: dict[str, list[str]] = {}
-    for name, raw in fields:
-        values.setdefault(name.lower(), []).append(raw.decode("ascii", "replace"))
-    first = {name: found[0] for name, found in values.items()}
-    pub = settings.publication
-    sender = pub.sender_address.lower()
-    mime_version = first.get("mime-version", "")
-    results = [
-        _crlf(eml), _line_length(eml), _encoded_lines(eml), _header_counts(values),
-        _forbidden(values), _encoded_words(fields),
-        _subject(first.get("subject", ""), subject), _from(first.get("from", ""), sender, pub.sender_name),
-        _date(first.get("date", "")), _message_id(first.get("message-id", ""), sender.rsplit("@", 1)[-1]),
-        ok("eml.mime-version", "1.0") if mime_version.strip() == "1.0"
-        else fail("eml.mime-version", f"MIME-Version is {mime_version!r}, not 1.0"),
-        _list_id(first.get("list-id", "")),
-        _list_unsubscribe(first.get("list-unsubscribe", ""), pub.base_url),
-        _list_unsubscribe_post(eml), _structure(eml),
-    ]
-    if "feedback-id" in values:
-        results.append(_feedback_id(first["feedback-id"]))
-    return results
-
-
-def _crlf(eml: bytes) -> Result:
-    bare = len(re.findall(rb"(?<!\r)\n", eml)) + len(re.findall(rb"\r(?!\n)", eml))
-    if bare:
-        return fail("eml.crlf", f"{bare} line ends are not CRLF - build the message with CRLF line ends")
-    return ok("eml.crlf", "every line ends in CRLF")
-
-
-def _line_length(eml: bytes) -> Result:
-    longest = max(len(line) for line in re.split(rb"\r?\n", eml))
-    if longest > 998:
-        return fail("eml.line-length", f"a line of {longest:,} octets, over RFC 5322's 998 - encode the "
-                    "parts (quoted-printable) and fold long headers")
-    return ok("eml.line-length", f"longest line {longest} octets (at most 998)")
-
-
-def _encoded_lines(eml: bytes) -> Result:
-    long_parts = []
-    for ctype, cte, body in mime_parts(eml):
-        longest = max((len(line) for line in body.split(b"\r\n")), default=0)
-        if cte in ("quoted-printable", "base64") and longest > 76:
-            long_parts.append(f"{ctype} ({longest})")
-    if long_parts:
-        return fail("eml.encoded-lines", f"encoded lines over 76 characters in {_listing(long_parts)}")
-    return ok("eml.encoded-lines", "quoted-printable/base64 lines at most 76 characters")
-
-
-def _header_counts(values: dict[str, list[str]]) -> Result:
-    missing = [h for h in REQUIRED_HEADERS if h.lower() not in values]
-    repeated = [h for h in SINGLE_HEADERS if len(values.get(h.lower(), [])) > 1]
-    if missing or repeated:
-        problems = ([f"missing {', '.join(missing)}"] if missing else []) + \
-                   ([f"repeated {', '.join(repeated)}"] if repeated else [])
-        return fail("eml.headers", "; ".join(problems))
-    return ok("eml.headers", f"{len(REQUIRED_HEADERS)} required headers, each once")
-
-
-def _forbidden(values: dict[str, list[str]]) -> Result:
-    found = [h for h in ("Bcc", "Return-Path") if h.lower() in values]
-    if found:
-        return fail("eml.forbidden-headers", f"{', '.join(found)} in the message - the receiving server "
-                    "adds Return-Path; Bcc must never be written")
-    return ok("eml.forbidden-headers", "no Bcc, no Return-Path")
-
-
-def _encoded_words(fields: list[tuple[str, bytes]]) -> Result:
-    problems = []
-    for name, raw in fields:
-        if not raw.isascii():
-            problems.append(f"{name} has raw non-ASCII bytes")
-            continue
-        value = raw.decode("ascii")
-        words = ENCODED_WORD.findall(value)
-        if "=?" in value and name.lower() not in ENCODED_WORD_HEADERS:
-            problems.append(f"{name} contains an encoded word (Gmail rejects it)")
-        if re.search(r"\?==\?", value):
-            problems.append(f"{name} has adjacent encoded words")
-        for charset, enc, text in words:
-            word = f"=?{charset}?{enc}?{text}?="
-            if len(word) > 75:
-                problems.append(f"{name}: encoded word of {len(word)} characters")
-            if not text:
-                problems.append(f"{name}: empty encoded word")
-            if enc.lower() not in ("q", "b"):
-                problems.append(f"{name}: unknown encoding {enc!r}")
-    if problems:
-        return fail("eml.encoded-words", _listing(problems))
-    return ok("eml.encoded-words", "headers ASCII; RFC 2047 words valid, only in Subject and names")
-
-
-def _decoded(value: str) -> str:
-    try:
-        return str(make_header(decode_header(value)))
-    except (LookupError, ValueError, UnicodeDecodeError):
-        return "\ufffd"
-
-
-def _subject(value: str, subject: str) -> Result:
-    decoded = _decoded(value)
-    if decoded != subject:
-        return fail("eml.subject", f"Subject decodes to {decoded!r}, not the issue's subject {subject!r}")
-    return ok("eml.subject", "decodes to the issue's subject")
-
-
-def _from(value: str, sender: str, name: str) -> Result:
-    mailboxes = getaddresses([value])
-    if len(mailboxes) != 1 or "@" not in mailboxes[0][1]:
-        return fail("eml.from", f"From must hold exactly one mailbox, not {value!r}")
-    display, address = _decoded(mailboxes[0][0]) if mailboxes[0][0] else "", mailboxes[0][1].lower()
-    if address != sender or (name and display != name):
-        return fail("eml.from", f"From is {display!r} <{address}>, expected {name!r} <{sender}>")
-    return ok("eml.from", f"{display} <{address}>")
-
-
-def _date(value: str) -> Result:
-    try:
-        parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        return fail("eml.date", f"Date {value!r} is not an RFC 5322 date with a time zone")
-    return ok("eml.date", value)
-
-
-def _message_id(value: str, domain: str) -> Result:
-    m = re.fullmatch(r"<[^<>@\s]+@([^<>@\s]+)>", value.strip())
-    if not m:
-        return fail("eml.message-id", f"Message-ID {value!r} is not <id@domain>")
-    if m.group(1).lower() != domain:
-        return fail("eml.message-id", f"Message-ID domain {m.group(1)} is not the sender's domain {domain}")
-    return ok("eml.message-id", f"domain {domain}")
-
-
-def _list_id(value: str) -> Result:
-    if not re.fullmatch(r"[^<>]*<[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+>", value.strip()):
-        return fail("eml.list-id", f"List-Id {value!r} is not 'Name <label.example.org>' (RFC 2919) "
-                    "- fix [publication] list_id")
-    return ok("eml.list-id", value)
-
-
-def _list_unsubscribe(value: str, base_url: str) -> Result:
-    uris = re.findall(r"<([^<>]*)>", value)
-    https = [u for u in uris if u.lower().startswith("https://")]
-    mailto = [u for u in uris if u.lower().startswith("mailto:")]
-    problems = []
-    if len(https) != 1:
-        problems.append(f"{len(https)} https URIs instead of exactly one")
-    elif https[0] != unsubscribe_url(base_url, SAMPLE.token):
-        problems.append(f"{https[0]} is not the reader's unsubscribe URL")
-    if not mailto:
-        problems.append("no mailto: URI")
-    if "=?" in value:
-        problems.append("folded into encoded words")
-    if SAMPLE.email.lower() in value.lower() or quote(SAMPLE.email).lower() in value.lower():
-        problems.append("the reader's address is in it - use the opaque token")
-    if problems:
-        return fail("eml.list-unsubscribe", "; ".join(problems))
-    return ok("eml.list-unsubscribe", "one https URI with the token and a mailto")
-
-
-def _list_unsubscribe_post(eml: bytes) -> Result:
-    head = eml.split(b"\r\n\r\n", 1)[0]
-    lines = [line for line in head.split(b"\r\n") if line.lower().startswith(b"list-unsubscribe-post:")]
-    if lines != [b"List-Unsubscribe-Post: List-Unsubscribe=One-Click"]:
-        return fail("eml.list-unsubscribe-post", f"expected exactly 'List-Unsubscribe-Post: "
-                    f"List-Unsubscribe=One-Click', found {[line.decode('ascii', 'replace') for line in lines]}")
-    return ok("eml.list-unsubscribe-post", "List-Unsubscribe=One-Click (RFC 8058)")
-
-
-def _structure(eml: bytes) -> Result:
-    msg = email.message_from_bytes(eml, policy=policy.compat32)
-    if msg.get_content_type() != "multipart/alternative":
-        return fail("eml.structure", f"{msg.get_content_type()}, not multipart/alternative")
-    parts = [(p.get_content_type(), p.get_content_charset(), str(p.get("Content-Transfer-Encoding", "")).lower())
-             for p in msg.get_payload()]
-    if [t for t, _, _ in parts] != ["text/plain", "text/html"]:
-        return fail("eml.structure", f"parts {[t for t, _, _ in parts]}: expected text/plain, then text/html")
-    bad = [f"{t} {c} {e}" for t, c, e in parts if c != "utf-8" or e not in ("quoted-printable", "base64")]
-    if bad:
-        return fail("eml.structure", f"expected charset=utf-8 and quoted-printable or base64: {_listing(bad)}")
-    return ok("eml.structure", "multipart/alternative: text/plain, then text/html; utf-8, quoted-printable")
-
-
-def _feedback_id(value: str) -> Result:
-    fields = value.strip().split(":")
-    if not 2 <= len(fields) <= 4 or not all(fields) or not 5 <= len(fields[-1]) <= 15:
-        return fail("eml.feedback-id", f"Feedback-ID {value!r} is not 'a:b:c:SenderId' with a SenderId "
-                    "of 5-15 characters - fix [send] feedback_id")
-    return ok("eml.feedback-id", value)
 
 
 CHECKS = (subject_checks, preheader_checks, html_size, style_size, lang_check, image_checks,
