@@ -24,6 +24,8 @@ from conftest import ISSUE_DATE
 
 from newsletter import preview as previewing
 from newsletter import render, store, subscribers
+from newsletter.preview_page import has_dark_css
+from newsletter.screenshots import PLACEHOLDER_PNG
 
 SLUG = ISSUE_DATE.isoformat()
 CHROMIUM = Path("/usr/bin/chromium")
@@ -96,7 +98,7 @@ def open_page(browser):
             if request.url.startswith(url):
                 route.continue_()
             elif request.resource_type == "image":
-                route.fulfill(status=200, content_type="image/png", body=previewing.PLACEHOLDER_PNG)
+                route.fulfill(status=200, content_type="image/png", body=PLACEHOLDER_PNG)
             else:
                 page.blocked.append(request.url)
                 route.abort()
@@ -245,7 +247,7 @@ def test_dark_screenshot_inverts_a_mail_without_dark_rules(content, chromium, tm
     text = template.read_text(encoding="utf-8")
     template.write_text(re.sub(r"@media \(prefers-color-scheme: dark\) \{.*?\n      \}\n", "", text, flags=re.S), encoding="utf-8")
     assert content.run("compose", "--date", SLUG).exit_code == 0
-    assert not previewing.has_dark_css(store.get_issue(content.db(), SLUG)["html"])
+    assert not has_dark_css(store.get_issue(content.db(), SLUG)["html"])
     chromium(content, "--screenshot", tmp_path)
     assert (tmp_path / "dark.png").read_bytes() != (tmp_path / "desktop.png").read_bytes()
 

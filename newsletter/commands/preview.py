@@ -11,6 +11,7 @@ import typer
 from newsletter import archive as web_archive
 from newsletter import preview as previewing
 from newsletter.cli import app, command, database, settings
+from newsletter.screenshots import screenshots
 
 
 @command(app)
@@ -29,7 +30,7 @@ def preview(
     """
     s = settings()
     if screenshot is not None:
-        for path in previewing.screenshots(previewing.load_view(s, issue, as_email).html, screenshot):
+        for path in screenshots(previewing.load_view(s, issue, as_email).html, screenshot):
             typer.echo(f"Wrote {path}")
         return
     server = previewing.start(settings, issue, as_email, s.preview.host, s.preview.port if port is None else port,
