@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from browsing import browser  # noqa: F401  (the shared Chromium fixture of the browser tests)
+
 from newsletter import config, demo, ingest, store
 from newsletter.cli import app
 

@@ -7,33 +7,15 @@ get a generated PNG and everything else except the file:// page is aborted.
 
 from __future__ import annotations
 
-import os
 import struct
 import zlib
 from pathlib import Path
 
 import pytest
-
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def _unavailable(reason: str) -> None:
-    """Skip locally; in CI (which installs Chromium) a missing browser is a failure."""
-    message = f"{reason} - install it with: apt-get install chromium (and pip install playwright)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but {message}", pytrace=False)
-    pytest.skip(message, allow_module_level=True)
-
+from browsing import CHROMIUM, PNG_MAGIC, offline_page, png_size, unavailable
 
 if not CHROMIUM.exists():
-    _unavailable(f"{CHROMIUM} does not exist")
-try:
-    from playwright.sync_api import Error as PlaywrightError
-    from playwright.sync_api import sync_playwright
-except ImportError:
-    _unavailable("the playwright package is not installed")
+    unavailable(f"{CHROMIUM} does not exist", module_level=True)
 
 from conftest import ARTIFACTS, ISSUE_DATE  # noqa: E402
 from newsletter import store  # noqa: E402
@@ -54,23 +36,6 @@ def make_png(width: int, height: int, rgb: tuple[int, int, int] = (138, 28, 60))
 
 
 IMAGE = make_png(40, 30)
-
-
-def png_size(data: bytes) -> tuple[int, int]:
-    assert data[:8] == PNG_MAGIC, "not a PNG"
-    assert data[12:16] == b"IHDR", "PNG without IHDR first"
-    return struct.unpack(">II", data[16:24])
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        try:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        except PlaywrightError as e:
-            _unavailable(f"Chromium at {CHROMIUM} does not start ({str(e).splitlines()[0]})")
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -101,22 +66,7 @@ def open_issue(browser, issue_file):
         context = browser.new_context(viewport={"width": width, "height": 900}, device_scale_factor=1,
                                       color_scheme=color_scheme)
         contexts.append(context)
-        page = context.new_page()
-        page.blocked = []
-
-        def handle(route):
-            request = route.request
-            if request.url.startswith("file://"):
-                route.continue_()
-            elif request.resource_type == "image":
-                route.fulfill(status=200, content_type="image/png", body=IMAGE)
-            else:
-                page.blocked.append(request.url)
-                route.abort()
-
-        page.route("**/*", handle)
-        page.goto(issue_file.as_uri(), wait_until="load")
-        return page
+        return offline_page(context, issue_file.as_uri(), allow="file://", image=IMAGE)
 
     yield open_
     for context in contexts:

@@ -6,11 +6,9 @@ Servers started here always stop: in-process ones in a `finally`, subprocesses w
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -20,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from browsing import CHROMIUM, offline_page, png_size, unavailable
 from conftest import ISSUE_DATE
 
 from newsletter import preview as previewing
@@ -28,42 +27,7 @@ from newsletter.preview_page import has_dark_css
 from newsletter.screenshots import PLACEHOLDER_PNG
 
 SLUG = ISSUE_DATE.isoformat()
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CLI = [sys.executable, "-m", "newsletter"]
-
-
-def png_size(data: bytes) -> tuple[int, int]:
-    assert data[:8] == PNG_MAGIC, "not a PNG"
-    assert data[12:16] == b"IHDR", "PNG without IHDR first"
-    return struct.unpack(">II", data[16:24])
-
-
-def _unavailable(reason: str) -> None:
-    """Skip locally; in CI (which installs Chromium) a missing browser is a failure."""
-    message = f"{reason} - install it with: apt-get install chromium (and pip install playwright)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but {message}", pytrace=False)
-    pytest.skip(message)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} does not exist")
-    try:
-        from playwright.sync_api import Error as PlaywrightError
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright package is not installed")
-    with sync_playwright() as p:
-        try:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        except PlaywrightError as e:
-            _unavailable(f"Chromium at {CHROMIUM} does not start ({str(e).splitlines()[0]})")
-        yield browser
-        browser.close()
 
 
 @contextmanager
@@ -90,22 +54,7 @@ def open_page(browser):
     def open_(url: str):
         context = browser.new_context(viewport={"width": 1400, "height": 900})
         contexts.append(context)
-        page = context.new_page()
-        page.blocked = []
-
-        def handle(route):
-            request = route.request
-            if request.url.startswith(url):
-                route.continue_()
-            elif request.resource_type == "image":
-                route.fulfill(status=200, content_type="image/png", body=PLACEHOLDER_PNG)
-            else:
-                page.blocked.append(request.url)
-                route.abort()
-
-        page.route("**/*", handle)
-        page.goto(url)
-        return page
+        return offline_page(context, url, allow=url, image=PLACEHOLDER_PNG)
 
     yield open_
     for context in contexts:
@@ -216,11 +165,11 @@ def chromium():
     """For screenshots, which run Playwright themselves: in a subprocess, because the sync API
     refuses to start while the module's `browser` holds its own event loop in this process."""
     if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} does not exist")
+        unavailable(f"{CHROMIUM} does not exist")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        _unavailable("the playwright package is not installed")
+        unavailable("the playwright package is not installed")
 
     def screenshot(project, *args: str):
         done = subprocess.run(CLI + ["preview", *map(str, args)], cwd=project.root, capture_output=True, text=True, timeout=120)
