@@ -40,7 +40,7 @@ from email.message import Message
 
 import sqlite_utils
 
-from newsletter import store, tokens
+from newsletter import clock, store, tokens
 from newsletter.config import Bounces, Settings
 from newsletter.dsn import MAX_TEXT, POLICY, TOKEN_RE, Report, decoded, read_report, smtp_reply, utc
 from newsletter.errors import ConfigError, InputError
@@ -185,7 +185,7 @@ def _no_match(report: Report, unknown: list[str]) -> str:
 def _record(db: sqlite_utils.Database, cfg: Bounces, report: Report, mail: Mail, event: Event,
             summary: BounceSummary) -> bool:
     """Store one event and apply it; False when it was recorded before."""
-    row, stamp = event.subscriber, store.now()
+    row, stamp = event.subscriber, clock.stamp()
     inserted = db.conn.execute(
         "insert or ignore into bounce_events (subscriber_id, email, kind, status, diagnostic, source,"
         " message_id, original_message_id, received_at, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -210,7 +210,7 @@ def _set_status(db: sqlite_utils.Database, subscriber_id: int, status: str, allo
     marks = ", ".join("?" * len(allowed_from))
     return db.conn.execute(
         f"update subscribers set status = ?, updated_at = ? where id = ? and status in ({marks})",
-        [status, store.now(), subscriber_id, *allowed_from],
+        [status, clock.stamp(), subscriber_id, *allowed_from],
     ).rowcount == 1
 
 
@@ -222,7 +222,7 @@ def _fail_delivery(db: sqlite_utils.Database, subscriber_id: int, message_id: st
     db.conn.execute(
         "update deliveries set status = 'failed', last_code = ?, last_reply = ?, updated_at = ?"
         " where message_id = ? and subscriber_id = ?",
-        [code, f"bounce {event.status or '-'}: {reply}"[:MAX_TEXT], store.now(), message_id, subscriber_id],
+        [code, f"bounce {event.status or '-'}: {reply}"[:MAX_TEXT], clock.stamp(), message_id, subscriber_id],
     )
 
 
@@ -280,7 +280,7 @@ def _unsubscribe(db: sqlite_utils.Database, key: bytes, lid: str, msg: Message) 
         return f"no unsubscribe token in the subject ({seen})"
     if not ids:
         return f"the token in the subject is not valid ({seen})"
-    now = store.now()
+    now = clock.stamp()
     asked = utc(msg.get("Date"))
     asked = asked if asked and asked <= now else now
     with store.transaction(db):

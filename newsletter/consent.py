@@ -18,17 +18,15 @@ import hashlib
 import html
 import re
 import secrets
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from email.utils import format_datetime, localtime
 
 import sqlite_utils
 
-from newsletter import mime, store, subscribers, tokens, transports
+from newsletter import clock, mime, store, subscribers, tokens, transports
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, InputError, NotFound
-from newsletter.message import list_id, make_msgid
+from newsletter.message import list_id, make_msgid, message_date
 from newsletter.render import wrap_text
 from newsletter.sanitize import clean_text
 from newsletter.transports import DeliveryError
@@ -80,7 +78,7 @@ def signup(db: sqlite_utils.Database, settings: Settings, form: Signup) -> int |
     proof = terms(settings)
     if settings.serve.store_ip:
         proof.update(ip=form.ip, user_agent=(form.user_agent or "")[:MAX_USER_AGENT] or None)
-    stamp = store.now()
+    stamp = clock.stamp()
     with store.transaction(db):
         if subscribers.is_erased(db, address):
             return None
@@ -100,7 +98,7 @@ def _active_within(db: sqlite_utils.Database, subscriber_id: int, seconds: int) 
     """Whether the reader signed up or was sent a link in the last `seconds`."""
     stamps = db.execute("select max(signed_up_at), max(confirm_sent_at) from consents where subscriber_id = ?",
                         [subscriber_id]).fetchone()
-    return any(s and _epoch(s) > time.time() - seconds for s in stamps)
+    return any(s and _epoch(s) > clock.timestamp() - seconds for s in stamps)
 
 
 def _epoch(stamp: str) -> float:
@@ -125,7 +123,7 @@ def confirmation_message(settings: Settings, email: str, link: str) -> tuple[byt
     part = ("\r\n--" + boundary + "\r\nContent-Type: text/{}; charset=utf-8\r\n"
             "Content-Transfer-Encoding: quoted-printable\r\n\r\n")
     head = b"".join([
-        f"Date: {format_datetime(localtime())}\r\n".encode(),
+        f"Date: {message_date(settings)}\r\n".encode(),
         mime.raw_header("Message-ID", message_id),
         mime.address(pub.sender_name, pub.sender_address),
         mime.raw_header("Reply-To", pub.reply_to) if pub.reply_to else b"",
@@ -186,7 +184,7 @@ def send_confirmation(db: sqlite_utils.Database, settings: Settings, key: bytes,
         " where c.id = ? and s.status = 'pending' and c.confirmed_at is null", [consent_id]).fetchone()
     if row is None:
         return False
-    issued = int(time.time())
+    issued = int(clock.timestamp())
     raw, _ = confirmation_message(settings, row[0], confirm_url(settings, key, consent_id, issued))
     transport.send(settings.publication.sender_address, row[0], raw)
     sent_at = datetime.fromtimestamp(issued, timezone.utc).isoformat(timespec="seconds")
@@ -228,8 +226,8 @@ def _awaiting_mail(db: sqlite_utils.Database, settings: Settings, resend: bool) 
         db.execute(
             "insert into consents (subscriber_id, signed_up_at, source) select id, coalesce(created_at, ?), ?"
             " from subscribers s where status = 'pending'"
-            " and not exists (select 1 from consents where subscriber_id = s.id)", [store.now(), LEGACY_SOURCE])
-    expired = (datetime.now(timezone.utc) - timedelta(hours=settings.serve.confirm_hours)).isoformat(timespec="seconds")
+            " and not exists (select 1 from consents where subscriber_id = s.id)", [clock.stamp(), LEGACY_SOURCE])
+    expired = (clock.now() - timedelta(hours=settings.serve.confirm_hours)).isoformat(timespec="seconds")
     due = "c.confirm_sent_at is null" + (" or c.confirm_sent_at < ?" if resend else "")
     return [tuple(r) for r in db.execute(
         "select c.id, s.email from subscribers s join consents c on c.id ="
@@ -266,7 +264,7 @@ def confirm(db: sqlite_utils.Database, settings: Settings, key: bytes, token: st
         state, row = lookup_confirmation(db, settings, key, token)
         if state != "valid":
             return state
-        stamp = store.now()
+        stamp = clock.stamp()
         confirm_ip = ip if settings.serve.store_ip else None
         db["consents"].update(row["id"], {"confirmed_at": stamp, "confirm_ip": confirm_ip})
         db["subscribers"].update(row["subscriber_id"], {"status": "active", "confirmed_at": stamp,
@@ -289,7 +287,7 @@ def unsubscribe(db: sqlite_utils.Database, settings: Settings, key: bytes, token
             return "unknown"
         if row["status"] in subscribers.SUPPRESSED:
             return "already"
-        stamp = store.now()
+        stamp = clock.stamp()
         db["subscribers"].update(row["id"], {"status": "unsubscribed", "unsubscribed_at": stamp, "updated_at": stamp})
     return "unsubscribed"
 
@@ -337,7 +335,7 @@ def forget(db: sqlite_utils.Database, email: str) -> Erasure:
             db.execute("delete from bounce_events where subscriber_id = ? or email = ? collate nocase", [sid, address])
             db.execute("delete from subscribers where id = ?", [sid])
         db.execute("insert or ignore into suppressions (email_hash, reason, created_at) values (?, 'erased', ?)",
-                   [subscribers.email_hash(address), store.now()])
+                   [subscribers.email_hash(address), clock.stamp()])
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return erasure
 
@@ -352,7 +350,7 @@ def parse_age(text: str) -> timedelta:
 
 def purge_pending(db: sqlite_utils.Database, older_than: timedelta) -> int:
     """Delete unconfirmed sign-ups whose latest sign-up is older than `older_than`; returns how many."""
-    cutoff = (datetime.now(timezone.utc) - older_than).isoformat(timespec="seconds")
+    cutoff = (clock.now() - older_than).isoformat(timespec="seconds")
     with store.transaction(db):
         ids = [r[0] for r in db.execute(
             "select id from subscribers s where status = 'pending' and coalesce("

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.dates import format_date
 
+from newsletter import clock
 from newsletter.errors import ConfigError, InputError
 
 _GERMAN = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$")
@@ -64,7 +65,8 @@ def zone(name: str) -> ZoneInfo:
 
 
 def today(tz: str) -> date:
-    return datetime.now(zone(tz)).date()
+    """Today's date in the timezone `tz`, by the one clock."""
+    return clock.now().astimezone(zone(tz)).date()
 
 
 def parse_since(text: str, ref: date) -> date:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import sqlite_utils
 
-from newsletter import dates, store
+from newsletter import clock, dates, store
 from newsletter.errors import InputError
 from newsletter.sanitize import clean_html, clean_text
 
@@ -274,7 +274,7 @@ def import_rows(db: sqlite_utils.Database, rows: list[RawRow], kind: str, source
     if report.rejected and not skip_invalid:
         return report
     table = db[store.TABLES[kind]]
-    stamp = store.now()
+    stamp = clock.stamp()
     with store.transaction(db):
         for row in cleaned.values():
             _upsert(table, row, known, stamp, report)

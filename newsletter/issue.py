@@ -9,7 +9,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from newsletter import dates, render, store
+from newsletter import clock, dates, render, store
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, InputError, RenderError, StoreError
 from newsletter.message import SAMPLE, MessageTemplate, Recipient
@@ -71,7 +71,7 @@ def compose(db: sqlite_utils.Database, settings: Settings, req: ComposeRequest) 
             "or pass --allow-clipping"
         )
     row = {**meta, "mjml": rendered.mjml, "html": rendered.html, "text": rendered.text,
-           "html_size": size, "status": "draft", "updated_at": store.now()}
+           "html_size": size, "status": "draft", "updated_at": clock.stamp()}
     out_dir = req.out_dir or settings.out_dir
     with store.transaction(db):
         issue_id = _save(db, row, previous, selection)

@@ -10,11 +10,10 @@ from __future__ import annotations
 import html
 import re
 import secrets
-import time
 from dataclasses import dataclass
-from email.utils import format_datetime, localtime
+from email.utils import format_datetime
 
-from newsletter import mime
+from newsletter import clock, dates, mime
 from newsletter.config import Settings
 from newsletter.errors import ConfigError
 from newsletter.render import PLACEHOLDERS, unsubscribe_url
@@ -62,6 +61,7 @@ class MessageTemplate:
             raise ConfigError("[publication] sender_address is not set - add the From address to newsletter.toml")
         self.domain = self.sender.rsplit("@", 1)[1].lower()
         self.base_url = pub.base_url
+        self.timezone = pub.timezone
         if not pub.base_url.startswith("https://"):
             raise ConfigError("[publication] base_url must be an https URL - it carries the unsubscribe link")
         subject = f"[TEST] {subject}" if test else subject
@@ -91,7 +91,7 @@ class MessageTemplate:
         message_id = message_id or make_msgid(self.domain)
         values = {"salutation": recipient.salutation, "email": recipient.email, "token": recipient.token}
         head = b"".join([
-            f"Date: {date or format_datetime(localtime())}\r\n".encode(),
+            f"Date: {date or self.date()}\r\n".encode(),
             mime.raw_header("Message-ID", message_id),
             mime.raw_header("To", recipient.email),
             self.fixed_head,
@@ -104,6 +104,10 @@ class MessageTemplate:
             self.close,
         ])
         return head + b"\r\n" + body, message_id
+
+    def date(self) -> str:
+        """The Date header's value: now, in the publication's timezone."""
+        return format_datetime(clock.now().astimezone(dates.zone(self.timezone)))
 
     def list_unsubscribe(self, token: str) -> bytes:
         """RFC 8058 pair: one https URI and a mailto; plain ASCII, folded only at the comma."""
@@ -132,6 +136,11 @@ def _ascii(text: str) -> str:
     return text.translate(table).encode("ascii", "ignore").decode()
 
 
+def message_date(settings: Settings) -> str:
+    """A Date header value for now, in the publication's timezone."""
+    return format_datetime(clock.now().astimezone(dates.zone(settings.publication.timezone)))
+
+
 def make_msgid(domain: str) -> str:
     """<time.random@domain>: unique, with the sender's domain (never the machine's FQDN)."""
-    return f"<{int(time.time())}.{secrets.token_hex(10)}@{domain}>"
+    return f"<{int(clock.timestamp())}.{secrets.token_hex(10)}@{domain}>"

@@ -32,7 +32,6 @@ import json
 import os
 import sqlite3
 import threading
-import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -41,7 +40,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import sqlite_utils
 
-from newsletter import dates, render, store
+from newsletter import clock, dates, render, store
 from newsletter.config import Settings
 from newsletter.errors import InputError, NewsletterError, NotFound
 from newsletter.issue import ComposeRequest, compose, export
@@ -212,7 +211,7 @@ class Preview:
             seen = inputs, stamps(self._store)
 
     def _rebuild(self) -> None:
-        clock = time.strftime("%H:%M:%S")
+        moment = clock.now().astimezone().strftime("%H:%M:%S")
         try:
             self.refresh(recompose=True)
         except NewsletterError as e:
@@ -223,10 +222,10 @@ class Preview:
             message = f"{type(e).__name__}: {e}"
         else:
             verb = "re-composed" if self.view.issue["status"] == "draft" else "reloaded"
-            self.report(f"{clock} {verb} {self.view.issue['slug']}")
+            self.report(f"{moment} {verb} {self.view.issue['slug']}")
             return
         self._publish(None, message)
-        self.report(f"{clock} Error: {message}")
+        self.report(f"{moment} Error: {message}")
 
 
 def sources(settings: Settings) -> tuple[list[Path], list[Path]]:

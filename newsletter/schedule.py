@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from newsletter import dates, store
+from newsletter import clock, dates, store
 from newsletter.config import Settings
 from newsletter.errors import CheckError, InputError, StoreError
 from newsletter.send import SendOptions, SendSummary, preflight, send_issue
@@ -30,7 +30,7 @@ def schedule(settings: Settings, ref: str, at: str, force: bool = False) -> dict
         preflight(settings, db, issue)
     with store.transaction(db):
         db["issues"].update(issue["id"], {"status": "scheduled", "scheduled_at": when.isoformat(timespec="seconds"),
-                                          "updated_at": store.now()})
+                                          "updated_at": clock.stamp()})
     return store.get_issue(db, issue["id"])
 
 
@@ -40,14 +40,14 @@ def unschedule(settings: Settings, ref: str) -> dict:
     if issue["status"] != "scheduled":
         raise StoreError(f"Issue {issue['slug']} is {issue['status']}, not scheduled - nothing to do")
     with store.transaction(db):
-        db["issues"].update(issue["id"], {"status": "draft", "scheduled_at": None, "updated_at": store.now()})
+        db["issues"].update(issue["id"], {"status": "draft", "scheduled_at": None, "updated_at": clock.stamp()})
     return store.get_issue(db, issue["id"])
 
 
 def due(settings: Settings, now: datetime | None = None) -> list[dict]:
     """Scheduled issues whose time has come, plus scheduled sends that stopped half-way."""
     db = store.open_db(settings.db_path, create=False)
-    stamp = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
+    stamp = (now or clock.now()).isoformat(timespec="seconds")
     return list(db["issues"].rows_where(
         "(status = 'scheduled' and scheduled_at <= ?) or (status = 'sending' and scheduled_at is not null)",
         [stamp], order_by="scheduled_at, id",

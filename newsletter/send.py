@@ -14,13 +14,12 @@ from __future__ import annotations
 import fcntl
 import queue
 import threading
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from newsletter import store, tokens, transports
+from newsletter import clock, store, tokens, transports
 from newsletter.config import Settings
 from newsletter.errors import CheckError, ConfigError, NewsletterError, StoreError
 from newsletter.message import MessageTemplate, Recipient, list_id
@@ -65,18 +64,18 @@ class RateLimiter:
 
     def __init__(self, rate: float) -> None:
         self.interval = 1.0 / rate if rate > 0 else 0.0
-        self.next = time.monotonic()
+        self.next = clock.monotonic()
         self.lock = threading.Lock()
 
     def wait(self) -> None:
         if not self.interval:
             return
         with self.lock:
-            now = time.monotonic()
+            now = clock.monotonic()
             slot = max(self.next, now)
             self.next = slot + self.interval
         if slot > now:
-            time.sleep(slot - now)
+            clock.sleep(slot - now)
 
 
 @dataclass
@@ -110,13 +109,13 @@ def send_issue(settings: Settings, ref: str, opts: SendOptions,
     with issue_lock(settings.db_path, issue):
         if not opts.force:
             preflight(settings, db, store.get_issue(db, issue["id"]))
-        started = time.monotonic()
+        started = clock.monotonic()
         unconfirmed = _prepare(db, issue, opts.resend_unconfirmed)
         total = _pending_count(db, issue["id"], opts.limit)
         on_start(total)
         attempted = _run_workers(ctx, db, opts, transport_factory or (lambda: transports.make(settings)))
         summary = _finish(db, issue, unconfirmed, attempted)
-        summary.seconds = time.monotonic() - started
+        summary.seconds = clock.monotonic() - started
     if ctx.fatal:
         raise ctx.fatal[0]
     if summary.done and settings.archive.enabled:
@@ -216,7 +215,7 @@ def issue_lock(db_path: Path, issue: dict):
 
 def _prepare(db, issue: dict, resend_unconfirmed: bool) -> list[str]:
     """Queue every active subscriber once; requeue deferred rows; report unconfirmed ones."""
-    stamp = store.now()
+    stamp = clock.stamp()
     with store.transaction(db):
         db.execute(
             "insert or ignore into deliveries (issue_id, subscriber_id, email, status, attempts, queued_at, updated_at)"
@@ -331,7 +330,7 @@ def _deliver(ctx: Context, log: "DeliveryLog", transport, row: dict) -> str:
                 return "failed"
             log.write(row["id"], "deferred", code=e.code, last_reply=e.text)
             if attempt < cfg.max_attempts and not ctx.stop.is_set():
-                time.sleep(cfg.retry_delay * 2 ** (attempt - 1))
+                clock.sleep(cfg.retry_delay * 2 ** (attempt - 1))
             continue
         log.write(row["id"], "sent", code=reply.code, last_reply=reply.text, sent=True, defer=True)
         return "sent"
@@ -361,7 +360,7 @@ class DeliveryLog:
     def write(self, delivery_id: int, status: str, *, code: int | None = None, last_reply: str | None = None,
               message_id: str | None = None, attempt: bool = False, sent: bool = False,
               defer: bool = False) -> None:
-        sets, args = ["status = ?", "updated_at = ?"], [status, store.now()]
+        sets, args = ["status = ?", "updated_at = ?"], [status, clock.stamp()]
         for column, value in (("last_code", code), ("last_reply", last_reply), ("message_id", message_id)):
             if value is not None:
                 sets.append(f"{column} = ?")
@@ -377,7 +376,7 @@ class DeliveryLog:
 
     def bounce(self, subscriber_id: int) -> None:
         self.pending.append(("update subscribers set status = 'bounced', updated_at = ? where id = ? and status = 'active'",
-                             [store.now(), subscriber_id]))
+                             [clock.stamp(), subscriber_id]))
         self.flush()
 
     def flush(self) -> None:
@@ -406,7 +405,7 @@ def _finish(db, issue: dict, unconfirmed: list[str], attempted: int) -> SendSumm
     counts = _counts(db, issue["id"])
     summary = SendSummary(issue, counts, attempted, unconfirmed)
     if summary.done:
-        stamp = store.now()
+        stamp = clock.stamp()
         with store.transaction(db):
             db["issues"].update(issue["id"], {"status": "sent", "sent_at": issue.get("sent_at") or stamp, "updated_at": stamp})
     summary.issue = store.get_issue(db, issue["id"])
@@ -415,14 +414,14 @@ def _finish(db, issue: dict, unconfirmed: list[str], attempted: int) -> SendSumm
 
 def _dry_run(db, ctx: Context) -> SendSummary:
     """Build every message as a real run would; send and record nothing."""
-    started = time.monotonic()
+    started = clock.monotonic()
     summary = SendSummary(ctx.issue)
     for row in active_subscribers(db):
         raw, _ = build(ctx, row["email"], row["id"], row)
         summary.built += 1
         summary.built_bytes += len(raw)
         ctx.progress("built")
-    summary.seconds = time.monotonic() - started
+    summary.seconds = clock.monotonic() - started
     return summary
 
 

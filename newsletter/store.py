@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import sqlite3
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 
 import sqlite_utils
@@ -157,11 +156,6 @@ def m006_bounce_original_message(db: sqlite_utils.Database) -> None:
     # Soft bounces count once per message that bounced: an MTA warns about one message daily.
     db["bounce_events"].add_column("original_message_id", str)
     db["bounce_events"].create_index(["subscriber_id", "kind", "original_message_id"])
-
-
-def now() -> str:
-    """UTC timestamp as stored in *_at columns."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def open_db(path: Path, *, create: bool = True) -> sqlite_utils.Database:

@@ -20,7 +20,7 @@ from pathlib import Path
 import sqlite_utils
 from email_validator import EmailNotValidError, validate_email
 
-from newsletter import store
+from newsletter import clock, store
 from newsletter.errors import InputError, NotFound
 from newsletter.ingest import _decode
 from newsletter.sanitize import clean_text
@@ -131,7 +131,7 @@ def add(db: sqlite_utils.Database, email: str, *, name: str | None = None, anred
                           "vorname": vorname, "nachname": nachname})
     consent = clean_text(consent_source) if consent_source else None
     with store.transaction(db):
-        row_id, outcome = _upsert(db, address, names, consent, store.now(), origin="newsletter subscribers add")
+        row_id, outcome = _upsert(db, address, names, consent, clock.stamp(), origin="newsletter subscribers add")
     if row_id is None:
         return {"id": None, "email": address, "status": "erased"}, outcome
     return db["subscribers"].get(row_id), outcome
@@ -168,7 +168,7 @@ def import_csv(db: sqlite_utils.Database, path: Path | str, consent_source: str 
             continue
         rows[address.lower()] = (address, names, suppress)  # a later row wins, as in a spreadsheet
     consent = clean_text(consent_source) if consent_source else None
-    stamp = store.now()
+    stamp = clock.stamp()
     with store.transaction(db):
         for address, names, suppress in rows.values():
             _, outcome = _upsert(db, address, names, consent, stamp, suppress, origin=f"Import {path.name}")
@@ -312,7 +312,7 @@ def remove(db: sqlite_utils.Database, email: str) -> tuple[dict, str]:
         if row["status"] in SUPPRESSED:
             return row, "suppressed"
         if db.execute("select 1 from deliveries where subscriber_id = ? limit 1", [row["id"]]).fetchone():
-            stamp = store.now()
+            stamp = clock.stamp()
             _update(db, row["id"], {"status": "unsubscribed", "unsubscribed_at": stamp, "updated_at": stamp})
             return db["subscribers"].get(row["id"]), "unsubscribed"
         db.execute("delete from consents where subscriber_id = ?", [row["id"]])

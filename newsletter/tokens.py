@@ -12,9 +12,9 @@ import base64
 import hashlib
 import hmac
 import os
-import time
 from dataclasses import dataclass
 
+from newsletter import clock
 from newsletter.errors import ConfigError
 
 SECRET_ENV = "NEWSLETTER_SECRET"
@@ -76,7 +76,7 @@ class Timed:
 def make_timed(key: bytes, list_id: str, ref_id: int, issued_at: int | None = None,
                purpose: str = "confirm") -> str:
     """A token for `ref_id` (e.g. a consent row) issued at `issued_at` (unix seconds, default now)."""
-    issued = int(time.time()) if issued_at is None else int(issued_at)
+    issued = int(clock.timestamp()) if issued_at is None else int(issued_at)
     return f"{_b36(ref_id)}.{_b36(issued)}.{_mac(key, purpose, list_id, f'{ref_id}@{issued}')}"
 
 
@@ -93,5 +93,5 @@ def verify_timed(key: bytes, list_id: str, token: str, max_age: float, purpose: 
     expected = _mac(key, purpose, list_id, f"{ref_id}@{issued}")
     if not hmac.compare_digest(expected.encode(), parts[2].encode()):
         return None
-    age = (time.time() if now is None else now) - issued
+    age = (clock.timestamp() if now is None else now) - issued
     return Timed(ref_id, issued, expired=age > max_age)

@@ -19,7 +19,6 @@ import logging
 import re
 import socket
 import sqlite3
-import time
 from collections import deque
 from pathlib import Path
 from typing import Callable
@@ -33,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from newsletter import clock as clock_module
 from newsletter import consent, store, tokens, transports
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, InputError, NewsletterError
@@ -80,8 +80,8 @@ class SecurityHeaders:
 class RateLimiter:
     """At most `limit` hits per client address within `window` seconds (limit 0: no limit)."""
 
-    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.limit, self.window, self.clock = limit, window, clock
+    def __init__(self, limit: int, window: float, clock: Callable[[], float] | None = None) -> None:
+        self.limit, self.window, self.clock = limit, window, clock or clock_module.monotonic
         self.hits: dict[str, deque] = {}
 
     def allow(self, client: str) -> bool:

@@ -5,19 +5,55 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from typer.testing import CliRunner
 
 from browsing import browser  # noqa: F401  (the shared Chromium fixture of the browser tests)
 
-from newsletter import config, demo, ingest, store
+from newsletter import clock, config, dates, demo, ingest, store
 from newsletter.cli import app
 
-ISSUE_DATE = date(2026, 11, 24)  # the date the demo content is written for
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def _start() -> datetime:
+    """The moment the suite runs at: NEWSLETTER_NOW when set (CI runs the suite at other dates
+    that way), else 09:00 in Berlin on the machine's date. Every test sees this same moment on
+    a FakeClock, so no test depends on the date or the time of day it happens to run."""
+    if os.environ.get(clock.ENV):
+        return clock.parse(os.environ[clock.ENV])
+    today = datetime.now(BERLIN).date()
+    return datetime(today.year, today.month, today.day, 9, 0, tzinfo=BERLIN)
+
+
+START = _start()
+ISSUE_DATE = START.astimezone(BERLIN).date()  # the demo content is moved to this date
+SLUG = ISSUE_DATE.isoformat()  # the slug of the issue the `composed` fixture makes
+NUMBER = f"{ISSUE_DATE.month}/{ISSUE_DATE.year}"
 GOLDEN = Path(__file__).parent / "golden"
+
+
+def day(offset: int) -> date:
+    """The issue date moved by `offset` days."""
+    return ISSUE_DATE + timedelta(days=offset)
+
+
+def german(d: date) -> str:
+    """A date as the issue prints it: '24. November 2026'."""
+    return dates.german_long(d)
+
+
+@pytest.fixture(autouse=True)
+def fake_clock(monkeypatch):
+    """Every test runs at START on a clock that moves only when told (or slept on); processes
+    the test starts begin at START too."""
+    monkeypatch.setenv(clock.ENV, START.isoformat())
+    with clock.use(clock.FakeClock(START)) as fake:
+        yield fake
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
@@ -63,7 +99,7 @@ class Project:
 def project(tmp_path, monkeypatch) -> Project:
     """An empty project: demo config (complete Impressum), no content yet."""
     for name in list(os.environ):
-        if name.startswith("NEWSLETTER_"):
+        if name.startswith("NEWSLETTER_") and name != clock.ENV:
             monkeypatch.delenv(name)
     (tmp_path / "newsletter.toml").write_text(demo.DEMO_CONFIG, encoding="utf-8")
     monkeypatch.chdir(tmp_path)
@@ -71,20 +107,24 @@ def project(tmp_path, monkeypatch) -> Project:
     return Project(tmp_path, CliRunner())
 
 
-@pytest.fixture
-def content(project) -> Project:
-    """The project with the demo content, dated for an issue on ISSUE_DATE."""
+def load_demo_content(project: Project, issue_date: date) -> Project:
     db = project.db()
     for kind in store.KINDS:
-        report = ingest.import_rows(db, demo.load_content(kind, ISSUE_DATE - demo.REFERENCE_DATE), kind, "demo")
+        report = ingest.import_rows(db, demo.load_content(kind, issue_date - demo.REFERENCE_DATE), kind, "demo")
         assert not report.rejected
     db.close()
     return project
 
 
 @pytest.fixture
+def content(project) -> Project:
+    """The project with the demo content, dated for an issue on ISSUE_DATE."""
+    return load_demo_content(project, ISSUE_DATE)
+
+
+@pytest.fixture
 def composed(content) -> Project:
-    """The demo content composed into draft 2026-11-24."""
-    result = content.run("compose", "--date", ISSUE_DATE.isoformat(), "--number", "11/2026")
+    """The demo content composed into draft SLUG (the issue date)."""
+    result = content.run("compose", "--date", SLUG, "--number", NUMBER)
     assert result.exit_code == 0, result.output
     return content

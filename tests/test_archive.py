@@ -9,11 +9,11 @@ import xml.etree.ElementTree as ET
 
 import feedparser
 import pytest
-from conftest import ISSUE_DATE
+from conftest import NUMBER, SLUG, day, german
 
 from newsletter import store, subscribers
 
-SLUG = ISSUE_DATE.isoformat()
+NEXT = day(7).isoformat()
 BASE = "https://www.stadtmarketing-demo.de"
 SECRET = "test-secret-0123456789abcdef"
 
@@ -24,19 +24,20 @@ def send(project, slug: str) -> None:
 
 
 @pytest.fixture
-def sent(composed, monkeypatch):
-    """Two issues sent through the file transport to one reader: 2026-11-24 and 2026-12-01."""
+def sent(composed, monkeypatch, fake_clock):
+    """Two issues a week apart sent through the file transport to one reader: SLUG and NEXT."""
     monkeypatch.setenv("NEWSLETTER_SECRET", SECRET)
     db = composed.db()
     subscribers.add(db, "erika@example.org", anrede="Frau", titel="Dr.", nachname="Muster", consent_source="Test")
     db.close()
     send(composed, SLUG)
-    article = {"url": f"{BASE}/advent", "title": "Adventsmärkte öffnen", "published": "2026-11-30",
+    fake_clock.advance(days=7)
+    article = {"url": f"{BASE}/advent", "title": "Adventsmärkte öffnen", "published": day(6).isoformat(),
                "teaser": "<p>Die Buden stehen.</p>"}
     assert composed.run("import", composed.write("neu.json", json.dumps([article])), "--kind", "article").exit_code == 0
-    result = composed.run("compose", "--date", "2026-12-01", "--number", "12/2026", "--subject", "Märkte & Buden: 3 < 4")
+    result = composed.run("compose", "--number", "nächste", "--subject", "Märkte & Buden: 3 < 4")
     assert result.exit_code == 0, result.output
-    send(composed, "2026-12-01")
+    send(composed, NEXT)
     return composed
 
 
@@ -45,12 +46,12 @@ def test_index_lists_sent_issues_newest_first_with_german_dates(sent):
     assert result.exit_code == 0, result.output
     assert "Wrote 2 issue page(s)" in result.output
     index = (sent.root / "archive" / "index.html").read_text(encoding="utf-8")
-    assert index.index('href="2026-12-01.html"') < index.index(f'href="{SLUG}.html"')
-    assert "Ausgabe 12/2026 · 1. Dezember 2026" in index and "Ausgabe 11/2026 · 24. November 2026" in index
+    assert index.index(f'href="{NEXT}.html"') < index.index(f'href="{SLUG}.html"')
+    assert f"Ausgabe nächste · {german(day(7))}" in index and f"Ausgabe {NUMBER} · {german(day(0))}" in index
     assert "Märkte &amp; Buden: 3 &lt; 4" in index
     assert '<html lang="de">' in index and "https://" not in index  # no external assets
     assert sorted(p.name for p in (sent.root / "archive").iterdir()) == [
-        "2026-11-24.html", "2026-12-01.html", "abbestellen.html", "feed.xml", "index.html"]
+        f"{SLUG}.html", f"{NEXT}.html", "abbestellen.html", "feed.xml", "index.html"]
 
 
 def test_issue_pages_are_for_nobody_in_particular(sent):
@@ -75,9 +76,9 @@ def test_feed_is_rss_of_the_sent_issues(sent):
     assert feed.version == "rss20"
     assert [e.title for e in feed.entries] == ["Märkte & Buden: 3 < 4", sent.db()["issues"].get(1)["subject"]]
     first = feed.entries[0]
-    assert first.link == f"{BASE}/archive/2026-12-01.html" and first.id == first.link
+    assert first.link == f"{BASE}/archive/{NEXT}.html" and first.id == first.link
     db = sent.db()
-    sent_at = store.get_issue(db, "2026-12-01")["sent_at"]
+    sent_at = store.get_issue(db, NEXT)["sent_at"]
     assert first.published_parsed[:6] == tuple(int(n) for n in re.findall(r"\d+", sent_at)[:6])
 
 
@@ -120,7 +121,7 @@ def test_issues_link_to_their_archive_page_only_when_enabled(composed, monkeypat
     assert sent.exit_code == 0 and "Web archive updated in" in sent.output  # so the link works at once
     page = (composed.root / "archive" / f"{SLUG}.html").read_text(encoding="utf-8")
     assert "Im Browser ansehen" not in page  # it would point at the page itself
-    assert "Ausgabe 11/2026 · 24. November 2026</div>" in page
+    assert f"Ausgabe {NUMBER} · {german(day(0))}</div>" in page
 
 
 def test_a_second_issue_of_the_same_day_links_to_its_own_page(composed):

@@ -12,12 +12,12 @@ import re
 import shutil
 
 import pytest
-from conftest import ISSUE_DATE
+from conftest import NUMBER, SLUG, day
 
 from newsletter import checks, render, store
 from newsletter.issue import export
 
-DATE = ISSUE_DATE.isoformat()
+DATE = SLUG
 SPAM = ("<p>Dear friend, you have been selected! Buy cheap VIAGRA and CIALIS now, 100% guaranteed, "
         "no prescription needed. Click here to claim your FREE prize. Act now, limited time offer! "
         "Lose weight fast. Risk free, no credit check.</p>")
@@ -69,7 +69,7 @@ def compose_with(content, name: str, old: str, new: str):
     folder.mkdir(exist_ok=True)
     (folder / name).write_text(text.replace(old, new), encoding="utf-8")
     content.set_config("publication", "templates_dir", '"tpl"')
-    result = content.run("compose", "--date", DATE, "--number", "11/2026")
+    result = content.run("compose", "--date", DATE, "--number", NUMBER)
     assert result.exit_code == 0, result.output
     return content
 
@@ -117,7 +117,7 @@ def test_failure_exits_1_and_the_summary_says_what_to_do(composed):
     assert re.search(r"^FAIL  subject\.prefix +starts with 'AW:'", result.stdout, re.M)
     assert result.stdout.splitlines()[-1].endswith(
         "1 failed - not ready to send: fix the FAIL rows above "
-        "(all details: newsletter check 2026-11-24 --json)")
+        f"(all details: newsletter check {SLUG} --json)")
 
 
 def test_unknown_issue_is_one_line(composed):
@@ -292,7 +292,7 @@ def add_job(project, deadline: str) -> None:
     issue = store.get_issue(db, DATE)
     job_id = db["jobs"].insert({"url": "https://www.stadtmarketing-demo.de/stellen/abgelaufen",
                                 "title": "Abgelaufene Stelle", "employer": "Stadt Beispiel",
-                                "deadline": deadline, "published": "2026-10-01"}).last_pk
+                                "deadline": deadline, "published": day(-50).isoformat()}).last_pk
     db["issue_items"].insert({"issue_id": issue["id"], "kind": "job", "item_id": job_id,
                               "section": "jobs", "position": 99, "is_new": 0})
     db.conn.commit()
@@ -300,9 +300,9 @@ def add_job(project, deadline: str) -> None:
 
 
 def test_job_ad_past_its_deadline_fails(composed):
-    add_job(composed, "2026-11-20")
+    add_job(composed, day(-4).isoformat())
     result = assert_fails(composed, "jobs.deadline")
-    assert "Abgelaufene Stelle (2026-11-20)" in detail(result, "jobs.deadline")
+    assert f"Abgelaufene Stelle ({day(-4)})" in detail(result, "jobs.deadline")
 
 
 def test_job_ad_whose_deadline_passed_since_the_issue_date_warns(composed):

@@ -6,12 +6,12 @@ import email
 import json
 from email import policy
 
-from conftest import ISSUE_DATE
+from conftest import NUMBER, SLUG, day
 
-DATE = ISSUE_DATE.isoformat()
+DATE = SLUG
 
 
-def items(project, slug="2026-11-24"):
+def items(project, slug=SLUG):
     from newsletter import store
 
     db = project.db()
@@ -29,7 +29,7 @@ def test_default_selection_follows_the_rules(composed):
     articles = section(entries, "articles")
     everything = [lead] + articles
     # window: the last 7 days before the issue date
-    assert all("2026-11-17" <= a["published"][:10] <= DATE for a in everything)
+    assert all(day(-7).isoformat() <= a["published"][:10] <= DATE for a in everything)
     # lead: the newest article with an image; the others newest first
     assert lead["image"]
     newer_with_image = [a for a in articles if a["image"] and a["published"] > lead["published"]]
@@ -42,7 +42,7 @@ def test_default_selection_follows_the_rules(composed):
     # ads: only those running on the issue date
     ads = section(entries, "ads")
     assert len(ads) == 2 and all(a["starts"] <= DATE <= a["ends"] for a in ads)
-    assert issue["status"] == "draft" and issue["number"] == "11/2026"
+    assert issue["status"] == "draft" and issue["number"] == NUMBER
 
 
 def test_compose_prints_summary_and_writes_outputs(content):
@@ -50,18 +50,18 @@ def test_compose_prints_summary_and_writes_outputs(content):
     assert result.exit_code == 0, result.output
     assert "lead 1, articles 10, job ads 6 (6 neu), ads 2" in result.output
     assert "HTML part" in result.output and "of 102,000 bytes" in result.output
-    folder = content.root / "out" / "2026-11-24"
+    folder = content.root / "out" / SLUG
     assert sorted(p.name for p in folder.iterdir()) == ["issue.eml", "issue.html", "issue.mjml", "issue.txt"]
 
 
 def test_items_of_a_sent_issue_are_not_repeated_and_neu_marks_new_jobs(composed):
     db = composed.db()
-    db["issues"].update(1, {"status": "sent", "sent_at": "2026-11-20T07:00:00+00:00"})
+    db["issues"].update(1, {"status": "sent", "sent_at": f"{day(-4)}T07:00:00+00:00"})
     db.conn.commit()
-    result = composed.run("compose", "--date", "2026-11-26", "--since", "14d")
+    result = composed.run("compose", "--date", day(2).isoformat(), "--since", "14d")
     assert result.exit_code == 0, result.output
-    _, first = items(composed, "2026-11-24")
-    _, second = items(composed, "2026-11-26")
+    _, first = items(composed, SLUG)
+    _, second = items(composed, day(2).isoformat())
     first_articles = {e["item_id"] for e in first if e["kind"] == "article"}
     assert not first_articles & {e["item_id"] for e in second if e["kind"] == "article"}
     assert all(not e["is_new"] for e in second if e["kind"] == "job")
@@ -69,12 +69,12 @@ def test_items_of_a_sent_issue_are_not_repeated_and_neu_marks_new_jobs(composed)
 
 def test_window_defaults_to_since_last_sent_issue(composed):
     db = composed.db()
-    db["issues"].update(1, {"status": "sent", "sent_at": "2026-11-21T07:00:00+00:00"})
+    db["issues"].update(1, {"status": "sent", "sent_at": f"{day(-3)}T07:00:00+00:00"})
     db.conn.commit()
     # Everything since then went out with issue 1, so the window is empty:
-    result = composed.run("compose", "--date", "2026-11-24")
+    result = composed.run("compose", "--date", DATE)
     assert result.exit_code == 1
-    assert "between 2026-11-21 and 2026-11-24 that were not already sent" in result.output
+    assert f"between {day(-3)} and {DATE} that were not already sent" in result.output
 
 
 def test_lead_exclude_only_category(content):
@@ -89,11 +89,11 @@ def test_lead_exclude_only_category(content):
     assert articles[-1]["id"] not in {e["item_id"] for e in entries if e["kind"] == "article"}
 
     result = content.run("compose", "--date", DATE, "--only", str(articles[3]["id"]), "--only", str(articles[5]["id"]))
-    _, entries = items(content, "2026-11-24-2")
+    _, entries = items(content, f"{SLUG}-2")
     assert {e["item_id"] for e in entries if e["kind"] == "article"} == {articles[3]["id"], articles[5]["id"]}
 
     content.run("compose", "--date", DATE, "--since", "30d", "--category", "tourismus")
-    _, entries = items(content, "2026-11-24-3")
+    _, entries = items(content, f"{SLUG}-3")
     assert {e["item"]["category"] for e in entries if e["kind"] == "article"} == {"Tourismus"}
 
 
@@ -105,23 +105,23 @@ def test_max_articles_is_configurable(content):
 
 
 def test_empty_selection_is_an_error_not_an_empty_mail(content):
-    result = content.run("compose", "--date", "2027-06-01")
+    result = content.run("compose", "--date", day(190).isoformat())
     assert result.exit_code == 1
-    assert "No articles published between 2027-05-25 and 2027-06-01" in result.output
+    assert f"No articles published between {day(183)} and {day(190)}" in result.output
     assert "--since" in result.output
     assert list(content.db()["issues"].rows) == []
 
 
 def test_replace_recomposes_a_draft_and_sent_issues_are_frozen(composed):
-    result = composed.run("compose", "--date", DATE, "--replace", "2026-11-24", "--subject", "Neu: Betreff")
+    result = composed.run("compose", "--date", DATE, "--replace", SLUG, "--subject", "Neu: Betreff")
     assert result.exit_code == 0, result.output
-    assert "Re-composed draft 2026-11-24" in result.output
+    assert f"Re-composed draft {SLUG}" in result.output
     issue, _ = items(composed)
-    assert issue["subject"] == "Neu: Betreff" and issue["number"] == "11/2026"
+    assert issue["subject"] == "Neu: Betreff" and issue["number"] == NUMBER
     assert len(list(composed.db()["issues"].rows)) == 1
 
     db = composed.db()
-    db["issues"].update(1, {"status": "sent", "sent_at": "2026-11-24T08:00:00+00:00"})
+    db["issues"].update(1, {"status": "sent", "sent_at": f"{DATE}T08:00:00+00:00"})
     db.conn.commit()
     refused = composed.run("compose", "--date", DATE, "--replace", "1")
     assert refused.exit_code == 1
@@ -155,22 +155,22 @@ def test_size_warning_at_ninety_percent(content):
 def test_intro_file_becomes_the_editorial(content):
     intro = content.write("intro.txt", "Liebe Leserinnen & Leser,\n\nzweiter <Absatz>.")
     content.run("compose", "--date", DATE, "--intro", intro)
-    html = (content.root / "out/2026-11-24/issue.html").read_text()
-    text = (content.root / "out/2026-11-24/issue.txt").read_text()
+    html = (content.root / "out" / SLUG / "issue.html").read_text()
+    text = (content.root / "out" / SLUG / "issue.txt").read_text()
     assert "Liebe Leserinnen &amp; Leser," in html and "zweiter &lt;Absatz&gt;." in html
     assert "zweiter <Absatz>." in text
 
 
 def test_issues_list_show_and_export(composed, tmp_path):
     listed = composed.run("issues", "list")
-    assert "2026-11-24" in listed.output and "draft" in listed.output
-    shown = composed.run("issues", "show", "2026-11-24")
+    assert SLUG in listed.output and "draft" in listed.output
+    shown = composed.run("issues", "show", SLUG)
     assert "lead:" in shown.output and "jobs:" in shown.output and "[neu]" in shown.output
     eml = composed.run("export", "1", "--format", "eml")
     message = email.message_from_bytes(eml.stdout_bytes, policy=policy.default)
     assert message.get_content_type() == "multipart/alternative"
     out = tmp_path / "x.txt"
-    assert composed.run("export", "2026-11-24", "-f", "txt", "-o", out).exit_code == 0
+    assert composed.run("export", SLUG, "-f", "txt", "-o", out).exit_code == 0
     assert "Sehr geehrte Frau Dr. Muster," in out.read_text()
     assert composed.run("export", "1", "-f", "pdf").exit_code == 2
 
@@ -191,7 +191,7 @@ def test_full_issue_at_configured_maximum_stays_under_the_clipping_budget(conten
     db = content.db()
     jobs = list(db["jobs"].rows)
     extra = [{**{k: v for k, v in j.items() if k not in ("id", "created_at", "updated_at")},
-              "url": j["url"] + "-2", "deadline": "2027-01-31", "published": "2026-11-20"} for j in jobs]
+              "url": j["url"] + "-2", "deadline": day(68).isoformat(), "published": day(-4).isoformat()} for j in jobs]
     content.run("import", content.write("jobs.json", json.dumps(extra)), "--kind", "job")
     result = content.run("compose", "--date", DATE, "--since", "30d",
                          "--intro", content.write("intro.txt", "Ein Editorial. " * 30))

@@ -6,13 +6,16 @@ from __future__ import annotations
 import email
 import json
 import re
-import time
+from datetime import timedelta
 from email import policy
 
 import pytest
+from conftest import SLUG, START
 
-from newsletter import consent, subscribers, tokens
+from newsletter import clock, consent, subscribers, tokens
 from newsletter.message import list_id
+
+LONG_AGO = (START - timedelta(days=300)).isoformat(timespec="seconds")
 
 SECRET = "test-secret-0123456789abcdef"
 KEY = SECRET.encode()
@@ -87,7 +90,7 @@ def test_forget_erases_everything_but_a_hash(composed, monkeypatch):
     monkeypatch.setenv("NEWSLETTER_SECRET", SECRET)
     project.run("subscribers", "add", "erika@example.org", "--nachname", "Zwiebelmeyer", "--consent-source", "Formular")
     project.run("subscribers", "add", "hans@example.org", "--consent-source", "Formular")
-    assert project.run("send", "2026-11-24", "--yes").exit_code == 0
+    assert project.run("send", SLUG, "--yes").exit_code == 0
     db = project.db()
     db["bounce_events"].insert({"subscriber_id": 1, "email": "erika@example.org", "kind": "soft", "created_at": "x"})
     db.conn.commit()
@@ -128,7 +131,7 @@ def test_forget_of_an_unknown_address_still_suppresses_it(project):
 def test_purge_pending_deletes_only_old_unconfirmed_sign_ups(project):
     for address in ("alt@example.org", "neu@example.org", "alt-aktiv@example.org"):
         project.run("subscribers", "add", address, *(["--consent-source", "Formular"] if "aktiv" in address else []))
-    old = "2026-01-01T00:00:00+00:00"
+    old = LONG_AGO
     age(project, "subscribers", "created_at", old, "email like 'alt%'")
     age(project, "consents", "signed_up_at", old, "subscriber_id in (select id from subscribers where email like 'alt%')")
     result = project.run("subscribers", "purge-pending", "--older-than", "7d")
@@ -140,7 +143,7 @@ def test_purge_pending_deletes_only_old_unconfirmed_sign_ups(project):
 
 def test_a_recent_sign_up_keeps_an_old_pending_reader(project):
     project.run("subscribers", "add", "a@example.org")
-    age(project, "subscribers", "created_at", "2026-01-01T00:00:00+00:00")
+    age(project, "subscribers", "created_at", LONG_AGO)
     assert project.run("subscribers", "purge-pending").stdout.startswith("0 ")  # the consent row is from today
 
 
@@ -163,7 +166,7 @@ def test_confirmations_send_mails_pending_readers_once(project, monkeypatch):
     assert proof["confirm_sent_at"] and proof["consent_text"] == project.settings().serve.consent_text
     assert project.run("confirmations", "send").stdout == "0 confirmation mails sent\n"
     assert project.run("confirmations", "send", "--resend").stdout.startswith("0 ")  # links still valid
-    age(project, "consents", "confirm_sent_at", "2026-01-01T00:00:00+00:00", "id = 1")
+    age(project, "consents", "confirm_sent_at", LONG_AGO, "id = 1")
     assert project.run("confirmations", "send", "--resend").stdout.startswith("1 ")
     link = re.search(r"/confirm/(\S+)", outbox(project)[-1].get_body(("plain",)).get_content())[1]
     assert tokens.verify_timed(KEY, list_id(project.settings()), link, 3600).ref_id == 1
@@ -189,13 +192,13 @@ def test_confirmations_send_needs_the_secret(project):
 # --- timed tokens ----------------------------------------------------------------------------------
 
 def test_timed_tokens_expire_and_cannot_be_redated():
-    issued = int(time.time()) - 100
+    issued = int(clock.timestamp()) - 100
     token = tokens.make_timed(KEY, "Liste <l.example.org>", 42, issued)
     ok = tokens.verify_timed(KEY, "Liste <l.example.org>", token, 3600)
     assert (ok.ref_id, ok.issued_at, ok.expired) == (42, issued, False)
     assert tokens.verify_timed(KEY, "Liste <l.example.org>", token, 50).expired
     ref, _, mac = token.split(".")
-    later = tokens.make_timed(KEY, "x", 0, int(time.time())).split(".")[1]
+    later = tokens.make_timed(KEY, "x", 0, int(clock.timestamp())).split(".")[1]
     for forged in (f"{ref}.{later}.{mac}", token + "x", token.replace(ref, "1b", 1), "42", "a.b.c.d", ""):
         assert tokens.verify_timed(KEY, "Liste <l.example.org>", forged, 3600) is None, forged
     assert tokens.verify_timed(b"another-secret-0123456789", "Liste <l.example.org>", token, 3600) is None

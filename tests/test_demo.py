@@ -8,35 +8,37 @@ import subprocess
 import sys
 from email import policy
 
-from newsletter import config, store
+from conftest import SLUG
+
+from newsletter import clock, config, store
 
 SECRET = "test-secret-0123456789abcdef"
 
 
 def test_demo_builds_a_project_that_composes_checks_and_sends_to_files(tmp_path, monkeypatch):
     for name in list(os.environ):
-        if name.startswith("NEWSLETTER_"):
+        if name.startswith("NEWSLETTER_") and name != clock.ENV:
             monkeypatch.delenv(name)
     env = {**os.environ, "NEWSLETTER_SECRET": SECRET}
     run = lambda *args, cwd=tmp_path: subprocess.run(  # noqa: E731
         [sys.executable, "-m", "newsletter", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
-    built = run("demo", "--date", "2026-11-24")
+    built = run("demo")
     assert built.returncode == 0, built.stderr
     folder = tmp_path / "demo"
     assert "Demo ready in demo/" in built.stdout and "HTML part" in built.stdout
     for ext in ("html", "mjml", "txt", "eml"):
-        assert (folder / "out" / "2026-11-24" / f"issue.{ext}").stat().st_size > 1000
+        assert (folder / "out" / SLUG / f"issue.{ext}").stat().st_size > 1000
     db = store.open_db(config.load(config=folder / "newsletter.toml").db_path)
     assert {r["email"]: r["status"] for r in db["subscribers"].rows} == {
         "erika.beispiel@example.org": "active", "jonas.probe@example.org": "active",
         "stadtmarketing@example.net": "active", "kim.muster@example.com": "active"}
     assert {r["source"] for r in db["consents"].rows} == {"Demo-Leserliste"}
 
-    checked = run("check", "2026-11-24", "--no-spamassassin", cwd=folder)
+    checked = run("check", SLUG, "--no-spamassassin", cwd=folder)
     assert checked.returncode == 0 and " 0 failed" in checked.stdout, checked.stdout
 
-    sent = run("send", "2026-11-24", "--yes", cwd=folder)
+    sent = run("send", SLUG, "--yes", cwd=folder)
     assert sent.returncode == 0 and "4 sent" in sent.stdout, sent.stderr
     mails = sorted((folder / "outbox").glob("*.eml"))
     assert len(mails) == 4

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import day
 
 ARTICLE = {
     "url": "https://www.example.de/artikel/eins",
@@ -167,9 +168,9 @@ def test_missing_file_and_unknown_kind(project):
 
 @pytest.mark.parametrize("kind,table", [("article", "articles"), ("job", "jobs"), ("ad", "ads")])
 def test_list_commands(content, kind, table):
-    result = content.run(table, "list", "--since", "2026-11-20", "--json")
+    result = content.run(table, "list", "--since", day(-4).isoformat(), "--json")
     assert result.exit_code == 0, result.output
     listed = json.loads(result.stdout)
     date_field = "starts" if kind == "ad" else "published"
-    assert all(r[date_field][:10] >= "2026-11-20" for r in listed)
+    assert all(r[date_field][:10] >= day(-4).isoformat() for r in listed)
     assert len(content.run(table, "list").stdout.splitlines()) == len(list(content.db()[table].rows))

@@ -8,6 +8,7 @@ import re
 from email import policy
 
 import pytest
+from conftest import SLUG
 
 from newsletter import mime
 from newsletter.message import MessageTemplate, Recipient
@@ -15,7 +16,7 @@ from newsletter.message import MessageTemplate, Recipient
 
 @pytest.fixture
 def eml(composed) -> bytes:
-    return (composed.root / "out/2026-11-24/issue.eml").read_bytes()
+    return (composed.root / "out" / SLUG / "issue.eml").read_bytes()
 
 
 def headers_of(raw: bytes) -> bytes:
@@ -71,9 +72,9 @@ def test_single_date_message_id_from_and_no_forbidden_headers(eml):
 
 def test_subject_encoded_words_are_valid(composed):
     db = composed.db()
-    composed.run("compose", "--date", "2026-11-24", "--replace", "1",
+    composed.run("compose", "--date", SLUG, "--replace", "1",
                  "--subject", "Städte im Wandel: Öffnungszeiten, Übernachtungen und „Größe“ – " * 2)
-    raw = (composed.root / "out/2026-11-24/issue.eml").read_bytes()
+    raw = (composed.root / "out" / SLUG / "issue.eml").read_bytes()
     subject_lines = [l for l in headers_of(raw).split(b"\r\n")]
     start = next(i for i, l in enumerate(subject_lines) if l.startswith(b"Subject:"))
     block = [subject_lines[start]] + [l for l in subject_lines[start + 1:start + 20] if l.startswith(b" ")][: 20]

@@ -19,14 +19,13 @@ from pathlib import Path
 
 import pytest
 from browsing import CHROMIUM, offline_page, png_size, unavailable
-from conftest import ISSUE_DATE
+from conftest import NUMBER, SLUG
 
 from newsletter import preview as previewing
 from newsletter import render, store, subscribers
 from newsletter.preview_page import has_dark_css
 from newsletter.screenshots import PLACEHOLDER_PNG
 
-SLUG = ISSUE_DATE.isoformat()
 CLI = [sys.executable, "-m", "newsletter"]
 
 
@@ -125,7 +124,7 @@ def test_template_edit_recomposes_the_draft_and_the_page_follows(content, open_p
     from playwright.sync_api import expect
 
     template = override_templates(content)
-    assert content.run("compose", "--date", SLUG, "--number", "11/2026").exit_code == 0
+    assert content.run("compose", "--date", SLUG, "--number", NUMBER).exit_code == 0
     db = content.db()
     before = [(e["kind"], e["item_id"]) for e in store.issue_items(db, store.get_issue(db, SLUG)["id"])]
     db.close()

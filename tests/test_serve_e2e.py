@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from conftest import NUMBER, SLUG, day
 
 from smtp_server import Handler, Server, free_port
 
@@ -27,7 +28,7 @@ NEW_ARTICLE = {
     "title": "Abendmarkt im Advent: Wochenmarkt öffnet donnerstags bis 21 Uhr",
     "teaser": "Ab Dezember bleibt der Wochenmarkt donnerstags bis in den Abend geöffnet.",
     "author": "Katrin Möller",
-    "published": "2026-11-25T08:00:00+01:00",
+    "published": f"{day(1)}T08:00:00+01:00",
     "category": "Innenstadt",
     "image": "https://www.stadtmarketing-demo.de/bilder/abendmarkt.jpg",
     "image_alt": "Marktstände mit Lichterketten in der Dämmerung.",
@@ -111,9 +112,9 @@ def test_sign_up_confirm_send_one_click_unsubscribe_and_next_issue(live):
     assert status_of(live, reader) == "active"
 
     assert live.run("subscribers", "add", other, "--consent-source", "Telefon").exit_code == 0
-    composed = live.run("compose", "--date", "2026-11-24", "--number", "11/2026")
+    composed = live.run("compose", "--date", SLUG, "--number", NUMBER)
     assert composed.exit_code == 0, composed.output
-    sent = live.run("send", "2026-11-24", "--yes")
+    sent = live.run("send", SLUG, "--yes")
     assert sent.exit_code == 0 and "2 sent" in sent.output, sent.output
     [_, issue] = received(live.smtp, reader, 2)
     unsubscribe_url = issue["List-Unsubscribe"].split(",")[0].strip().strip("<>")
@@ -127,13 +128,13 @@ def test_sign_up_confirm_send_one_click_unsubscribe_and_next_issue(live):
 
     live.write("neu.json", json.dumps([NEW_ARTICLE]))
     assert live.run("import", "neu.json").exit_code == 0
-    second = live.run("compose", "--date", "2026-11-26", "--since", "2d", "--number", "12/2026")
+    second = live.run("compose", "--date", day(2).isoformat(), "--since", "2d", "--number", "Sonderausgabe")
     assert second.exit_code == 0, second.output
-    sent = live.run("send", "2026-11-26", "--yes")
+    sent = live.run("send", day(2).isoformat(), "--yes")
     assert sent.exit_code == 0 and "1 sent" in sent.output, sent.output
     assert len(received(live.smtp, other, 2)) == 2
     assert len(live.smtp.received_by(reader)) == 2  # the confirmation and the first issue only
-    issue_2 = live.db().execute("select id from issues where slug = '2026-11-26'").fetchone()[0]
+    issue_2 = live.db().execute("select id from issues where slug = ?", [day(2).isoformat()]).fetchone()[0]
     recipients = [r[0] for r in live.db().execute("select email from deliveries where issue_id = ?", [issue_2])]
     assert recipients == [other]
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import email
 import re
-import time
 import warnings
 from email import policy
 
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from newsletter import subscribers, tokens, transports
+from newsletter import clock, subscribers, tokens, transports
 from newsletter.errors import ConfigError
 from newsletter.message import list_id
 from newsletter.web import CSP, create_app
@@ -267,7 +266,7 @@ def test_forged_and_expired_confirmation_links(site):
         for method in ("get", "post"):
             r = getattr(site.http, method)(f"/confirm/{token}")
             assert r.status_code == 404 and "Link ungültig" in r.text, token
-    old = tokens.make_timed(KEY, list_id(site.settings()), int(ref, 36), int(time.time()) - 49 * 3600)
+    old = tokens.make_timed(KEY, list_id(site.settings()), int(ref, 36), int(clock.timestamp()) - 49 * 3600)
     db = site.db()
     db.execute("update consents set signed_up_at = '2000-01-01T00:00:00+00:00'")
     db.conn.commit()
@@ -286,10 +285,10 @@ def test_a_link_from_before_an_unsubscribe_never_reactivates(site):
     assert consents(site)[0]["confirmed_at"] is None
 
 
-def test_a_link_to_a_reused_consent_id_is_unknown(site):
+def test_a_link_to_a_reused_consent_id_is_unknown(site, fake_clock):
     path = signed_up(site)
     site.run("subscribers", "forget", "erika@example.org")
-    time.sleep(1.1)  # the next sign-up is signed in a later second than the old link was issued
+    fake_clock.advance(seconds=1)  # the next sign-up is signed in a later second than the old link was issued
     site.http.post("/subscribe", data={**FORM, "email": "hans@example.org"})
     assert consents(site)[0]["id"] == int(path.rsplit("/", 1)[1].split(".")[0], 36)  # SQLite reused the id
     assert site.http.post(path).status_code == 404

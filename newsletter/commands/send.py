@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 from typing import Annotated, Optional
 
 import typer
 
+from newsletter import clock
 from newsletter import schedule as scheduling
 from newsletter.cli import app, command, settings
 from newsletter.send import SendOptions, SendSummary, send_issue, send_test, status as delivery_status
@@ -51,7 +51,7 @@ class Progress:
     def __init__(self, dry_run: bool) -> None:
         self.tty = sys.stderr.isatty()
         self.lock = threading.Lock()
-        self.done, self.total, self.started, self.last_log = 0, 0, time.monotonic(), time.monotonic()
+        self.done, self.total, self.started, self.last_log = 0, 0, clock.monotonic(), clock.monotonic()
         self.bar = None
         self.dry_run = dry_run
 
@@ -66,12 +66,12 @@ class Progress:
         with self.lock:
             self.done += 1
             if self.bar:
-                rate = self.done / max(time.monotonic() - self.started, 1e-6)
+                rate = self.done / max(clock.monotonic() - self.started, 1e-6)
                 eta = int((self.total - self.done) / rate)
                 self.bar.label = f"Sending ({rate:.0f}/s, ETA {eta // 60:02d}:{eta % 60:02d})"
                 self.bar.update(1)
-            elif time.monotonic() - self.last_log >= 10:
-                self.last_log = time.monotonic()
+            elif clock.monotonic() - self.last_log >= 10:
+                self.last_log = clock.monotonic()
                 rate = self.done / (self.last_log - self.started)
                 typer.echo(f"{self.done}/{self.total or '?'} messages, {rate:.0f}/s", err=True)
 
