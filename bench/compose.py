@@ -40,10 +40,14 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from newsletter import config, ingest, issue, render, select, store
+from newsletter import config, store
+from newsletter.content import ingest
+from newsletter.compose import issue
+from newsletter.compose import render
+from newsletter.compose import select
 from newsletter.demo import DEMO_CONFIG, demo_data_dir
-from newsletter.issue import ComposeRequest
-from newsletter.message import MessageTemplate
+from newsletter.compose.issue import ComposeRequest
+from newsletter.mail.message import MessageTemplate
 
 ISSUE_DATE = date(2026, 11, 24)
 COUNTS = {"article": 40, "job": 20, "ad": 2}

@@ -57,7 +57,7 @@ if (ROOT / "newsletter").is_dir():
     sys.path.insert(0, str(ROOT))
 
 from newsletter import config, demo, store  # noqa: E402
-from newsletter.render import PLACEHOLDERS  # noqa: E402
+from newsletter.compose.render import PLACEHOLDERS  # noqa: E402
 
 ISSUE_DATE = date(2026, 11, 24)
 HOST = "127.0.0.1"

@@ -10,10 +10,12 @@ import json
 from datetime import date, timedelta
 from pathlib import Path
 
-from newsletter import config, dates, ingest, store, subscribers
+from newsletter import config, dates, store
+from newsletter.content import ingest
+from newsletter.audience import subscribers
 from newsletter.errors import InputError
-from newsletter.issue import ComposeRequest, ComposeResult, compose
-from newsletter.select import Options
+from newsletter.compose.issue import ComposeRequest, ComposeResult, compose
+from newsletter.compose.select import Options
 
 REFERENCE_DATE = date(2026, 11, 24)
 PACKAGE_DEMO = Path(__file__).parent / "_demo"

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from browsing import browser  # noqa: F401  (the shared Chromium fixture of the browser tests)
 
-from newsletter import clock, config, dates, demo, ingest, store
+from newsletter import clock, config, dates, demo, store
+from newsletter.content import ingest
 from newsletter.cli import app
 
 BERLIN = ZoneInfo("Europe/Berlin")

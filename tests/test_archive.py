@@ -11,7 +11,8 @@ import feedparser
 import pytest
 from conftest import NUMBER, SLUG, day, german
 
-from newsletter import store, subscribers
+from newsletter import store
+from newsletter.audience import subscribers
 
 NEXT = day(7).isoformat()
 BASE = "https://www.stadtmarketing-demo.de"

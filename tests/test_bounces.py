@@ -20,9 +20,10 @@ from hypothesis import strategies as st
 
 from conftest import START
 
-from newsletter import clock, subscribers, tokens
-from newsletter.dsn import Failure, read_report
-from newsletter.message import list_id
+from newsletter import clock, tokens
+from newsletter.audience import subscribers
+from newsletter.audience.dsn import Failure, read_report
+from newsletter.mail.message import list_id
 from smtp_server import free_port, self_signed
 
 SECRET = "test-secret-0123456789abcdef"

@@ -14,8 +14,10 @@ import shutil
 import pytest
 from conftest import NUMBER, SLUG, day
 
-from newsletter import checks, render, store
-from newsletter.issue import export
+from newsletter import store
+from newsletter.checks import issue as checks
+from newsletter.compose import render
+from newsletter.compose.issue import export
 
 DATE = SLUG
 SPAM = ("<p>Dear friend, you have been selected! Buy cheap VIAGRA and CIALIS now, 100% guaranteed, "

@@ -12,8 +12,10 @@ from email import policy
 import pytest
 from conftest import SLUG, START
 
-from newsletter import clock, consent, subscribers, tokens
-from newsletter.message import list_id
+from newsletter import clock, tokens
+from newsletter.audience import consent
+from newsletter.audience import subscribers
+from newsletter.mail.message import list_id
 
 LONG_AGO = (START - timedelta(days=300)).isoformat(timespec="seconds")
 

@@ -10,8 +10,8 @@ from email import policy
 import pytest
 from conftest import SLUG
 
-from newsletter import mime
-from newsletter.message import MessageTemplate, Recipient
+from newsletter.mail import mime
+from newsletter.mail.message import MessageTemplate, Recipient
 
 
 @pytest.fixture

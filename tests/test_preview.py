@@ -21,10 +21,12 @@ import pytest
 from browsing import CHROMIUM, offline_page, png_size, unavailable
 from conftest import NUMBER, SLUG
 
-from newsletter import preview as previewing
-from newsletter import render, store, subscribers
-from newsletter.preview_page import has_dark_css
-from newsletter.screenshots import PLACEHOLDER_PNG
+from newsletter.web import preview as previewing
+from newsletter import store
+from newsletter.compose import render
+from newsletter.audience import subscribers
+from newsletter.web.preview_page import has_dark_css
+from newsletter.web.screenshots import PLACEHOLDER_PNG
 
 CLI = [sys.executable, "-m", "newsletter"]
 

@@ -25,13 +25,15 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import ISSUE_DATE
-from newsletter import config, demo, ingest, mime, store
-from newsletter.issue import ComposeRequest, compose
-from newsletter.message import SAMPLE, MessageTemplate, Recipient
-from newsletter.render import unsubscribe_url
-from newsletter.sanitize import clean_text
-from newsletter.transports import dot_stuff
-from newsletter.select import Options
+from newsletter import config, demo, store
+from newsletter.content import ingest
+from newsletter.mail import mime
+from newsletter.compose.issue import ComposeRequest, compose
+from newsletter.mail.message import SAMPLE, MessageTemplate, Recipient
+from newsletter.compose.render import unsubscribe_url
+from newsletter.content.sanitize import clean_text
+from newsletter.delivery.transports import dot_stuff
+from newsletter.compose.select import Options
 
 ISSUE_SETTINGS = settings(max_examples=40, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from conftest import NUMBER, SLUG, day
 
-from newsletter import subscribers, tokens
-from newsletter.message import list_id
+from newsletter import tokens
+from newsletter.audience import subscribers
+from newsletter.mail.message import list_id
 from smtp_server import Handler, Server, self_signed
 
 SECRET = "test-secret-0123456789abcdef"
@@ -301,7 +302,8 @@ def test_schedule_and_run_due(sending):
 
 
 def test_a_second_process_cannot_send_the_same_issue(sending):
-    from newsletter import send, store
+    from newsletter import store
+    from newsletter.delivery import send
 
     issue = store.get_issue(sending.db(), "1")
     with send.issue_lock(sending.settings().db_path, issue):

@@ -10,9 +10,9 @@ import stat
 
 import pytest
 
-from newsletter import subscribers
-from newsletter.cli import subscribers_app
-from newsletter.subscribers import SUPPRESSED, salutation
+from newsletter.audience import subscribers
+from newsletter.cli.base import subscribers_app
+from newsletter.audience.subscribers import SUPPRESSED, salutation
 
 
 def stored(project) -> list[dict]:

@@ -11,10 +11,12 @@ from email import policy
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from newsletter import clock, subscribers, tokens, transports
+from newsletter import clock, tokens
+from newsletter.audience import subscribers
+from newsletter.delivery import transports
 from newsletter.errors import ConfigError
-from newsletter.message import list_id
-from newsletter.web import CSP, create_app
+from newsletter.mail.message import list_id
+from newsletter.web.serve import CSP, create_app
 
 with warnings.catch_warnings():  # Starlette 1.x nudges towards httpx2; httpx is what is installed
     warnings.simplefilter("ignore")

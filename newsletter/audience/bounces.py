@@ -1,0 +1,294 @@
+"""Applying returned mail: bounces and complaints (as read by newsletter.dsn) and unsubscribe
+requests sent to the List-Unsubscribe mailto address change the subscribers' statuses.
+
+    Source (mailboxes) → dsn.read_report (one mail) → match subscribers
+                       → record events and apply them (one transaction per mail)
+
+Matching. The VERP address (bounces+TOKEN@domain, in To/Delivered-To/X-Original-To/
+Envelope-To, or an ARF's Original-Mail-From) names the subscriber unforgeably; else the
+reported address (Final-Recipient, Original-Recipient; for complaints Original-Rcpt-To and the
+To of the returned message); else, when the report is about one message only, the unsubscribe
+token in its returned List-Unsubscribe header or its Message-ID in the delivery log. A
+report about an address that is no subscriber is ignored, and nothing about it is stored.
+
+Soft bounces count per message that bounced, not per bounce mail: an MTA's repeated delay
+warnings about one message (Exim: one a day) count once. A reader is marked bounced when soft
+bounces of `[bounces] soft_limit` different messages lie within `soft_window_days` (by the
+bounce mails' dates, in any order of import). A message is named by its Message-ID, else by
+the warning MTA's queue id (Exim's text warnings); a bounce that names neither counts as a
+message of its own.
+
+Statuses. Suppressed readers never become active again. A bounce (hard, or soft ones of
+soft_limit messages) turns pending or active into `bounced`. A complaint turns pending, active
+or bounced into `complained`: it is the stronger signal. An unsubscribed reader stays
+`unsubscribed` whatever comes back, so the record of their withdrawal is kept as it is; the
+event is still recorded. A mailed unsubscribe request turns pending or active into `unsubscribed`. A hard
+bounce also marks the message's row in `deliveries` failed with the reported status.
+
+Once only. Each event is stored in `bounce_events` under the bounce mail's Message-ID (a
+SHA-256 of its bytes when it has none) and the subscriber's address; importing a mailbox
+again records and changes nothing twice. A mail's events and status changes are committed
+together or not at all.
+"""
+
+from __future__ import annotations
+
+import email
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import Message
+
+import sqlite_utils
+
+from newsletter import clock, store, tokens
+from newsletter.config import Bounces, Settings
+from newsletter.audience.dsn import MAX_TEXT, POLICY, TOKEN_RE, Report, decoded, read_report, smtp_reply, utc
+from newsletter.errors import ConfigError, InputError
+from newsletter.audience.mailboxes import Mail, Source
+from newsletter.mail.message import list_id
+from newsletter.audience.subscribers import normalise_email
+
+
+# --- bounces and complaints --------------------------------------------------------------------
+
+@dataclass
+class BounceSummary:
+    """What an import found and changed; `ignored`/`unparseable` hold (source, reason)."""
+
+    mails: int = 0
+    hard: int = 0
+    soft: int = 0
+    complaints: int = 0
+    marked_bounced: int = 0
+    marked_complained: int = 0
+    already_imported: int = 0
+    ignored: list[tuple[str, str]] = field(default_factory=list)
+    unparseable: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One bounce or complaint of one subscriber, ready to be recorded."""
+
+    subscriber: dict
+    kind: str              # hard | soft | complaint
+    status: str
+    diagnostic: str
+
+
+class _Matcher:
+    """Finds the subscriber a report is about (see the module docstring for the order)."""
+
+    def __init__(self, db: sqlite_utils.Database, key: bytes, lid: str) -> None:
+        self.db, self.key, self.lid = db, key, lid
+
+    def by_tokens(self, candidates: list[str], purpose: str) -> dict | None:
+        for token in candidates:
+            sid = tokens.verify(self.key, self.lid, token, purpose)
+            row = self._row("id = ?", sid) if sid is not None else None
+            if row:
+                return row
+        return None
+
+    def by_address(self, address: str) -> dict | None:
+        if not address:
+            return None
+        try:
+            address = normalise_email(address)
+        except InputError:
+            pass  # look it up as written; a stored address is always valid, so it will not match
+        return self._row("email = ? collate nocase", address)
+
+    def by_message_id(self, message_id: str | None) -> dict | None:
+        if not message_id:
+            return None
+        found = self.db.execute("select subscriber_id from deliveries where message_id = ? limit 1", [message_id]).fetchone()
+        return self._row("id = ?", found[0]) if found else None
+
+    def _row(self, where: str, value) -> dict | None:
+        cursor = self.db.conn.execute(f"select * from subscribers where {where}", [value])
+        values = cursor.fetchone()
+        return dict(zip((c[0] for c in cursor.description), values)) if values else None
+
+
+def import_bounces(settings: Settings, db: sqlite_utils.Database, source: Source) -> BounceSummary:
+    """Read every mail of `source`, record its bounces and complaints, apply them (per mail)."""
+    cfg = _checked(settings.bounces)
+    matcher = _Matcher(db, tokens.secret(), list_id(settings))
+    summary = BounceSummary()
+    for mail in source:
+        summary.mails += 1
+        report = _read(mail)
+        if report.kind in ("ignored", "unparseable"):
+            getattr(summary, report.kind).append((mail.source, report.reason))
+            continue
+        with store.transaction(db):
+            events, unknown = (_bounce_events if report.kind == "bounce" else _complaint_events)(matcher, report)
+            recorded = [_record(db, cfg, report, mail, e, summary) for e in events]
+        if unknown or not events:
+            kind = "ignored" if unknown else "unparseable"
+            getattr(summary, kind).append((mail.source, _no_match(report, unknown)))
+        elif not any(recorded):
+            summary.already_imported += 1
+    return summary
+
+
+def _read(mail: Mail) -> Report:
+    if mail.error:
+        return Report("unparseable", mail.error)
+    try:
+        return read_report(mail.raw)
+    except Exception as e:  # noqa: BLE001 - one odd mail must not stop every later import (cron)
+        return Report("unparseable", f"cannot be read ({type(e).__name__}: {e}) - please report this mail as a bug")
+
+
+def _checked(cfg: Bounces) -> Bounces:
+    if cfg.soft_limit < 1 or cfg.soft_window_days < 1:
+        raise ConfigError("[bounces] soft_limit and soft_window_days must be at least 1 - fix newsletter.toml")
+    return cfg
+
+
+def _bounce_events(matcher: _Matcher, report: Report) -> tuple[list[Event], list[str]]:
+    """One event per subscriber (the most severe of their failures), and the reported
+    addresses that are no subscriber."""
+    verp = matcher.by_tokens(report.verp, "bounce")
+    single = None
+    if len(report.failures) == 1:  # the returned message was addressed to this one recipient
+        single = matcher.by_tokens(report.unsubscribe, "unsubscribe") or matcher.by_message_id(report.original_id)
+    events: dict[int, Event] = {}
+    unknown = []
+    for f in sorted(report.failures, key=lambda f: f.kind != "hard"):
+        row = verp or matcher.by_address(f.address) or matcher.by_address(f.original) or single
+        if row is None:
+            unknown += [a for a in (f.address or f.original,) if a]
+        elif row["id"] not in events:
+            events[row["id"]] = Event(row, f.kind, f.status, f.diagnostic)
+    return list(events.values()), unknown
+
+
+def _complaint_events(matcher: _Matcher, report: Report) -> tuple[list[Event], list[str]]:
+    row = matcher.by_tokens(report.verp, "bounce") or matcher.by_tokens(report.unsubscribe, "unsubscribe")
+    rows = [row] if row else [r for r in map(matcher.by_address, report.addresses) if r]
+    rows = rows or [r for r in [matcher.by_message_id(report.original_id)] if r]
+    events = [Event(r, "complaint", "abuse", report.detail) for r in {r["id"]: r for r in rows}.values()]
+    return events, [] if events else report.addresses
+
+
+def _no_match(report: Report, unknown: list[str]) -> str:
+    what = "complaint" if report.kind == "complaint" else "bounce"
+    verp = " (its VERP token is not valid: another NEWSLETTER_SECRET or list?)" if report.verp else ""
+    if unknown:
+        return f"{what} for {', '.join(dict.fromkeys(unknown))}, not a subscriber{verp}"
+    return f"{what} that names no recipient: no address in the report and no valid VERP address{verp}"
+
+
+def _record(db: sqlite_utils.Database, cfg: Bounces, report: Report, mail: Mail, event: Event,
+            summary: BounceSummary) -> bool:
+    """Store one event and apply it; False when it was recorded before."""
+    row, stamp = event.subscriber, clock.stamp()
+    inserted = db.conn.execute(
+        "insert or ignore into bounce_events (subscriber_id, email, kind, status, diagnostic, source,"
+        " message_id, original_message_id, received_at, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [row["id"], row["email"], event.kind, event.status, event.diagnostic, mail.source,
+         report.mail_id, report.original_id or report.queue_id, report.received_at, stamp],
+    ).rowcount
+    if not inserted:
+        return False
+    if event.kind == "complaint":
+        summary.complaints += 1
+        summary.marked_complained += _set_status(db, row["id"], "complained", ("pending", "active", "bounced"))
+        return True
+    setattr(summary, event.kind, getattr(summary, event.kind) + 1)
+    if event.kind == "hard":
+        _fail_delivery(db, row["id"], report.original_id, event)
+    if event.kind == "hard" or _soft_limit_reached(db, cfg, row["id"]):
+        summary.marked_bounced += _set_status(db, row["id"], "bounced", ("pending", "active"))
+    return True
+
+
+def _set_status(db: sqlite_utils.Database, subscriber_id: int, status: str, allowed_from: tuple[str, ...]) -> bool:
+    marks = ", ".join("?" * len(allowed_from))
+    return db.conn.execute(
+        f"update subscribers set status = ?, updated_at = ? where id = ? and status in ({marks})",
+        [status, clock.stamp(), subscriber_id, *allowed_from],
+    ).rowcount == 1
+
+
+def _fail_delivery(db: sqlite_utils.Database, subscriber_id: int, message_id: str | None, event: Event) -> None:
+    """Mark the bounced message's delivery failed, with the reported status as its last reply."""
+    if not message_id:
+        return
+    code, reply = smtp_reply(event.diagnostic)
+    db.conn.execute(
+        "update deliveries set status = 'failed', last_code = ?, last_reply = ?, updated_at = ?"
+        " where message_id = ? and subscriber_id = ?",
+        [code, f"bounce {event.status or '-'}: {reply}"[:MAX_TEXT], clock.stamp(), message_id, subscriber_id],
+    )
+
+
+def _soft_limit_reached(db: sqlite_utils.Database, cfg: Bounces, subscriber_id: int) -> bool:
+    """True when soft bounces of soft_limit distinct messages lie within soft_window_days of each
+    other (in any order of import: a mailbox need not be sorted by date). A bounce that names no
+    message (and events from before m006) counts under its own mail's id."""
+    events = sorted((datetime.fromisoformat(at), message) for at, message in db.conn.execute(
+        "select coalesce(received_at, created_at), coalesce(original_message_id, message_id)"
+        " from bounce_events where subscriber_id = ? and kind = 'soft'", [subscriber_id],
+    ))
+    window = timedelta(days=cfg.soft_window_days)
+    return any(len({message for at, message in events[i:] if at - start <= window}) >= cfg.soft_limit
+               for i, (start, _) in enumerate(events))
+
+
+# --- mailed unsubscribe requests ---------------------------------------------------------------
+
+@dataclass
+class UnsubscribeSummary:
+    mails: int = 0
+    unsubscribed: int = 0
+    already: int = 0                                   # unsubscribed or otherwise suppressed before
+    invalid: list[tuple[str, str]] = field(default_factory=list)
+
+
+def import_unsubscribes(settings: Settings, db: sqlite_utils.Database, source: Source) -> UnsubscribeSummary:
+    """Unsubscribe the reader named by the token in each mail's Subject (mailto:...?subject=TOKEN).
+
+    Mail clients may prefix "Re:" or encode the subject; the token is found anywhere in it and
+    must verify. The request's Date (if sane) becomes unsubscribed_at.
+    """
+    key, lid = tokens.secret(), list_id(settings)
+    summary = UnsubscribeSummary()
+    for mail in source:
+        summary.mails += 1
+        if mail.error:
+            summary.invalid.append((mail.source, mail.error))
+            continue
+        outcome = _unsubscribe(db, key, lid, email.message_from_bytes(mail.raw, policy=POLICY))
+        if outcome in ("unsubscribed", "already"):
+            setattr(summary, outcome, getattr(summary, outcome) + 1)
+        else:
+            summary.invalid.append((mail.source, outcome))
+    return summary
+
+
+def _unsubscribe(db: sqlite_utils.Database, key: bytes, lid: str, msg: Message) -> str:
+    """'unsubscribed', 'already' or why the request cannot be used."""
+    subject = decoded(msg.get("Subject"))
+    seen = f"From: {decoded(msg.get('From')) or '-'}, Subject: {subject[:80] or '-'}"
+    candidates = TOKEN_RE.findall(subject)
+    ids = [sid for sid in (tokens.verify(key, lid, t) for t in candidates) if sid is not None]
+    if not candidates:
+        return f"no unsubscribe token in the subject ({seen})"
+    if not ids:
+        return f"the token in the subject is not valid ({seen})"
+    now = clock.stamp()
+    asked = utc(msg.get("Date"))
+    asked = asked if asked and asked <= now else now
+    with store.transaction(db):
+        changed = db.conn.execute(
+            "update subscribers set status = 'unsubscribed', unsubscribed_at = ?, updated_at = ?"
+            " where id = ? and status in ('pending', 'active')", [asked, now, ids[0]],
+        ).rowcount
+        exists = changed or db.conn.execute("select 1 from subscribers where id = ?", [ids[0]]).fetchone()
+    if not exists:
+        return f"the token names a subscriber who is no longer in the store ({seen})"
+    return "unsubscribed" if changed else "already"

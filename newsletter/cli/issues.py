@@ -1,0 +1,125 @@
+"""Issue commands: compose, issues list/show, export."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from newsletter import dates
+from newsletter.cli.base import app, command, database, issues_app
+from newsletter.errors import InputError
+from newsletter.compose.issue import FORMATS, ComposeRequest, ComposeResult, compose as compose_issue, export as export_issue, show
+from newsletter.compose.select import Options
+from newsletter import store
+
+Many = typer.Option(show_default=False)
+
+
+@command(app)
+def compose(
+    since: Annotated[Optional[str], typer.Option("--since", help="Window start as a span (14d, 2w) or date.")] = None,
+    date_from: Annotated[Optional[str], typer.Option("--from", help="Window start date (YYYY-MM-DD).")] = None,
+    date_to: Annotated[Optional[str], typer.Option("--to", help="Window end date (default: issue date).")] = None,
+    issue_date: Annotated[Optional[str], typer.Option("--date", help="Issue date (default: today).")] = None,
+    category: Annotated[Optional[list[str]], typer.Option("--category", help="Only articles of this category (repeatable).")] = None,
+    lead: Annotated[Optional[str], typer.Option("--lead", help="Lead article: id or URL.")] = None,
+    exclude: Annotated[Optional[list[str]], typer.Option("--exclude", help="Leave out this article (id or URL; repeatable).")] = None,
+    only: Annotated[Optional[list[str]], typer.Option("--only", help="Use exactly these articles (id or URL; repeatable).")] = None,
+    number: Annotated[Optional[str], typer.Option("--number", help='Issue number, e.g. "4/2024".')] = None,
+    subject: Annotated[Optional[str], typer.Option("--subject", help="Subject line (default: name, number, lead title).")] = None,
+    preheader: Annotated[Optional[str], typer.Option("--preheader", help="Preview text (default: lead teaser).")] = None,
+    intro: Annotated[Optional[Path], typer.Option("--intro", help="Editorial: a text or .html file.")] = None,
+    replace: Annotated[Optional[str], typer.Option("--replace", help="Re-compose this draft (id or slug).")] = None,
+    allow_clipping: Annotated[bool, typer.Option("--allow-clipping", help="Save even above the 102 KB clipping budget.")] = False,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: out/).")] = None,
+) -> None:
+    """Select recent items, render the issue once and save it as a draft with its outputs.
+
+    Example: newsletter compose --since 14d --number "4/2024" --intro editorial.txt
+    """
+    if since and date_from:
+        raise typer.BadParameter("use either --since or --from", param_hint="--since/--from")
+    options = Options(
+        issue_date=dates.option_date(issue_date, "--date") if issue_date else None,
+        since=since,
+        date_from=dates.option_date(date_from, "--from") if date_from else None,
+        date_to=dates.option_date(date_to, "--to") if date_to else None,
+        categories=category or [], lead=lead, exclude=exclude or [], only=only or [],
+    )
+    request = ComposeRequest(options, number, subject, preheader, intro, replace, allow_clipping, out)
+    s, db = database()
+    print_compose_result(compose_issue(db, s, request))
+
+
+def print_compose_result(result: ComposeResult) -> None:
+    issue, sel = result.issue, result.selection
+    verb = "Re-composed" if result.replaced else "Composed"
+    typer.echo(f"{verb} draft {issue['slug']} (id {issue['id']}): {issue['subject']}")
+    typer.echo(f"  window   {sel.window_from} .. {sel.window_to}, issue date {dates.german_long(sel.issue_date)}")
+    c = sel.counts
+    new_jobs = sum(1 for j in sel.jobs if j["is_new"])
+    typer.echo(f"  items    lead {c['lead']}, articles {c['articles']}, job ads {c['jobs']} ({new_jobs} neu), ads {c['ads']}")
+    typer.echo(f"  size     HTML part {result.html_size:,} of {result.budget:,} bytes ({result.html_size / result.budget:.0%})")
+    for warning in result.warnings:
+        typer.echo(f"Warning: {warning}", err=True)
+    typer.echo(f"  files    {result.paths['html'].parent}/issue.{{mjml,html,txt,eml}}")
+
+
+@command(issues_app, "list")
+def issues_list() -> None:
+    """List issues, newest first. Example: newsletter issues list"""
+    _, db = database()
+    rows = store.list_issues(db)
+    for r in rows:
+        size = f"{r['html_size'] / 1000:.0f} KB" if r["html_size"] else "-"
+        typer.echo(f"{r['id']:>4}  {r['slug']:<14} {r['status']:<9} {r['issue_date']}  {r['items']:>3} items  {size:>6}  {r['subject']}")
+    if not rows:
+        typer.echo("No issues yet - compose one with 'newsletter compose'.", err=True)
+
+
+@command(issues_app, "show")
+def issues_show(issue: Annotated[str, typer.Argument(help="Issue id or slug.")]) -> None:
+    """Show an issue's details and its frozen item list. Example: newsletter issues show 2024-05-02"""
+    _, db = database()
+    row, items = show(db, issue)
+    typer.echo(f"Issue {row['slug']} (id {row['id']}), {row['status']}")
+    for label, key in (("Number", "number"), ("Date", "issue_date"), ("Subject", "subject"),
+                       ("Preheader", "preheader"), ("Window", "window_from"), ("Sent", "sent_at")):
+        value = row.get(key)
+        if key == "window_from" and value:
+            value = f"{row['window_from']} .. {row['window_to']}"
+        if value:
+            typer.echo(f"  {label + ':':<11}{value}")
+    typer.echo(f"  {'Size:':<11}{row['html_size']:,} bytes (HTML part, encoded)")
+    section = None
+    for entry in items:
+        if entry["section"] != section:
+            section = entry["section"]
+            typer.echo(f"{section}:")
+        new = " [neu]" if entry["is_new"] else ""
+        typer.echo(f"  {entry['kind']} {entry['item']['id']}: {entry['item']['title']}{new}  <{entry['item']['url']}>")
+
+
+@command(app)
+def export(
+    issue: Annotated[str, typer.Argument(help="Issue id or slug.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="html, mjml, txt or eml.")] = "html",
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
+) -> None:
+    """Export a stored issue (personalised for a sample reader). Example: newsletter export 3 -f eml -o issue.eml"""
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"{fmt!r} - use one of {', '.join(FORMATS)}", param_hint="--format")
+    s, db = database()
+    data = export_issue(s, store.get_issue(db, issue), fmt)
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    try:
+        output.write_bytes(data)
+    except OSError as e:
+        raise InputError(f"Cannot write {output}: {e.strerror} - choose another path") from None
+    typer.echo(f"Wrote {output} ({len(data):,} bytes)", err=True)

@@ -1,0 +1,79 @@
+"""Commands for mail that comes back: bounces import, unsubscribes import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from newsletter.audience import bounces
+from newsletter.audience import mailboxes
+from newsletter.cli.base import app, command, database
+
+bounces_app = typer.Typer(help="Bounces and spam complaints read from returned mail.", no_args_is_help=True)
+unsubscribes_app = typer.Typer(help="Unsubscribe requests sent to the List-Unsubscribe mailto address.",
+                               no_args_is_help=True)
+app.add_typer(bounces_app, name="bounces")
+app.add_typer(unsubscribes_app, name="unsubscribes")
+
+# The mail source, shared by both imports.
+PathArg = Annotated[Optional[Path], typer.Argument(
+    help="An mbox file, a Maildir folder or a single .eml file (or use --imap).", show_default=False)]
+ImapOpt = Annotated[Optional[str], typer.Option(
+    "--imap", help="Read an IMAP folder over TLS: imaps://user@host/INBOX or a host name; "
+                   "password from NEWSLETTER_IMAP_PASSWORD.", show_default=False)]
+ImapUserOpt = Annotated[Optional[str], typer.Option(
+    "--imap-user", envvar="NEWSLETTER_IMAP_USER", help="IMAP user (instead of the one in the URL).", show_default=False)]
+ImapFolderOpt = Annotated[Optional[str], typer.Option(
+    "--imap-folder", help="IMAP folder (default: the URL's, else INBOX).", show_default=False)]
+
+
+def open_source(path: Path | None, imap: str | None, user: str | None, folder: str | None) -> mailboxes.Source:
+    """The one mail source the options name (usage error for none or both)."""
+    if (path is None) == (imap is None):
+        raise typer.BadParameter("give either PATH or --imap", param_hint="PATH / --imap")
+    if path is not None:
+        return mailboxes.open_path(path)
+    return mailboxes.open_imap(mailboxes.imap_address(imap, user, folder), mailboxes.imap_password())
+
+
+@command(bounces_app, "import")
+def bounces_import(path: PathArg = None, imap: ImapOpt = None, imap_user: ImapUserOpt = None,
+                   imap_folder: ImapFolderOpt = None) -> None:
+    """Record bounces (DSNs, Exim bounces) and complaints (ARF) and suppress those readers.
+
+    A hard bounce marks the reader bounced, soft ones do once soft_limit different messages bounced within soft_window_days (section bounces of newsletter.toml; repeated delay warnings about one message count once); a complaint marks the reader complained.
+
+    Mails that are no bounce are listed with the reason. Nothing in the mailbox is moved or deleted, and a second run counts nothing twice.
+
+    Example: newsletter bounces import /var/mail/bounces (or: --imap imaps://bounces%40verlag.de@mail.verlag.de/INBOX)
+    """
+    settings, db = database()
+    with open_source(path, imap, imap_user, imap_folder) as source:
+        s = bounces.import_bounces(settings, db, source)
+    typer.echo(f"{s.mails} mails: hard {s.hard}, soft {s.soft}, complaints {s.complaints}, "
+               f"marked bounced {s.marked_bounced}, marked complained {s.marked_complained}, "
+               f"ignored {len(s.ignored)}, unparseable {len(s.unparseable)}, already imported {s.already_imported}")
+    for where, reason in s.ignored:
+        typer.echo(f"ignored: {where}: {reason}")
+    for where, reason in s.unparseable:
+        typer.echo(f"unparseable: {where}: {reason}")
+
+
+@command(unsubscribes_app, "import")
+def unsubscribes_import(path: PathArg = None, imap: ImapOpt = None, imap_user: ImapUserOpt = None,
+                        imap_folder: ImapFolderOpt = None) -> None:
+    """Unsubscribe the readers whose mails to the List-Unsubscribe mailto address carry a valid token.
+
+    The token is read from the Subject ("Re:" prefixes and encoded subjects are fine); mails without a valid one are listed. Running it again changes nothing.
+
+    Example: newsletter unsubscribes import /var/mail/unsubscribe
+    """
+    settings, db = database()
+    with open_source(path, imap, imap_user, imap_folder) as source:
+        s = bounces.import_unsubscribes(settings, db, source)
+    typer.echo(f"{s.mails} mails: unsubscribed {s.unsubscribed}, already unsubscribed or suppressed {s.already}, "
+               f"invalid {len(s.invalid)}")
+    for where, reason in s.invalid:
+        typer.echo(f"invalid: {where}: {reason}")

@@ -1,0 +1,179 @@
+"""Render an issue once: Jinja2 → MJML → HTML (mjml-python) → inlined CSS (premailer), and
+the plain-text part from its own template.
+
+Personal values are placeholders (see `PLACEHOLDERS`) that pass through every stage
+unchanged; `message` fills them per recipient without rendering again.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import re
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+from markupsafe import Markup
+
+from newsletter import dates
+from newsletter.config import Settings
+from newsletter.errors import RenderError
+from newsletter.content.sanitize import html_to_text
+
+PACKAGE_TEMPLATES = Path(__file__).parents[1] / "_templates"  # in an installed wheel
+SOURCE_TEMPLATES = Path(__file__).parents[2] / "templates"  # in a checkout
+
+# Per-recipient values: the rendered issue keeps these markers; `message` replaces them.
+PLACEHOLDERS = {"salutation": "%%salutation%%", "email": "%%email%%", "token": "%%token%%"}
+TEXT_WIDTH = 78
+
+
+@dataclass
+class Rendered:
+    mjml: str
+    html: str
+    text: str
+
+
+def default_templates() -> Path:
+    return PACKAGE_TEMPLATES if PACKAGE_TEMPLATES.is_dir() else SOURCE_TEMPLATES
+
+
+def environment(override: Path | None = None) -> jinja2.Environment:
+    """Jinja environment: the configured templates folder first, then the shipped templates."""
+    paths = [str(override)] if override else []
+    if override and not override.is_dir():
+        raise RenderError(f"Templates folder {override} does not exist - fix [publication] templates_dir")
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(paths + [str(default_templates())]),
+        bytecode_cache=_bytecode_cache(),
+        autoescape=lambda name: name is None or not name.endswith(".txt.j2"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    env.filters["german_date"] = dates.german_long
+    env.filters["short_date"] = dates.german_short
+    env.filters["text"] = lambda html: html_to_text(str(html))
+    return env
+
+
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates kept between runs (keyed by source, so edits invalidate them):
+    compiling the issue templates costs more than rendering them."""
+    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "newsletter" / "jinja"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(str(folder))
+
+
+def reader_context(base_url: str) -> dict:
+    """The per-recipient values as placeholders (what every rendered issue contains)."""
+    return {
+        "salutation": PLACEHOLDERS["salutation"],
+        "email": PLACEHOLDERS["email"],
+        "unsubscribe_url": unsubscribe_url(base_url, PLACEHOLDERS["token"]),
+    }
+
+
+def unsubscribe_url(base_url: str, token: str) -> str:
+    return f"{base_url.rstrip('/')}/u/{token}"
+
+
+def render(settings: Settings, context: dict) -> Rendered:
+    """Render MJML, HTML and text for one issue context (see `issue.context`)."""
+    env = environment(settings.templates_dir)
+    mjml_source = _template(env, "issue.mjml.j2", context)
+    text = wrap_text(_template(env, "issue.txt.j2", context))
+    html = inline_css(mjml_to_html(mjml_source))
+    return Rendered(mjml=mjml_source, html=html, text=text)
+
+
+def _template(env: jinja2.Environment, name: str, context: dict) -> str:
+    try:
+        return env.get_template(name).render(context)
+    except jinja2.TemplateSyntaxError as e:
+        raise RenderError(f"Template error in {e.filename or e.name}, line {e.lineno}: {e.message} - fix the template") from None
+    except jinja2.TemplateNotFound as e:
+        raise RenderError(f"Template {e.name} not found - check [publication] templates_dir") from None
+    except jinja2.TemplateError as e:
+        where = _template_line(e)
+        raise RenderError(f"Template error in {where}: {e.message} - fix the template") from None
+
+
+def _template_line(error: Exception) -> str:
+    """File and line of the innermost template frame in the traceback."""
+    where = "the template"
+    tb = error.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            where = f"{filename}, line {tb.tb_lineno}"
+        tb = tb.tb_next
+    return where
+
+
+def mjml_to_html(source: str) -> str:
+    from mjml import mjml2html
+
+    try:
+        html = mjml2html(source, disable_comments=True, fonts={})
+    except ValueError as e:
+        raise RenderError(f"MJML error: {e} - check the tags in your issue.mjml.j2") from None
+    if 'lang="und"' in html[:200]:
+        raise RenderError("The MJML has no <mjml lang=...> root - keep <mjml lang=\"{{ publication.language }}\">")
+    return html
+
+
+def inline_css(html: str) -> str:
+    """Inline the CSS; keep @media rules (responsive columns, dark mode) in <style>."""
+    import cssutils
+    import premailer.merge_style
+    from premailer import Premailer
+
+    cssutils.log.setLevel(logging.CRITICAL)
+    # premailer re-validates every inline style against cssutils' profiles, compiling
+    # hundreds of regexes on first use (~0.4 s a process). The CSS is our templates' own
+    # and `disable_validation` below already covers <style>; skip it for inline styles too.
+    inspect.unwrap(premailer.merge_style.csstext_to_pairs).__defaults__ = (False,)
+    inlined = Premailer(
+        html,
+        allow_network=False,
+        keep_style_tags=False,
+        strip_important=False,
+        remove_classes=False,
+        disable_validation=True,
+        align_floating_images=False,  # no floats here; it re-parses every <img> style
+        disable_basic_attributes=["width", "height", "align", "bgcolor"],
+        cssutils_logging_level=logging.CRITICAL,
+    ).transform(pretty_print=False)
+    # lxml drops the doctype; without it clients render in quirks mode.
+    return inlined if inlined.lstrip()[:9].lower() == "<!doctype" else "<!doctype html>" + inlined
+
+
+_URL = re.compile(r"https?://\S+|mailto:\S+")
+
+
+def wrap_text(text: str) -> str:
+    """Wrap at 78 columns keeping indentation; URLs stay whole; CRLF-safe, no trailing spaces."""
+    out = []
+    for line in text.strip("\n").split("\n"):
+        line = line.rstrip()
+        if len(line) <= TEXT_WIDTH:
+            out.append(line)
+            continue
+        indent = re.match(r"\s*(?:[*-] )?", line).group(0)
+        out.extend(textwrap.wrap(
+            line, TEXT_WIDTH, subsequent_indent=" " * len(indent),
+            break_long_words=False, break_on_hyphens=False,
+        ))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(out)) + "\n"
+
+
+def safe_html(value: str | None) -> Markup | None:
+    """Mark stored, already sanitised HTML as safe for the autoescaping templates."""
+    return Markup(value) if value else None

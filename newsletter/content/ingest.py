@@ -1,0 +1,306 @@
+"""Imports: JSON, JSON lines, CSV and RSS/Atom into the store, upserted by URL.
+
+A file is read whole, every row validated, and then written in one transaction: a bad row
+stops the import with its row number and field, unless the caller asks to skip invalid rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import sqlite_utils
+
+from newsletter import clock, dates, store
+from newsletter.errors import InputError
+from newsletter.content.sanitize import clean_html, clean_text
+
+FETCH_TIMEOUT = 20
+MAX_BYTES = 20 * 1024 * 1024
+
+# Per kind: field -> how to clean it. Required fields first.
+TEXT, HTML, URL, IMAGE, DATE, PUBLISHED = "text", "html", "url", "image", "date", "published"
+FIELDS = {
+    "article": {
+        "url": URL, "title": TEXT, "teaser": HTML, "body": HTML, "author": TEXT,
+        "published": PUBLISHED, "category": TEXT, "image": IMAGE, "image_alt": TEXT,
+        "image_caption": TEXT, "image_credit": TEXT,
+    },
+    "job": {
+        "url": URL, "title": TEXT, "employer": TEXT, "location": TEXT, "employment": TEXT,
+        "term": TEXT, "deadline": DATE, "published": PUBLISHED,
+    },
+    "ad": {
+        "url": URL, "title": TEXT, "advertiser": TEXT, "text": TEXT, "image": IMAGE,
+        "image_alt": TEXT, "starts": DATE, "ends": DATE,
+    },
+}
+REQUIRED = {"article": ("url", "title"), "job": ("url", "title"), "ad": ("url", "title", "advertiser")}
+
+
+@dataclass
+class Rejected:
+    row: int
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"row {self.row}, field {self.field}: {self.reason}"
+
+
+@dataclass
+class ImportReport:
+    source: str
+    kind: str
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+    ignored_fields: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RawRow:
+    number: int  # as the editor sees it: CSV line, JSON array position or JSON-lines line
+    data: dict
+
+
+# --- reading -------------------------------------------------------------------------------
+
+def read_source(source: str) -> tuple[bytes, str]:
+    """Bytes of a local file or an http(s) URL, and a name to report."""
+    if source.startswith(("http://", "https://")):
+        return _fetch(source), source
+    path = Path(source)
+    if not path.is_file():
+        raise InputError(f"{source} does not exist - give the path of a JSON, CSV or feed file, or an https URL")
+    try:
+        return path.read_bytes(), path.name
+    except OSError as e:
+        raise InputError(f"Cannot read {source}: {e.strerror} - check its permissions") from None
+
+
+def _fetch(url: str) -> bytes:
+    request = urllib.request.Request(url, headers={"User-Agent": "newsletter-import/0.1"})
+    try:
+        with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT) as response:
+            data = response.read(MAX_BYTES + 1)
+    except urllib.error.HTTPError as e:
+        raise InputError(f"{url} answered HTTP {e.code} {e.reason} - check the address") from None
+    except (urllib.error.URLError, TimeoutError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise InputError(
+            f"Cannot fetch {url} ({reason}) - check the address and the network connection, "
+            "or download the file and import it from disk"
+        ) from None
+    if len(data) > MAX_BYTES:
+        raise InputError(f"{url} is larger than {MAX_BYTES // 2**20} MB - download and split it first")
+    return data
+
+
+def detect_format(data: bytes, name: str) -> str:
+    suffix = Path(urlsplit(name).path).suffix.lower()
+    by_suffix = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv",
+                 ".rss": "feed", ".atom": "feed", ".xml": "feed"}
+    if suffix in by_suffix:
+        return by_suffix[suffix]
+    head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    return {b"[": "json", b"{": "jsonl", b"<": "feed"}.get(head, "csv")
+
+
+def parse(data: bytes, fmt: str, name: str) -> list[RawRow]:
+    """Rows of a JSON, JSON-lines or CSV file, or the entries of a feed as articles."""
+    if fmt == "feed":
+        from newsletter.content.feeds import parse_feed
+
+        return [RawRow(i, row) for i, row in enumerate(parse_feed(data, name), start=1)]
+    text = _decode(data, name)
+    if fmt == "csv":
+        return _parse_csv(text, name)
+    if fmt == "json" and not text.lstrip().startswith("{"):
+        return _parse_json(text, name)
+    return _parse_jsonl(text, name)
+
+
+def _decode(data: bytes, name: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise InputError(
+            f"{name} is not UTF-8 (byte 0x{data[e.start]:02x} on line {line}) - save it as UTF-8 "
+            "(in Excel: 'CSV UTF-8'; or: iconv -f latin1 -t utf-8)"
+        ) from None
+
+
+def _parse_json(text: str, name: str) -> list[RawRow]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{name} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno} - fix the file") from None
+    if not isinstance(value, list):
+        raise InputError(f"{name}: expected a JSON array of objects (or one object per line)")
+    return [RawRow(i, item) for i, item in enumerate(value, start=1)]
+
+
+def _parse_jsonl(text: str, name: str) -> list[RawRow]:
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(RawRow(number, json.loads(line)))
+        except json.JSONDecodeError as e:
+            raise InputError(f"{name} line {number} is not valid JSON: {e.msg} (column {e.colno}) - fix that line") from None
+    return rows
+
+
+def _parse_csv(text: str, name: str) -> list[RawRow]:
+    first = text.split("\n", 1)[0]
+    delimiter = max(",;\t", key=first.count)
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    if not reader.fieldnames:
+        raise InputError(f"{name} is empty - a CSV needs a header row with at least url and title")
+    reader.fieldnames = [h.strip().lower() for h in reader.fieldnames]
+    rows = []
+    try:
+        for record in reader:
+            if None in record:
+                raise InputError(f"{name} row {reader.line_num}: more values than header columns - check the quoting")
+            if any((v or "").strip() for v in record.values()):
+                rows.append(RawRow(reader.line_num, {k: v for k, v in record.items() if v not in (None, "")}))
+    except csv.Error as e:
+        raise InputError(f"{name} row {reader.line_num} is not valid CSV ({e}) - check the quoting") from None
+    return rows
+
+
+# --- validating ----------------------------------------------------------------------------
+
+def guess_kind(rows: list[RawRow]) -> str:
+    keys = set().union(*(r.data.keys() for r in rows if isinstance(r.data, dict))) if rows else set()
+    if "advertiser" in keys:
+        return "ad"
+    if keys & {"employer", "deadline", "employment"}:
+        return "job"
+    return "article"
+
+
+def validate(raw: RawRow, kind: str) -> dict:
+    """The row cleaned for the store, or a Rejected raised as InvalidRow."""
+    if not isinstance(raw.data, dict):
+        raise InvalidRow(Rejected(raw.number, "-", "not an object with named fields"))
+    spec = FIELDS[kind]
+    row = {}
+    for name, how in spec.items():
+        value = raw.data.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if name in REQUIRED[kind]:
+                raise InvalidRow(Rejected(raw.number, name, "missing"))
+            continue
+        if isinstance(value, (dict, list)):
+            raise InvalidRow(Rejected(raw.number, name, "must be text, not a nested value"))
+        try:
+            row[name] = _clean(str(value), how)
+        except ValueError as e:
+            raise InvalidRow(Rejected(raw.number, name, str(e))) from None
+        if name in REQUIRED[kind] and not row[name]:
+            raise InvalidRow(Rejected(raw.number, name, "empty after removing markup"))
+    for a, b in (("starts", "ends"),):
+        if a in row and b in row and row[b] < row[a]:
+            raise InvalidRow(Rejected(raw.number, b, f"{row[b]} is before {a} {row[a]}"))
+    return row
+
+
+class InvalidRow(Exception):
+    def __init__(self, rejected: Rejected):
+        super().__init__(str(rejected))
+        self.rejected = rejected
+
+
+def _clean(value: str, how: str) -> str:
+    if how == HTML:
+        return clean_html(value)
+    if how in (URL, IMAGE):
+        return _check_url(value.strip())
+    if how == DATE:
+        return _as(dates.parse_date, value).isoformat()
+    if how == PUBLISHED:
+        return _as(dates.normalise_published, value)
+    return clean_text(value)
+
+
+def _as(parse, value: str):
+    try:
+        return parse(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a date (write YYYY-MM-DD, an ISO datetime or DD.MM.YYYY)") from None
+
+
+def _check_url(value: str) -> str:
+    parts = urlsplit(value)
+    if any(c in value for c in "\r\n\t \"'<>") or "%%" in value:
+        raise ValueError(f"{value!r} contains spaces, quotes, '%%' or line breaks")
+    if parts.scheme == "http" and parts.netloc:
+        raise ValueError(f"{value!r} is not https - mail clients warn about plain http links; use https")
+    if parts.scheme != "https" or not parts.netloc:
+        raise ValueError(f"{value!r} is not an absolute https URL")
+    return value
+
+
+# --- writing -------------------------------------------------------------------------------
+
+def import_rows(db: sqlite_utils.Database, rows: list[RawRow], kind: str, source: str,
+                skip_invalid: bool = False) -> ImportReport:
+    """Validate all rows, then upsert the valid ones by URL in one transaction."""
+    report = ImportReport(source=source, kind=kind)
+    known = set(FIELDS[kind])
+    report.ignored_fields = sorted(
+        set().union(*(r.data.keys() for r in rows if isinstance(r.data, dict))) - known
+    ) if rows else []
+    cleaned: dict[str, dict] = {}
+    for raw in rows:
+        try:
+            row = validate(raw, kind)
+        except InvalidRow as e:
+            report.rejected.append(e.rejected)
+            continue
+        cleaned[row["url"]] = row  # a later duplicate row wins, as in a spreadsheet
+    if report.rejected and not skip_invalid:
+        return report
+    table = db[store.TABLES[kind]]
+    stamp = clock.stamp()
+    with store.transaction(db):
+        for row in cleaned.values():
+            _upsert(table, row, known, stamp, report)
+    return report
+
+
+def _upsert(table, row: dict, known: set[str], stamp: str, report: ImportReport) -> None:
+    existing = next(iter(table.rows_where("url = ?", [row["url"]])), None)
+    if existing is None:
+        table.insert({**row, "created_at": stamp, "updated_at": stamp})
+        report.new += 1
+        return
+    full = {name: row.get(name) for name in known}
+    if all(existing.get(k) == v for k, v in full.items()):
+        report.unchanged += 1
+        return
+    table.update(existing["id"], {**full, "updated_at": stamp})
+    report.updated += 1
+
+
+def import_source(db: sqlite_utils.Database, source: str, kind: str | None = None,
+                  skip_invalid: bool = False) -> ImportReport:
+    """Read, parse, validate and store one file or URL."""
+    data, name = read_source(source)
+    fmt = detect_format(data, name)
+    rows = parse(data, fmt, name)
+    if fmt == "feed" and kind not in (None, "article"):
+        raise InputError(f"{name} is a feed; feed entries can only become articles - drop --kind {kind}")
+    return import_rows(db, rows, kind or guess_kind(rows), name, skip_invalid)

@@ -1,0 +1,340 @@
+"""`newsletter preview`: an issue as the editor checks it before sending, in the browser.
+
+Data flow: store (issue row, frozen items) → `View` (the issue personalised for the sample reader
+or `--as` a subscriber: HTML, text part, the .eml's header block, size, items per section) → a
+local page (stdlib ThreadingHTTPServer on 127.0.0.1) showing the HTML in an iframe at 600 or 375 px.
+
+Live reload: a thread polls the mtimes of the templates (shipped and `templates_dir`), the config
+file and the database (and its -wal) every 0.3 s. On a change a *draft* is re-composed and the view
+rebuilt; the page hears of it through Server-Sent Events (/events) and swaps its content in place,
+keeping the scroll position. Other issues are frozen: they are only re-read. An error while
+re-composing (a template typo) shows on the page and in the terminal; the last good version stays.
+
+What a re-compose keeps is what the editor saw in the draft. `compose --replace` alone selects
+again, so a newly imported article could push one out while the editor only fixes a template.
+The re-compose therefore pins the draft's articles (lead and list: `--lead`/`--only`), its window,
+date, number, subject, preheader and editorial, and renders them with their current text from the
+store and the current templates and config. Job ads and ads are chosen by date (deadline,
+booking), so they are picked again by the same rules, as `compose --replace` does. A draft stored
+over the size budget was composed with --allow-clipping and keeps that; any other re-compose over
+the budget is refused (shown as an error), as `compose` does. Nothing is re-composed at start: the
+page first shows the draft exactly as stored. Without ISSUE the page follows the latest draft.
+
+The page itself (markup, the dark-mode views) is `newsletter.preview_page`; `--screenshot` is
+`newsletter.screenshots`. The unsubscribe token in previews is always the sample one: no secret is
+needed to look.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Callable
+from urllib.parse import parse_qs, urlsplit
+
+import sqlite_utils
+
+from newsletter import clock, dates, store
+from newsletter.compose import render
+from newsletter.config import Settings
+from newsletter.errors import InputError, NewsletterError, NotFound
+from newsletter.compose.issue import ComposeRequest, compose, export
+from newsletter.mail.message import SAMPLE, Recipient
+from newsletter.web.preview_page import fragments, has_dark_css, issue_document, page
+from newsletter.compose.select import Options
+from newsletter.audience.subscribers import normalise_email, salutation
+
+POLL_SECONDS = 0.3
+KEEPALIVE_SECONDS = 15
+
+
+@dataclass(frozen=True)
+class View:
+    """One issue as the preview shows it."""
+
+    issue: dict
+    recipient: Recipient
+    html: str
+    text: str
+    headers: str
+    items: list[dict]
+    budget: int
+
+    @property
+    def has_dark_css(self) -> bool:
+        return has_dark_css(self.html)
+
+
+# --- what is shown -------------------------------------------------------------------------
+
+def find_issue(db: sqlite_utils.Database, ref: str | None) -> dict:
+    """The issue `ref` (id or slug), or the latest draft."""
+    if ref:
+        return store.get_issue(db, ref)
+    draft = latest_draft(db)
+    if draft is None:
+        raise NotFound("There is no draft to preview - compose one with 'newsletter compose', "
+                       "or name an issue: newsletter preview ISSUE")
+    return draft
+
+
+def latest_draft(db: sqlite_utils.Database) -> dict | None:
+    drafts = [row for row in store.list_issues(db) if row["status"] == "draft"]
+    return store.get_issue(db, drafts[0]["id"]) if drafts else None
+
+
+def reader(db: sqlite_utils.Database, email: str | None) -> Recipient:
+    """The sample reader, or the subscriber `email` with the sample token."""
+    if not email:
+        return SAMPLE
+    rows = list(db["subscribers"].rows_where("email = ? collate nocase", [normalise_email(email)], limit=1))
+    if not rows:
+        raise NotFound(f"No subscriber {email} - see 'newsletter subscribers list', or leave out --as")
+    return Recipient(email=rows[0]["email"], salutation=salutation(rows[0]), token=SAMPLE.token)
+
+
+def make_view(db: sqlite_utils.Database, settings: Settings, issue: dict, recipient: Recipient) -> View:
+    eml = export(settings, issue, "eml", recipient)
+    headers = eml.split(b"\r\n\r\n", 1)[0].decode("ascii", "replace").replace("\r\n", "\n")
+    return View(issue, recipient, export(settings, issue, "html", recipient).decode("utf-8"),
+                export(settings, issue, "txt", recipient).decode("utf-8"), headers,
+                store.issue_items(db, issue["id"]), settings.compose.size_budget)
+
+
+def load_view(settings: Settings, ref: str | None, email: str | None) -> View:
+    db = store.open_db(settings.db_path, create=False)
+    try:
+        return make_view(db, settings, find_issue(db, ref), reader(db, email))
+    finally:
+        db.close()
+
+
+def recompose_request(issue: dict, items: list[dict], budget: int) -> ComposeRequest:
+    """`compose --replace` for a draft with its articles, window and date pinned (see above)."""
+    articles = [e for e in items if e["kind"] == "article"]
+    lead = next((e for e in articles if e["section"] == "lead"), None)
+    options = Options(
+        issue_date=dates.parse_date(issue["issue_date"]),
+        date_from=dates.parse_date(issue["window_from"]) if issue["window_from"] else None,
+        date_to=dates.parse_date(issue["window_to"]) if issue["window_to"] else None,
+        lead=str(lead["item_id"]) if lead else None,
+        only=[str(e["item_id"]) for e in articles],
+    )
+    return ComposeRequest(options=options, replace=str(issue["id"]),
+                          allow_clipping=(issue["html_size"] or 0) > budget)
+
+
+# --- live state ----------------------------------------------------------------------------
+
+class Preview:
+    """The current view of one issue, rebuilt when its sources change."""
+
+    def __init__(self, load_settings: Callable[[], Settings], ref: str | None, email: str | None,
+                 report: Callable[[str], None] = lambda message: None) -> None:
+        self.load_settings, self.ref, self.email, self.report = load_settings, ref, email, report
+        self.view: View | None = None
+        self.error: str | None = None
+        self.version = 0
+        self._inputs: list[Path] = []   # templates and config
+        self._store: list[Path] = []    # the database and its WAL, which a re-compose writes
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def refresh(self, recompose: bool) -> None:
+        """Read the issue again (re-composing it first if asked and it is a draft)."""
+        settings = self.load_settings()
+        db = store.open_db(settings.db_path, create=False)
+        try:
+            issue = self._issue(db)
+            if recompose and issue["status"] == "draft":
+                items = store.issue_items(db, issue["id"])
+                compose(db, settings, recompose_request(issue, items, settings.compose.size_budget))
+                issue = store.get_issue(db, issue["id"])
+            view = make_view(db, settings, issue, reader(db, self.email))
+        finally:
+            db.close()
+        self._inputs, self._store = sources(settings)
+        self._publish(view, None)
+
+    def _issue(self, db: sqlite_utils.Database) -> dict:
+        if self.ref is None and self.view is not None and latest_draft(db) is None:
+            return store.get_issue(db, self.view.issue["id"])  # the draft shown was sent meanwhile
+        return find_issue(db, self.ref)
+
+    def _publish(self, view: View | None, error: str | None) -> None:
+        with self._changed:
+            self.view = view or self.view
+            self.error = error
+            self.version += 1
+            self._changed.notify_all()
+
+    def state(self) -> tuple[int, View, str | None]:
+        with self._changed:
+            return self.version, self.view, self.error
+
+    def wait(self, seen: int, timeout: float) -> int:
+        """The version once it differs from `seen` (or after `timeout`, or when stopping)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.version != seen or self._stop.is_set(), timeout)
+            return self.version
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def watch(self) -> None:
+        self._thread = threading.Thread(target=self._watch, name="preview-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._changed:
+            self._changed.notify_all()
+        if self._thread:
+            self._thread.join(timeout=30)  # lets a running re-compose finish its transaction
+
+    def _watch(self) -> None:
+        seen = stamps(self._inputs), stamps(self._store)
+        while not self._stop.wait(POLL_SECONDS):
+            inputs = stamps(self._inputs)
+            if (inputs, stamps(self._store)) == seen:
+                continue
+            self._rebuild()
+            # Inputs as they were before the rebuild: an edit saved during it triggers another.
+            # The store as it is after: our own write must not trigger one.
+            seen = inputs, stamps(self._store)
+
+    def _rebuild(self) -> None:
+        moment = clock.now().astimezone().strftime("%H:%M:%S")
+        try:
+            self.refresh(recompose=True)
+        except NewsletterError as e:
+            message = str(e)
+        except sqlite3.Error as e:
+            message = str(store.translate(e))
+        except Exception as e:  # noqa: BLE001 - the server outlives whatever a rebuild hits
+            message = f"{type(e).__name__}: {e}"
+        else:
+            verb = "re-composed" if self.view.issue["status"] == "draft" else "reloaded"
+            self.report(f"{moment} {verb} {self.view.issue['slug']}")
+            return
+        self._publish(None, message)
+        self.report(f"{moment} Error: {message}")
+
+
+def sources(settings: Settings) -> tuple[list[Path], list[Path]]:
+    """What a preview watches: templates and the config file; the database and its WAL."""
+    inputs = [render.default_templates()]
+    if settings.templates_dir:
+        inputs.append(settings.templates_dir)
+    if settings.config_path:
+        inputs.append(settings.config_path)
+    return inputs, [settings.db_path, Path(f"{settings.db_path}-wal")]
+
+
+def stamps(paths: list[Path]) -> dict[str, tuple[int, int]]:
+    """mtime and size of each file (a folder: of each file in it; editor swap files ignored)."""
+    out = {}
+    for path in paths:
+        try:
+            entries = list(os.scandir(path)) if path.is_dir() else [path]
+            for entry in entries:
+                name = os.path.basename(entry)
+                if name.startswith(".") or name.endswith(("~", ".swp", ".tmp")):
+                    continue
+                st = os.stat(entry)
+                out[os.fspath(entry)] = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            continue  # not there (yet): a -wal file, a templates folder still to be made
+    return out
+
+
+# --- the server ----------------------------------------------------------------------------
+
+class PreviewServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, preview: Preview, host: str, port: int) -> None:
+        self.preview = preview
+        super().__init__((host, port), _Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    def close(self) -> None:
+        self.preview.stop()
+        self.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: PreviewServer
+
+    def do_GET(self) -> None:  # the name http.server calls
+        host = urlsplit(f"//{self.headers.get('Host', '')}").hostname
+        if host not in (self.server.server_address[0], "localhost", "127.0.0.1"):
+            return self._send(403, "text/plain", b"Forbidden")  # DNS rebinding
+        url = urlsplit(self.path)
+        preview = self.server.preview
+        version, view, error = preview.state()
+        if url.path == "/":
+            self._send(200, "text/html; charset=utf-8", page(version, view, error).encode())
+        elif url.path == "/issue.html":
+            scheme = parse_qs(url.query).get("scheme", ["light"])[0]
+            self._send(200, "text/html; charset=utf-8", issue_document(view.html, scheme).encode())
+        elif url.path == "/fragments.json":
+            self._send(200, "application/json", json.dumps(fragments(version, view, error)).encode())
+        elif url.path == "/events":
+            self._events(preview)
+        else:
+            self._send(404, "text/plain", b"Not found")
+
+    def _send(self, code: int, kind: str, body: bytes) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _events(self, preview: Preview) -> None:
+        """Server-Sent Events: the version now and after each change; a comment keeps it alive."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        seen = -1
+        try:
+            while not preview.stopping:
+                version = preview.wait(seen, KEEPALIVE_SECONDS)
+                self.wfile.write(f"data: {version}\n\n".encode() if version != seen else b": alive\n\n")
+                self.wfile.flush()
+                seen = version
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the page was closed
+
+    def log_message(self, format: str, *args) -> None:  # http.server's signature
+        return  # quiet: the terminal shows rebuilds and errors only
+
+
+def start(load_settings: Callable[[], Settings], ref: str | None, email: str | None, host: str, port: int,
+          report: Callable[[str], None] = lambda message: None) -> PreviewServer:
+    """Build the first view and listen on host:port (port 0: any free one); call serve_forever()."""
+    preview = Preview(load_settings, ref, email, report)
+    preview.refresh(recompose=False)
+    try:
+        server = PreviewServer(preview, host, port)
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise InputError(f"Port {port} on {host} is already in use - stop the other program or pass another --port") from None
+        raise InputError(f"Cannot listen on {host}:{port}: {e.strerror} - pass another --port or fix [preview] host") from None
+    preview.watch()
+    return server
