@@ -12,7 +12,7 @@ What it does:
    7 days before the issue date 2026-11-24, job deadlines after it).
 2. Times each stage in-process with the project's own functions (median of N runs):
    select, Jinja (MJML and text templates), MJML (mjml-python), CSS inlining (premailer),
-   text wrapping and message encoding (MessageTemplate + html_size).
+   text wrapping and message encoding (IssueMessage + html_size).
 3. Times the whole process, `newsletter compose --allow-clipping --date 2026-11-24
    --since 7d`, in a subprocess (wall clock, median of N runs). One untimed warm-up run
    creates the draft; every timed run re-composes it with `--replace <slug>`, so all timed
@@ -40,14 +40,13 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from newsletter import config, store
-from newsletter.content import ingest
-from newsletter.compose import issue
-from newsletter.compose import render
-from newsletter.compose import select
-from newsletter.demo import DEMO_CONFIG, demo_data_dir
+from newsletter import config
+from newsletter.compose import issue, render, select
 from newsletter.compose.issue import ComposeRequest
-from newsletter.mail.message import MessageTemplate
+from newsletter.content import ingest
+from newsletter.demo import DEMO_CONFIG, demo_data_dir
+from newsletter.mail.message import IssueMessage
+from newsletter.store import open_db
 
 ISSUE_DATE = date(2026, 11, 24)
 COUNTS = {"article": 40, "job": 20, "ad": 2}
@@ -90,12 +89,12 @@ def build_scratch(folder: Path) -> Path:
     config_path = folder / "newsletter.toml"
     config_path.write_text(DEMO_CONFIG + COMPOSE_OVERRIDES, encoding="utf-8")
     settings = config.load(config=config_path)
-    db = store.open_db(settings.db_path)
+    db = open_db(settings.db_path, create=True)
     for kind in COUNTS:
         report = ingest.import_rows(db, make_rows(kind), kind, f"bench {kind}s")
         if report.rejected or report.new != COUNTS[kind]:
             raise SystemExit(f"Bench content import failed for {kind}: {report}")
-    db.conn.close()
+    db.close()
     return config_path
 
 
@@ -114,29 +113,30 @@ def timed(fn, repeat: int):
 def jinja_stage(settings, ctx: dict) -> tuple[str, str]:
     """The two template renders render.render makes (with a fresh environment, as it does)."""
     env = render.environment(settings.templates_dir)
-    return render._template(env, "issue.mjml.j2", ctx), render._template(env, "issue.txt.j2", ctx)
+    return render.template(env, "issue.mjml.j2", ctx), render.template(env, "issue.txt.j2", ctx)
 
 
 def time_stages(config_path: Path, repeat: int) -> tuple[dict, dict]:
     """Median ms per stage, and the artefacts (MJML source, sizes) of the last run."""
     settings = config.load(config=config_path)
-    db = store.open_db(settings.db_path)
+    db = open_db(settings.db_path)
     opts = select.Options(issue_date=ISSUE_DATE, since="7d")
     ms = {}
     ms["select"], sel = timed(lambda: select.select(db, settings, opts), repeat)
-    meta = issue._meta(settings, ComposeRequest(options=opts), sel, None)
+    meta = issue._meta(db, settings, ComposeRequest(options=opts), sel, None, [])
+    meta["slug"] = ISSUE_DATE.isoformat()
     ctx = issue.context(settings, meta, sel)
     ms["jinja"], (mjml_source, raw_text) = timed(lambda: jinja_stage(settings, ctx), repeat)
     ms["mjml"], html = timed(lambda: render.mjml_to_html(mjml_source), repeat)
     ms["inline"], inlined = timed(lambda: render.inline_css(html), repeat)
     ms["text"], text = timed(lambda: render.wrap_text(raw_text), repeat)
     ms["message"], size = timed(lambda: encode(settings, meta["subject"], inlined, text), repeat)
-    db.conn.close()
+    db.close()
     return ms, {"mjml": mjml_source, "html_size": size, "counts": sel.counts}
 
 
 def encode(settings, subject: str, html: str, text: str) -> int:
-    return MessageTemplate(settings, subject, html, text).html_size()
+    return IssueMessage(settings, subject, html, text).html_size()
 
 
 # --- subprocesses ----------------------------------------------------------------------------

@@ -56,8 +56,10 @@ ROOT = BENCH_DIR.parent
 if (ROOT / "newsletter").is_dir():
     sys.path.insert(0, str(ROOT))
 
-from newsletter import config, demo, store  # noqa: E402
-from newsletter.compose.render import PLACEHOLDERS  # noqa: E402
+from newsletter import config, demo  # noqa: E402
+from newsletter.compose.personal import PLACEHOLDERS  # noqa: E402
+from newsletter.store import open_db  # noqa: E402
+from newsletter.store.issues import get_issue  # noqa: E402
 
 ISSUE_DATE = date(2026, 11, 24)
 HOST = "127.0.0.1"
@@ -94,8 +96,8 @@ def copy_demo(source: Path, target: Path) -> Path:
 def add_subscribers(config_path: Path, upto: int) -> int:
     """Insert active subscribers leser00001@example.org… until there are `upto`; returns the count."""
     settings = config.load(config=config_path)
-    db = store.open_db(settings.db_path)
-    have = db.execute("select count(*) from subscribers").fetchone()[0]
+    db = open_db(settings.db_path)
+    have = db.value("select count(*) from subscribers")
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     rows = []
     for i in range(have + 1, upto + 1):
@@ -104,12 +106,13 @@ def add_subscribers(config_path: Path, upto: int) -> int:
         rows.append((f"leser{i:05d}@example.org", anrede, "Dr." if i % 50 == 0 else None,
                      f"Vorname{i}" if named else None, f"Nachname{i}" if named else None,
                      "active", "bench", stamp, stamp, stamp))
-    with db.conn:
-        db.conn.executemany(
-            "insert into subscribers (email, anrede, titel, vorname, nachname, status, source,"
-            " created_at, confirmed_at, updated_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-    total = db.execute("select count(*) from subscribers where status = 'active'").fetchone()[0]
-    db.conn.close()
+    db.execute("BEGIN")
+    db.executemany(
+        "insert into subscribers (email, anrede, titel, vorname, nachname, status, source,"
+        " created_at, confirmed_at, updated_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    db.execute("COMMIT")
+    total = db.value("select count(*) from subscribers where status = 'active'")
+    db.close()
     return total
 
 
@@ -245,10 +248,10 @@ def time_smtp_source(port: int, n: int, connections: int, size: int) -> dict:
 def time_naive(config_path: Path, port: int, n: int) -> dict:
     """Per recipient: EmailMessage (text + HTML alternative), as_bytes(), sendmail; one connection."""
     settings = config.load(config=config_path)
-    db = store.open_db(settings.db_path, create=False)
-    issue = store.get_issue(db, 1)
-    rows = list(db.query("select id, email from subscribers where status = 'active' order by id limit ?", [n]))
-    db.conn.close()
+    db = open_db(settings.db_path)
+    issue = get_issue(db, 1)
+    rows = db.query("select id, email from subscribers where status = 'active' order by id limit ?", [n])
+    db.close()
     pub = settings.publication
     start = time.perf_counter()
     total_bytes = 0

@@ -6,8 +6,6 @@ import re
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from babel.dates import format_date
-
 from newsletter import clock
 from newsletter.errors import ConfigError, InputError
 
@@ -43,9 +41,14 @@ def normalise_published(text: str) -> str:
     return parse_datetime(text).isoformat()
 
 
+MONTHS = ("Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September",
+          "Oktober", "November", "Dezember")
+
+
 def german_long(d: date | str) -> str:
     """'19. Juni 2020'."""
-    return format_date(_as_date(d), "d. MMMM y", locale="de")
+    d = _as_date(d)
+    return f"{d.day}. {MONTHS[d.month - 1]} {d.year}"
 
 
 def german_short(d: date | str) -> str:
@@ -69,20 +72,33 @@ def today(tz: str) -> date:
     return clock.now().astimezone(zone(tz)).date()
 
 
-def parse_since(text: str, ref: date) -> date:
+# Dates an option may name: wide enough for any archive, narrow enough that a window of
+# years around them stays a valid date (date.min/max are year 1 and 9999).
+EARLIEST, LATEST = date(1900, 1, 1), date(2999, 12, 31)
+
+
+def parse_since(text: str, ref: date, option: str = "--since") -> date:
     """'14d' or '2w' back from `ref`, or an explicit date."""
     m = _SINCE.match(text.strip().lower())
     if m:
         days = int(m[1]) * (7 if m[2] == "w" else 1)
+        if days > (ref - EARLIEST).days:
+            raise InputError(f"{option} {text!r} reaches back before {EARLIEST.year} - give a shorter span or a date")
         return ref - timedelta(days=days)
     try:
-        return parse_date(text)
+        return _in_range(parse_date(text), option, text)
     except ValueError:
-        raise InputError(f"--since {text!r} is neither a span like 14d / 2w nor a date YYYY-MM-DD") from None
+        raise InputError(f"{option} {text!r} is neither a span like 14d / 2w nor a date YYYY-MM-DD") from None
 
 
 def option_date(text: str, option: str) -> date:
     try:
-        return parse_date(text)
+        return _in_range(parse_date(text), option, text)
     except ValueError:
         raise InputError(f"{option} {text!r} is not a date - write YYYY-MM-DD or DD.MM.YYYY") from None
+
+
+def _in_range(d: date, option: str, text: str) -> date:
+    if not EARLIEST <= d <= LATEST:
+        raise InputError(f"{option} {text!r} is outside {EARLIEST.year}..{LATEST.year} - check the year")
+    return d

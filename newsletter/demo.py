@@ -10,12 +10,15 @@ import json
 from datetime import date, timedelta
 from pathlib import Path
 
-from newsletter import config, dates, store
-from newsletter.content import ingest
+from newsletter import config, dates
 from newsletter.audience import subscribers
-from newsletter.errors import InputError
-from newsletter.compose.issue import ComposeRequest, ComposeResult, compose
+from newsletter.compose.issue import ComposeRequest
 from newsletter.compose.select import Options
+from newsletter.content import ingest
+from newsletter.errors import InputError
+from newsletter.store import open_db
+from newsletter.store.content import KINDS
+from newsletter.workflow.compose import ComposeResult, compose_issue
 
 REFERENCE_DATE = date(2026, 11, 24)
 PACKAGE_DEMO = Path(__file__).parent / "_demo"
@@ -93,8 +96,8 @@ def create(folder: Path, issue_date: date | None = None, force: bool = False) ->
             Path(str(settings.db_path) + suffix).unlink(missing_ok=True)
     issue_date = issue_date or dates.today(settings.publication.timezone)
     shift = issue_date - REFERENCE_DATE
-    db = store.open_db(settings.db_path)
-    for kind in store.KINDS:
+    db = open_db(settings.db_path, create=True)
+    for kind in KINDS:
         report = ingest.import_rows(db, load_content(kind, shift), kind, f"demo {kind}s")
         if report.rejected:
             raise InputError(f"Demo content is broken: {report.rejected[0]}")
@@ -104,7 +107,7 @@ def create(folder: Path, issue_date: date | None = None, force: bool = False) ->
     intro = folder / "editorial.txt"
     intro.write_text((demo_data_dir() / "editorial.txt").read_text(encoding="utf-8"), encoding="utf-8")
     request = ComposeRequest(options=Options(issue_date=issue_date), number=_number(issue_date), intro=intro)
-    return compose(db, settings, request)
+    return compose_issue(db, settings, request)
 
 
 def _number(d: date) -> str:

@@ -36,3 +36,8 @@ class RenderError(NewsletterError):
 
 class CheckError(NewsletterError):
     """An issue fails a preflight check (`newsletter check`) and may not be sent as it is."""
+
+
+class TransportError(NewsletterError):
+    """The transport cannot be used at all (a refused login, an unreachable server, a bad
+    certificate): the run stops, and what was not yet on the wire is left as it was."""

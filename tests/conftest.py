@@ -14,9 +14,13 @@ from typer.testing import CliRunner
 
 from browsing import browser  # noqa: F401  (the shared Chromium fixture of the browser tests)
 
-from newsletter import clock, config, dates, demo, store
-from newsletter.content import ingest
+import sqlite_utils
+
+from newsletter import clock, config, dates, demo
 from newsletter.cli import app
+from newsletter.content import ingest
+from newsletter.store import open_db
+from newsletter.store.content import KINDS
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -74,8 +78,13 @@ class Project:
     def settings(self) -> config.Settings:
         return config.load(config=self.config_path)
 
-    def db(self):
-        return store.open_db(self.settings().db_path)
+    def db(self) -> sqlite_utils.Database:
+        """The database for a test to look at or change rows directly."""
+        return sqlite_utils.Database(self.settings().db_path)
+
+    def store(self):
+        """The database as the product opens it (for calling its functions)."""
+        return open_db(self.settings().db_path)
 
     def write(self, name: str, text: str | bytes) -> Path:
         path = self.root / name
@@ -105,12 +114,16 @@ def project(tmp_path, monkeypatch) -> Project:
     (tmp_path / "newsletter.toml").write_text(demo.DEMO_CONFIG, encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NEWSLETTER_CONFIG", str(tmp_path / "newsletter.toml"))
-    return Project(tmp_path, CliRunner())
+    # Chromium takes a second per check; the contrast tests turn it on where they need it.
+    monkeypatch.setenv("NEWSLETTER_CHECK_CONTRAST", "0")
+    project = Project(tmp_path, CliRunner())
+    open_db(project.settings().db_path, create=True).close()  # as `newsletter init` does
+    return project
 
 
 def load_demo_content(project: Project, issue_date: date) -> Project:
-    db = project.db()
-    for kind in store.KINDS:
+    db = project.store()
+    for kind in KINDS:
         report = ingest.import_rows(db, demo.load_content(kind, issue_date - demo.REFERENCE_DATE), kind, "demo")
         assert not report.rejected
     db.close()

@@ -11,8 +11,8 @@ import feedparser
 import pytest
 from conftest import NUMBER, SLUG, day, german
 
-from newsletter import store
 from newsletter.audience import subscribers
+from newsletter.store.issues import get_issue
 
 NEXT = day(7).isoformat()
 BASE = "https://www.stadtmarketing-demo.de"
@@ -28,7 +28,7 @@ def send(project, slug: str) -> None:
 def sent(composed, monkeypatch, fake_clock):
     """Two issues a week apart sent through the file transport to one reader: SLUG and NEXT."""
     monkeypatch.setenv("NEWSLETTER_SECRET", SECRET)
-    db = composed.db()
+    db = composed.store()
     subscribers.add(db, "erika@example.org", anrede="Frau", titel="Dr.", nachname="Muster", consent_source="Test")
     db.close()
     send(composed, SLUG)
@@ -78,8 +78,7 @@ def test_feed_is_rss_of_the_sent_issues(sent):
     assert [e.title for e in feed.entries] == ["Märkte & Buden: 3 < 4", sent.db()["issues"].get(1)["subject"]]
     first = feed.entries[0]
     assert first.link == f"{BASE}/archive/{NEXT}.html" and first.id == first.link
-    db = sent.db()
-    sent_at = store.get_issue(db, NEXT)["sent_at"]
+    sent_at = get_issue(sent.store(), NEXT)["sent_at"]
     assert first.published_parsed[:6] == tuple(int(n) for n in re.findall(r"\d+", sent_at)[:6])
 
 
@@ -115,7 +114,7 @@ def test_issues_link_to_their_archive_page_only_when_enabled(composed, monkeypat
     assert text.index("Im Browser ansehen") < text.index("Sehr geehrte Frau Dr. Muster")  # near the top
 
     monkeypatch.setenv("NEWSLETTER_SECRET", SECRET)
-    db = composed.db()
+    db = composed.store()
     subscribers.add(db, "erika@example.org", consent_source="Test")
     db.close()
     sent = composed.run("send", SLUG, "--yes")

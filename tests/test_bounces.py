@@ -49,10 +49,10 @@ ALL_BOUNCES = ["arf-abuse.eml", "exim-delayed.eml", "exim-user-unknown.eml", "ga
 def readers(project, monkeypatch):
     """Every reader the fixtures are about, active, each with a sent delivery of one issue."""
     monkeypatch.setenv("NEWSLETTER_SECRET", SECRET)
-    db = project.db()
+    db, store = project.db(), project.store()
     issue = db["issues"].insert({"slug": "2026-11-24", "status": "sent", "issue_date": "2026-11-24"}).last_pk
     for address, message_id in READERS.items():
-        row, _ = subscribers.add(db, address, consent_source="Anmeldeformular Test")
+        row, _ = subscribers.add(store, address, consent_source="Anmeldeformular Test")
         db["deliveries"].insert({"issue_id": issue, "subscriber_id": row["id"], "email": address, "status": "sent",
                                  "attempts": 1, "last_code": 250, "last_reply": "2.0.0 Ok", "message_id": message_id})
     db.conn.commit()
@@ -331,15 +331,17 @@ def test_m006_adds_the_original_message_to_an_existing_database(tmp_path):
 
     import sqlite_utils
 
-    from newsletter import store
+    from newsletter.store import open_db
+    from newsletter.store.schema import migrations
 
     path = tmp_path / "old.db"
     old = sqlite_utils.Database(sqlite3.connect(path))
-    store.migrations.apply(old, stop_before="m006_bounce_original_message")
+    migrations.apply(old, stop_before="m006_bounce_original_message")
     old["bounce_events"].insert({"kind": "soft", "message_id": "<a@mx>", "created_at": "2026-12-01T10:00:00+00:00"})
     old.conn.commit()
     old.conn.close()
-    db = store.open_db(path)
+    open_db(path).close()
+    db = sqlite_utils.Database(path)
     assert [(r["message_id"], r["original_message_id"]) for r in db["bounce_events"].rows] == [("<a@mx>", None)]
     assert ["subscriber_id", "kind", "original_message_id"] in [i.columns for i in db["bounce_events"].indexes]
 

@@ -18,7 +18,7 @@ if not CHROMIUM.exists():
     unavailable(f"{CHROMIUM} does not exist", module_level=True)
 
 from conftest import ARTIFACTS, ISSUE_DATE  # noqa: E402
-from newsletter import store  # noqa: E402
+from newsletter.store.issues import get_issue, issue_items  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -48,9 +48,9 @@ def issue_file(composed) -> Path:
 @pytest.fixture
 def first_article_url(composed) -> str:
     """URL of the first article in WEITERE MELDUNGEN that has an image (two-column row)."""
-    db = composed.db()
-    issue = store.get_issue(db, ISSUE_DATE.isoformat())
-    entries = [e for e in store.issue_items(db, issue["id"]) if e["section"] == "articles"]
+    db = composed.store()
+    issue = get_issue(db, ISSUE_DATE.isoformat())
+    entries = [e for e in issue_items(db, issue["id"]) if e["section"] == "articles"]
     db.close()
     with_image = [e["item"] for e in entries if e["item"]["image"]]
     assert with_image, "the demo issue needs an article with an image"

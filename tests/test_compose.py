@@ -6,17 +6,19 @@ import email
 import json
 from email import policy
 
+import pytest
+
 from conftest import NUMBER, SLUG, day
 
 DATE = SLUG
 
 
 def items(project, slug=SLUG):
-    from newsletter import store
+    from newsletter.store.issues import get_issue, issue_items
 
-    db = project.db()
-    issue = store.get_issue(db, slug)
-    return issue, store.issue_items(db, issue["id"])
+    db = project.store()
+    issue = get_issue(db, slug)
+    return issue, issue_items(db, issue["id"])
 
 
 def section(entries, name):
@@ -146,19 +148,30 @@ def test_size_budget_refuses_unless_allow_clipping(content):
     assert "Gmail will clip it" in allowed.output
 
 
-def test_size_warning_at_ninety_percent(content):
-    content.set_config("compose", "size_budget", "88000")
-    result = content.run("compose", "--date", DATE)
-    assert result.exit_code == 0 and "Warning: HTML part uses 9" in result.output
+def test_size_warning_at_ninety_percent(composed):
+    size = items(composed)[0]["html_size"]
+    composed.set_config("compose", "size_budget", str(int(size / 0.95)))
+    result = composed.run("compose", "--replace", SLUG)
+    assert result.exit_code == 0 and "Warning: HTML part uses 95%" in result.output
 
 
 def test_intro_file_becomes_the_editorial(content):
-    intro = content.write("intro.txt", "Liebe Leserinnen & Leser,\n\nzweiter <Absatz>.")
+    intro = content.write("intro.txt", "Gute Nachrichten & neue Ideen.\n\nzweiter <Absatz>.")
     content.run("compose", "--date", DATE, "--intro", intro)
     html = (content.root / "out" / SLUG / "issue.html").read_text()
     text = (content.root / "out" / SLUG / "issue.txt").read_text()
-    assert "Liebe Leserinnen &amp; Leser," in html and "zweiter &lt;Absatz&gt;." in html
+    assert "Gute Nachrichten &amp; neue Ideen." in html and "zweiter &lt;Absatz&gt;." in html
     assert "zweiter <Absatz>." in text
+
+
+@pytest.mark.parametrize("name,greeting", [("intro.txt", "Liebe Leserinnen und Leser,\n\n"),
+                                           ("intro.html", "<p>Liebe Leserinnen und Leser,</p>\n")])
+def test_an_editorial_greeting_gives_way_to_the_personal_salutation(content, name, greeting):
+    body = "<p>Der erste Absatz.</p>" if name.endswith(".html") else "Der erste Absatz."
+    result = content.run("compose", "--date", DATE, "--intro", content.write(name, greeting + body))
+    assert result.exit_code == 0 and "Left out the editorial's greeting 'Liebe Leserinnen und Leser,'" in result.output
+    text = (content.root / "out" / SLUG / "issue.txt").read_text()
+    assert "Sehr geehrte Frau Dr. Muster,\n\nDer erste Absatz." in text and "Liebe Leserinnen" not in text
 
 
 def test_issues_list_show_and_export(composed, tmp_path):

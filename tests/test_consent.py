@@ -14,6 +14,7 @@ from conftest import SLUG, START
 
 from newsletter import clock, tokens
 from newsletter.audience import consent
+from newsletter.audience.confirmations import LEGACY_SOURCE
 from newsletter.audience import subscribers
 from newsletter.mail.message import list_id
 
@@ -62,7 +63,7 @@ def test_import_records_a_consent_row_per_new_reader(project):
     project.run("subscribers", "import", project.write("ohne.csv", "email\nc@example.org\n"))
     last = rows(project, "consents")[-1]
     assert (last["source"], last["confirmed_at"]) == ("Import ohne.csv", None)
-    assert subscribers.find(project.db(), "c@example.org")["status"] == "pending"
+    assert subscribers.find(project.store(), "c@example.org")["status"] == "pending"
 
 
 # --- proof -----------------------------------------------------------------------------------------
@@ -181,7 +182,7 @@ def test_confirmations_send_covers_readers_from_before_consent_rows(project, mon
     db.conn.commit()
     assert project.run("confirmations", "send").stdout.startswith("1 ")
     [proof] = rows(project, "consents")
-    assert (proof["source"], proof["signed_up_at"]) == (consent.LEGACY_SOURCE, "2025-05-01T08:00:00+00:00")
+    assert (proof["source"], proof["signed_up_at"]) == (LEGACY_SOURCE, "2025-05-01T08:00:00+00:00")
 
 
 def test_confirmations_send_needs_the_secret(project):

@@ -10,7 +10,9 @@ from email import policy
 
 from conftest import SLUG
 
-from newsletter import clock, config, store
+import sqlite_utils
+
+from newsletter import clock, config
 
 SECRET = "test-secret-0123456789abcdef"
 
@@ -29,7 +31,7 @@ def test_demo_builds_a_project_that_composes_checks_and_sends_to_files(tmp_path,
     assert "Demo ready in demo/" in built.stdout and "HTML part" in built.stdout
     for ext in ("html", "mjml", "txt", "eml"):
         assert (folder / "out" / SLUG / f"issue.{ext}").stat().st_size > 1000
-    db = store.open_db(config.load(config=folder / "newsletter.toml").db_path)
+    db = sqlite_utils.Database(config.load(config=folder / "newsletter.toml").db_path)
     assert {r["email"]: r["status"] for r in db["subscribers"].rows} == {
         "erika.beispiel@example.org": "active", "jonas.probe@example.org": "active",
         "stadtmarketing@example.net": "active", "kim.muster@example.com": "active"}

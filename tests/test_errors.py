@@ -7,8 +7,10 @@ import sqlite3
 import subprocess
 import sys
 
-
+import pytest
 from conftest import ISSUE_DATE
+
+from newsletter.errors import ConfigError
 
 DATE = ISSUE_DATE.isoformat()
 
@@ -45,7 +47,7 @@ def test_broken_toml_and_unknown_setting(project):
 
 
 def test_locked_database(composed, monkeypatch):
-    monkeypatch.setattr("newsletter.store.BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr("newsletter.store.db.BUSY_TIMEOUT_MS", 200)
     path = composed.settings().db_path
     blocker = sqlite3.connect(path)
     blocker.execute("BEGIN EXCLUSIVE")
@@ -156,8 +158,10 @@ def test_settings_precedence(project, monkeypatch):
     assert config.load(config=project.config_path).compose.max_jobs == 4
     monkeypatch.setenv("NEWSLETTER_COMPOSE_MAX_JOBS", "5")
     assert config.load(config=project.config_path).compose.max_jobs == 5
-    flagged = config.load(config=project.config_path, overrides={("compose", "max_jobs"): 6})
+    flagged = config.load(config=project.config_path, overrides={"compose.max_jobs": (6, "--max-jobs")})
     assert flagged.compose.max_jobs == 6
+    with pytest.raises(ConfigError, match=r"--max-jobs \(for \[compose\] max_jobs\) = -1 is out of range"):
+        config.load(config=project.config_path, overrides={"compose.max_jobs": (-1, "--max-jobs")})
     monkeypatch.setenv("NEWSLETTER_DB", str(project.root / "other.db"))
     assert config.load(config=project.config_path).db_path == project.root / "other.db"
     assert config.load(config=project.config_path, db=project.root / "flag.db").db_path == project.root / "flag.db"
@@ -166,14 +170,16 @@ def test_settings_precedence(project, monkeypatch):
 def test_old_database_is_upgraded(project):
     """A database created by the first migration only gets the later ones on open."""
     import sqlite_utils
-    from newsletter import store
 
-    path = project.settings().db_path
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from newsletter.store import open_db
+    from newsletter.store.schema import migrations
+
+    path = project.root / "old.db"
     old = sqlite_utils.Database(path)
-    store.migrations.apply(old, stop_before="m002_issues")
+    migrations.apply(old, stop_before="m002_issues")
     assert "issues" not in old.table_names()
     old.close()
-    db = store.open_db(path)
-    assert {"issues", "issue_items"} <= set(db.table_names())
+    open_db(path).close()
+    db = sqlite_utils.Database(path)
+    assert {"issues", "issue_items", "check_results"} <= set(db.table_names())
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -59,12 +59,15 @@ def test_csv_with_bom_and_semicolons_becomes_job_ads(project):
     assert job["employer"] == "Stadt Musterstadt"
 
 
-def test_csv_not_utf8_is_refused_with_the_fix(project):
-    data = "url,title\nhttps://www.example.de/a,Städte\n".encode("latin-1")
-    result = project.run("import", project.write("latin.csv", data))
-    assert result.exit_code == 1
-    assert "not UTF-8" in result.output and "line 2" in result.output and "save it as UTF-8" in result.output
+def test_csv_from_german_excel_is_recognised_and_read_with_its_encoding(project):
+    data = "url;title\nhttps://www.example.de/a;„Städte“ – 5 €\n".encode("cp1252")
+    path = project.write("excel.csv", data)
+    result = project.run("import", path)
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert "Windows-1252" in result.output and "line 2" in result.output and "--encoding cp1252" in result.output
     assert rows(project.db(), "articles") == []
+    assert project.run("import", path, "--encoding", "cp1252").exit_code == 0
+    assert rows(project.db(), "articles")[0]["title"] == "„Städte“ – 5 €"
 
 
 def test_bad_row_rejects_whole_file_with_row_and_field(project):
@@ -140,11 +143,53 @@ def test_atom_entries_become_articles(project):
     assert (row["title"], row["author"], row["url"]) == ("Neue Leitung", "Max Muster", "https://www.example.de/atom/leitung")
 
 
-def test_malformed_feed_is_one_line_error(project):
-    result = project.run("import", project.write("feed.xml", RSS[:-30]))
-    assert result.exit_code == 1
-    assert "not a well-formed RSS/Atom feed" in result.output
-    assert len(result.output.strip().splitlines()) == 1
+def test_something_that_is_no_feed_is_one_line_error(project):
+    for name, text in (("seite.xml", "<html><body><p>Kein Feed</p></body></html>"), ("text.rss", "Kein Feed, nur Text")):
+        result = project.run("import", project.write(name, text))
+        assert result.exit_code == 1 and "is not an RSS or Atom feed" in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1
+    assert rows(project.db(), "articles") == []
+
+
+GERMAN_RSS = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>Stadtblog</title>
+<item><title>Gr&uuml;nes Licht f&uuml;r den Markt &mdash; jetzt</title><link>https://www.example.de/markt</link>
+<description>&lt;p&gt;M&auml;rkte &amp; Feste&lt;/p&gt;</description></item>
+<item><title>Kaffee & Kuchen am Sonntag</title><link>https://www.example.de/kaffee</link></item>
+</channel></rss>"""
+
+
+def test_a_feed_with_html_entities_and_a_bare_ampersand_is_read_like_a_feed_reader_would(project):
+    result = project.run("import", project.write("stadt.rss", GERMAN_RSS))
+    assert result.exit_code == 0, result.output
+    assert "2 new" in result.stdout and "not well-formed XML" in result.stderr and "read 2 entries" in result.stderr
+    titles = {r["title"] for r in rows(project.db(), "articles")}
+    assert titles == {"Grünes Licht für den Markt — jetzt", "Kaffee & Kuchen am Sonntag"}
+
+
+def test_an_atom_title_marked_as_text_is_text(project):
+    atom = ATOM.replace("<title>Neue Leitung</title>", '<title type="text">History of the &lt;blink&gt; tag</title>')
+    assert project.run("import", project.write("feed.atom", atom)).exit_code == 0
+    assert rows(project.db(), "articles")[0]["title"] == "History of the <blink> tag"
+
+
+@pytest.mark.parametrize("feed", ["<rss version=\"2.0\"></rss>",
+                                  "<rss version=\"2.0\"><channel><title>Leer</title></channel></rss>",
+                                  '<feed xmlns="http://www.w3.org/2005/Atom"><title>Leer</title></feed>'])
+def test_a_feed_without_entries_imports_nothing_and_says_so(project, feed):
+    result = project.run("import", project.write("leer.xml", feed))
+    assert result.exit_code == 0, result.output
+    assert "0 new" in result.stdout and "the feed has no entries" in result.stderr
+
+
+def test_plain_http_links_are_counted_and_can_be_upgraded(project):
+    feed = RSS.replace("https://www.example.de/blog/fest", "http://www.example.de/blog/fest")
+    path = project.write("feed.xml", feed)
+    refused = project.run("import", path)
+    assert refused.exit_code == 1 and "1 invalid row(s) (1 with plain http links)" in refused.output
+    assert "--upgrade-http" in refused.output and rows(project.db(), "articles") == []
+    assert project.run("import", path, "--upgrade-http").exit_code == 0
+    assert rows(project.db(), "articles")[0]["url"] == "https://www.example.de/blog/fest"
 
 
 def test_malformed_json_names_line_and_column(project):

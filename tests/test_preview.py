@@ -21,12 +21,13 @@ import pytest
 from browsing import CHROMIUM, offline_page, png_size, unavailable
 from conftest import NUMBER, SLUG
 
-from newsletter.web import preview as previewing
-from newsletter import store
-from newsletter.compose import render
 from newsletter.audience import subscribers
-from newsletter.web.preview_page import has_dark_css
-from newsletter.web.screenshots import PLACEHOLDER_PNG
+from newsletter.browser import PLACEHOLDER_PNG
+from newsletter.compose import render
+from newsletter.compose.personal import SAMPLE
+from newsletter.store.issues import get_issue, issue_items
+from newsletter.web import preview as previewing
+from newsletter.web.view import has_dark_css
 
 CLI = [sys.executable, "-m", "newsletter"]
 
@@ -87,9 +88,9 @@ def edit(path: Path, old: str, new: str) -> None:
 def test_page_shows_the_draft_its_parts_and_switches_to_mobile(composed, open_page):
     from playwright.sync_api import expect
 
-    db = composed.db()
-    issue = store.get_issue(db, SLUG)
-    entries = store.issue_items(db, issue["id"])
+    db = composed.store()
+    issue = get_issue(db, SLUG)
+    entries = issue_items(db, issue["id"])
     db.close()
     with running(composed) as server:
         page = open_page(server.url)
@@ -108,7 +109,7 @@ def test_page_shows_the_draft_its_parts_and_switches_to_mobile(composed, open_pa
 
         page.get_by_role("button", name="Textteil").click()
         expect(page.locator("#textteil")).to_be_visible()
-        expect(page.locator("#textteil")).to_contain_text("Newsletter abbestellen: https://www.stadtmarketing-demo.de/u/BEISPIEL-TOKEN")
+        expect(page.locator("#textteil")).to_contain_text(f"Newsletter abbestellen: https://www.stadtmarketing-demo.de/u/{SAMPLE.token}")
         page.get_by_role("button", name="Kopfzeilen").click()
         expect(page.locator("#kopfzeilen")).to_contain_text("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
         expect(page.locator("#kopfzeilen")).to_contain_text("To: erika.muster@example.org")
@@ -127,8 +128,8 @@ def test_template_edit_recomposes_the_draft_and_the_page_follows(content, open_p
 
     template = override_templates(content)
     assert content.run("compose", "--date", SLUG, "--number", NUMBER).exit_code == 0
-    db = content.db()
-    before = [(e["kind"], e["item_id"]) for e in store.issue_items(db, store.get_issue(db, SLUG)["id"])]
+    db = content.store()
+    before = [(e["kind"], e["item_id"]) for e in issue_items(db, get_issue(db, SLUG)["id"])]
     db.close()
     with running(content) as server:
         page = open_page(server.url)
@@ -141,10 +142,10 @@ def test_template_edit_recomposes_the_draft_and_the_page_follows(content, open_p
         expect(frame.locator("body")).to_contain_text("AUS DER REGION", timeout=5000)
         assert page.evaluate("() => window.unchanged") is True
         assert page.locator("#rahmen").bounding_box()["width"] == 375  # the chosen view stays
-        db = content.db()
-        issue = store.get_issue(db, SLUG)
+        db = content.store()
+        issue = get_issue(db, SLUG)
         assert "AUS DER REGION" in issue["html"] and issue["status"] == "draft"
-        assert [(e["kind"], e["item_id"]) for e in store.issue_items(db, issue["id"])] == before
+        assert [(e["kind"], e["item_id"]) for e in issue_items(db, issue["id"])] == before
         db.close()
 
         edit(template, "{%- if articles %}", "{%- if articles %}{{ nicht_da.x }}")
@@ -197,7 +198,7 @@ def test_dark_screenshot_inverts_a_mail_without_dark_rules(content, chromium, tm
     text = template.read_text(encoding="utf-8")
     template.write_text(re.sub(r"@media \(prefers-color-scheme: dark\) \{.*?\n      \}\n", "", text, flags=re.S), encoding="utf-8")
     assert content.run("compose", "--date", SLUG).exit_code == 0
-    assert not has_dark_css(store.get_issue(content.db(), SLUG)["html"])
+    assert not has_dark_css(get_issue(content.store(), SLUG)["html"])
     chromium(content, "--screenshot", tmp_path)
     assert (tmp_path / "dark.png").read_bytes() != (tmp_path / "desktop.png").read_bytes()
 
@@ -205,7 +206,7 @@ def test_dark_screenshot_inverts_a_mail_without_dark_rules(content, chromium, tm
 # --- without a browser ---------------------------------------------------------------------
 
 def test_as_subscriber_and_sample_reader(composed):
-    db = composed.db()
+    db = composed.store()
     subscribers.add(db, "hans@example.org", anrede="Herr", nachname="Beispiel", consent_source="Test")
     db.close()
     with running(composed, email="HANS@example.org") as server:
@@ -228,8 +229,8 @@ def test_no_draft_tells_to_compose(content):
 
 def test_rebuild_pins_the_articles_and_uses_their_current_text(composed):
     db = composed.db()
-    issue = store.get_issue(db, SLUG)
-    lead = next(e for e in store.issue_items(db, issue["id"]) if e["section"] == "lead")["item"]
+    issue = get_issue(composed.store(), SLUG)
+    lead = next(e for e in issue_items(composed.store(), issue["id"]) if e["section"] == "lead")["item"]
     db["articles"].update(lead["id"], {"title": "Neuer Titel des Aufmachers"})
     db["articles"].insert({"url": "https://www.stadtmarketing-demo.de/ganz-neu", "title": "Ganz neu",
                            "published": f"{SLUG}T07:00:00", "image": "https://www.stadtmarketing-demo.de/neu.jpg"})
@@ -242,7 +243,7 @@ def test_rebuild_pins_the_articles_and_uses_their_current_text(composed):
 
 def test_sent_issue_is_reloaded_not_recomposed(composed, monkeypatch):
     monkeypatch.setenv("NEWSLETTER_SECRET", "test-secret-0123456789abcdef")
-    db = composed.db()
+    db = composed.store()
     subscribers.add(db, "erika@example.org", consent_source="Test")
     db.close()
     assert composed.run("send", SLUG, "--yes").exit_code == 0

@@ -25,15 +25,18 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import ISSUE_DATE
-from newsletter import config, demo, store
-from newsletter.content import ingest
-from newsletter.mail import mime
-from newsletter.compose.issue import ComposeRequest, compose
-from newsletter.mail.message import SAMPLE, MessageTemplate, Recipient
-from newsletter.compose.render import unsubscribe_url
-from newsletter.content.sanitize import clean_text
-from newsletter.delivery.transports import dot_stuff
+from newsletter import config, demo
+from newsletter.compose.issue import ComposeRequest
+from newsletter.compose.personal import SAMPLE, Recipient, unsubscribe_url
 from newsletter.compose.select import Options
+from newsletter.content import ingest
+from newsletter.content.sanitize import clean_text
+from newsletter.delivery.transports.smtp import dot_stuff
+from newsletter.mail import mime
+from newsletter.mail.message import IssueMessage
+from newsletter.store import open_db
+from newsletter.store.content import find_item
+from newsletter.workflow.compose import compose_issue as compose
 
 ISSUE_SETTINGS = settings(max_examples=40, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -103,7 +106,7 @@ def fresh_project():
         root = Path(tmp)
         (root / "newsletter.toml").write_text(demo.DEMO_CONFIG, encoding="utf-8")
         settings_ = config.load(config=root / "newsletter.toml")
-        db = store.open_db(settings_.db_path)
+        db = open_db(settings_.db_path, create=True)
         try:
             yield root, settings_, db
         finally:
@@ -235,7 +238,7 @@ def test_imported_titles_reach_the_reader_verbatim(title):
     assume("%%" not in clean_text(required(title, "Titel")))
     with fresh_project() as (root, settings_, db):
         import_hostile(db, {"title": title}, {"title": "Stelle"}, {"title": "Anzeige", "advertiser": "GmbH"})
-        stored = store.find_item(db, "article", LEAD_URL)["title"]
+        stored = find_item(db, "article", LEAD_URL)["title"]
         result = compose_issue(root, settings_, db)
         doc = lxml.html.document_fromstring(result.paths["html"].read_text(encoding="utf-8"))
     assert stored == clean_text(required(title, "Titel"))
@@ -318,7 +321,7 @@ def test_qp_never_writes_a_lone_dot_or_from_line(text):
 @example(".\n.\r\nFrom x", "<p>\r.</p>\n.", ".")
 def test_built_messages_go_on_the_wire_unchanged(text, html_body, name):
     """SmtpTransport sends the bytes as they are; the builder must make them CRLF and dot-safe."""
-    template = MessageTemplate(_settings(), "Betreff", html_body + "%%salutation%%", text + "%%salutation%%")
+    template = IssueMessage(_settings(), "Betreff", html_body + "%%salutation%%", text + "%%salutation%%")
     raw, _ = template.build(Recipient("leser@example.org", name, "t0k.EN"))
     assert dot_stuff(raw) == raw
 

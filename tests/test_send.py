@@ -39,7 +39,7 @@ def smtp(request):
 
 
 def add_readers(project, readers=READERS):
-    db = project.db()
+    db = project.store()
     for address, anrede, titel, vorname, nachname in readers:
         subscribers.add(db, address, anrede=anrede, titel=titel, vorname=vorname, nachname=nachname,
                         consent_source="Anmeldeformular Test")
@@ -96,7 +96,7 @@ def test_only_active_readers_and_suppressed_skipped(sending):
     db = sending.db()
     db.execute("update subscribers set status = 'unsubscribed' where email = 'hans@example.org'")
     db.conn.commit()
-    subscribers.add(db, "pending@example.org")  # no consent source: pending
+    subscribers.add(sending.store(), "pending@example.org")  # no consent source: pending
     sending.run("send", "1", "--yes")
     received = {r for _, rcpts, _ in sending.smtp.handler.messages for r in rcpts}
     assert "hans@example.org" not in received and "pending@example.org" not in received
@@ -204,7 +204,13 @@ def test_unreachable_server_stops_with_one_line(sending, monkeypatch):
     assert result.exit_code == 1
     assert result.output.strip().startswith("Error: Cannot connect to SMTP server 127.0.0.1:")
     assert len(result.output.strip().splitlines()) == 1
-    assert {r["status"] for r in deliveries(sending).values()} == {"queued"}
+    assert_untouched(sending)
+
+
+def assert_untouched(project) -> None:
+    """A run that never reached a server left readers, attempts and the issue as they were."""
+    assert deliveries(project) == {}
+    assert project.db()["issues"].get(1)["status"] == "draft"
 
 
 def test_wrong_password_stops_and_next_run_continues(composed, monkeypatch, tmp_path):
@@ -218,7 +224,7 @@ def test_wrong_password_stops_and_next_run_continues(composed, monkeypatch, tmp_
         refused = composed.run("send", "1", "--yes")
         assert refused.exit_code == 1
         assert "SMTP login to 127.0.0.1" in refused.output and "NEWSLETTER_SMTP_PASSWORD" in refused.output
-        assert not any(r["status"] == "sent" for r in deliveries(composed).values())
+        assert_untouched(composed)
         monkeypatch.setenv("NEWSLETTER_SMTP_PASSWORD", "richtig")
         ok = composed.run("send", "1", "--yes")
         assert "5 sent" in ok.output and len(server.handler.messages) == 5
@@ -235,12 +241,32 @@ def test_starttls_with_self_signed_certificate_needs_its_ca(composed, monkeypatc
             monkeypatch.setenv(f"NEWSLETTER_{name}", value)
         add_readers(composed)
         refused = composed.run("send", "1", "--yes")
-        assert refused.exit_code == 1 and "TLS with 127.0.0.1" in refused.output and "ca_file" in refused.output
+        assert refused.exit_code == 1 and "cannot be verified" in refused.output and "ca_file" in refused.output
         assert server.handler.messages == []
+        assert_untouched(composed)
         monkeypatch.setenv("NEWSLETTER_SMTP_CA_FILE", str(cert[0]))
         ok = composed.run("send", "1", "--yes")
         assert ok.exit_code == 0, ok.output
         assert len(server.handler.messages) == 5
+    finally:
+        server.stop()
+
+
+def test_a_certificate_for_another_name_is_named_as_the_cause(composed, monkeypatch, tmp_path):
+    cert = self_signed(tmp_path, names="DNS:localhost")  # the relay is configured by its IP
+    server = Server(Handler(), tls_cert=cert).start()
+    try:
+        for name, value in (("SECRET", SECRET), ("TRANSPORT", "smtp"), ("SMTP_HOST", "127.0.0.1"),
+                            ("SMTP_PORT", str(server.port)), ("SMTP_SECURITY", "starttls"),
+                            ("SMTP_CA_FILE", str(cert[0]))):
+            monkeypatch.setenv(f"NEWSLETTER_{name}", value)
+        add_readers(composed)
+        refused = composed.run("send", "1", "--yes")
+        assert refused.exit_code == 1 and len(refused.output.strip().splitlines()) == 1
+        assert "is not made out for '127.0.0.1'" in refused.output and "set [smtp] host" in refused.output
+        assert "ca_file" not in refused.output
+        monkeypatch.setenv("NEWSLETTER_SMTP_HOST", "localhost")
+        assert "5 sent" in composed.run("send", "1", "--yes").output
     finally:
         server.stop()
 
@@ -302,11 +328,11 @@ def test_schedule_and_run_due(sending):
 
 
 def test_a_second_process_cannot_send_the_same_issue(sending):
-    from newsletter import store
-    from newsletter.delivery import send
+    from newsletter.store import issue_lock
+    from newsletter.store.issues import get_issue
 
-    issue = store.get_issue(sending.db(), "1")
-    with send.issue_lock(sending.settings().db_path, issue):
+    issue = get_issue(sending.store(), "1")
+    with issue_lock(sending.settings().db_path, issue):
         result = sending.run("send", "1", "--yes")
         assert result.exit_code == 1 and "being sent by another process" in result.output
         assert sending.run("run-due").exit_code == 0

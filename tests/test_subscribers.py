@@ -11,8 +11,9 @@ import stat
 import pytest
 
 from newsletter.audience import subscribers
-from newsletter.cli.base import subscribers_app
-from newsletter.audience.subscribers import SUPPRESSED, salutation
+from newsletter.cli.subscribers import subscribers_app
+from newsletter.compose.personal import salutation
+from newsletter.store.subscribers import SUPPRESSED, active_subscribers
 
 
 def stored(project) -> list[dict]:
@@ -148,13 +149,16 @@ def test_import_reports_invalid_rows_with_spreadsheet_numbers(project):
     )
     result = project.run("subscribers", "import", project.write("liste.csv", text))
     assert result.exit_code == 0, result.output
-    assert "2 added, 0 updated, 0 unchanged, 0 suppressed, 3 invalid" in result.stdout
+    assert "2 added, 0 updated, 0 unchanged, 0 suppressed, 4 invalid" in result.stdout
     errors = result.stderr.splitlines()
     assert errors[0].startswith("liste.csv row 3, field email: 'kaputt@' is not a valid e-mail address")
     assert errors[1] == "liste.csv row 4, field email: missing"
-    assert errors[2].startswith("liste.csv row 8, field -: more values than header columns")
-    rows = {r["email"]: r for r in stored(project)}
-    assert rows["max@example.org"]["nachname"] == "Später"  # the later row wins
+    # The same address twice is not merged in silence: both rows are named, the first one stays.
+    assert errors[2] == ("liste.csv row 7, field email: max@example.org is already in row 6 - "
+                         "remove one of the two rows")
+    assert errors[3].startswith("liste.csv row 8, field -: more values than header columns")
+    rows = {r["email"].lower(): r for r in stored(project)}
+    assert rows["max@example.org"]["nachname"] == "Mehr zeilig"
     assert all(r["status"] == "pending" for r in rows.values())
 
 
@@ -181,12 +185,25 @@ def test_import_tab_separated_then_again_then_edited(project):
     assert one(project)["nachname"] == "Beispiel"
 
 
-def test_import_not_utf8_is_refused_with_the_fix(project):
-    data = "email,nachname\nerika@example.org,Müller\n".encode("latin-1")
-    result = project.run("subscribers", "import", project.write("latin.csv", data))
-    assert result.exit_code == 1
-    assert "not UTF-8" in result.output and "line 2" in result.output and "save it as UTF-8" in result.output
+def test_a_german_excel_csv_is_recognised_and_read_with_its_encoding(project):
+    text = "email;nachname;name\nerika@example.org;Müller;„Erika“ – 5 €\n"
+    path = project.write("excel.csv", text.encode("cp1252"))
+    result = project.run("subscribers", "import", path)
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert "not UTF-8 but Windows-1252" in result.output and "line 2" in result.output
+    assert "--encoding cp1252" in result.output and "iconv" not in result.output
     assert stored(project) == []
+    result = project.run("subscribers", "import", path, "--encoding", "cp1252")
+    assert result.exit_code == 0 and "1 added" in result.stdout
+    assert (one(project)["nachname"], one(project)["name"]) == ("Müller", "„Erika“ – 5 €")  # nothing lost
+
+
+def test_an_undecodable_csv_is_refused_with_the_fix(project):
+    data = b"email,nachname\nerika@example.org,M\x81\x8dller\n"  # no text in any encoding we know
+    result = project.run("subscribers", "import", project.write("kaputt.csv", data))
+    assert result.exit_code == 1
+    assert "not UTF-8" in result.output and "line 2" in result.output and "--encoding" in result.output
+    assert project.run("subscribers", "import", "kaputt.csv", "--encoding", "nonsense").exit_code == 1
 
 
 @pytest.mark.parametrize("name,text", [("no-email.csv", "name,vorname\nErika,Erika\n"), ("empty.csv", "")])
@@ -199,7 +216,7 @@ def test_import_without_email_column_is_refused(project, name, text):
 def test_import_of_a_missing_file(project):
     result = project.run("subscribers", "import", "nope.csv")
     assert result.exit_code == 1
-    assert "Cannot read nope.csv" in result.output
+    assert "nope.csv does not exist - check the path" in result.output
 
 
 # --- list, remove, export ------------------------------------------------------------------
@@ -263,6 +280,7 @@ def test_export_round_trip_keeps_names_and_suppression(project, tmp_path):
                       "created_at", "confirmed_at"]
 
     other = tmp_path / "other.db"
+    assert project.run("--db", other, "init").exit_code == 0
     imported = project.run("--db", other, "subscribers", "import", path, "--consent-source", "Umzug")
     assert "1 added, 0 updated, 0 unchanged, 1 suppressed, 0 invalid" in imported.stdout
     rows = json.loads(project.run("--db", other, "subscribers", "list", "--json").stdout)
@@ -275,12 +293,11 @@ def test_export_round_trip_keeps_names_and_suppression(project, tmp_path):
     ]
 
 
-def test_active_reads_in_batches_by_id(project, monkeypatch):
-    monkeypatch.setattr(subscribers, "BATCH", 2)
-    db = project.db()
+def test_active_reads_in_batches_by_id(project):
+    db = project.store()
     for i in range(7):
         subscribers.add(db, f"leser{i}@example.org", consent_source="Formular" if i != 3 else None)
-    got = list(subscribers.active(db))
+    got = list(active_subscribers(db, batch=2))
     assert [r["email"] for r in got] == [f"leser{i}@example.org" for i in (0, 1, 2, 4, 5, 6)]
     assert set(got[0]) == {"id", "email", "name", "anrede", "titel", "vorname", "nachname"}
 
@@ -322,11 +339,12 @@ def test_subscriber_ids_are_never_reused_so_old_unsubscribe_links_stay_dead(proj
 
     import sqlite_utils
 
-    from newsletter import store
+    from newsletter.store import open_db
+    from newsletter.store.schema import migrations
 
     path = tmp_path / "old.db"
     old = sqlite_utils.Database(sqlite3.connect(path))
-    store.migrations.apply(old, stop_before="m005_subscriber_ids_never_reused")
+    migrations.apply(old, stop_before="m005_subscriber_ids_never_reused")
     old["subscribers"].insert_all([{"email": "a@example.org", "status": "active"},
                                    {"email": "b@example.org", "status": "active"}])
     old["issues"].insert({"slug": "2026-11-24", "status": "sent", "issue_date": "2026-11-24"})
@@ -334,7 +352,8 @@ def test_subscriber_ids_are_never_reused_so_old_unsubscribe_links_stay_dead(proj
     old.conn.commit()
     old.conn.close()
 
-    db = store.open_db(path)
+    open_db(path).close()
+    db = sqlite_utils.Database(path)
     assert [r["email"] for r in db["subscribers"].rows] == ["a@example.org", "b@example.org"]
     assert db.execute("PRAGMA foreign_key_check").fetchall() == []
     assert {r[0] for r in db.execute("select name from sqlite_master where tbl_name = 'subscribers' and type = 'index'")} \
@@ -342,5 +361,5 @@ def test_subscriber_ids_are_never_reused_so_old_unsubscribe_links_stay_dead(proj
     with db.conn:
         db.execute("delete from deliveries")
         db.execute("delete from subscribers where id = 2")
-    added, _ = subscribers.add(db, "c@example.org", consent_source="Test")
+    added, _ = subscribers.add(open_db(path), "c@example.org", consent_source="Test")
     assert added["id"] == 3  # not 2: the link that named reader 2 names nobody

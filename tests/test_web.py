@@ -16,7 +16,9 @@ from newsletter.audience import subscribers
 from newsletter.delivery import transports
 from newsletter.errors import ConfigError
 from newsletter.mail.message import list_id
-from newsletter.web.serve import CSP, create_app
+from newsletter.delivery.transports.memory import MemoryTransport
+from newsletter.web.app import create_app
+from newsletter.web.pages import CSP
 
 with warnings.catch_warnings():  # Starlette 1.x nudges towards httpx2; httpx is what is installed
     warnings.simplefilter("ignore")
@@ -51,7 +53,7 @@ def confirm_path(message) -> str:
 
 
 def subscriber(project, address="erika@example.org") -> dict | None:
-    return subscribers.find(project.db(), address)
+    return subscribers.find(project.store(), address)
 
 
 def consents(project) -> list[dict]:
@@ -220,7 +222,7 @@ def test_oversized_and_multipart_bodies(site):
 @given(address=st.one_of(st.emails(), st.text(max_size=80), st.builds(lambda a, b: a + b, st.emails(), st.text(max_size=20))),
        name=st.text(max_size=120))
 def test_any_text_in_the_form_never_fails_or_injects_headers(site, address, name):
-    memory = transports.MemoryTransport()
+    memory = MemoryTransport()
     settings = site.settings()
     settings.serve.rate_limit = 0
     client = TestClient(create_app(settings, transport_factory=lambda: memory))
@@ -300,7 +302,7 @@ def test_a_link_to_a_reused_consent_id_is_unknown(site, fake_clock):
 # --- unsubscribe -----------------------------------------------------------------------------------
 
 def active_reader(site, address="erika@example.org") -> str:
-    row, _ = subscribers.add(site.db(), address, consent_source="Test")
+    row, _ = subscribers.add(site.store(), address, consent_source="Test")
     return f"/u/{tokens.make(KEY, list_id(site.settings()), row['id'])}"
 
 

@@ -35,18 +35,20 @@ from __future__ import annotations
 
 import email
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from email.message import Message
 
-import sqlite_utils
-
-from newsletter import clock, store, tokens
-from newsletter.config import Bounces, Settings
+from newsletter import clock, config, tokens
 from newsletter.audience.dsn import MAX_TEXT, POLICY, TOKEN_RE, Report, decoded, read_report, smtp_reply, utc
-from newsletter.errors import ConfigError, InputError
 from newsletter.audience.mailboxes import Mail, Source
+from newsletter.config import Bounces, Settings
+from newsletter.errors import InputError
+from newsletter.mail.addresses import normalise_email
 from newsletter.mail.message import list_id
-from newsletter.audience.subscribers import normalise_email
+from newsletter.store import Database, transaction
+from newsletter.store import bounces as events
+from newsletter.store import deliveries
+from newsletter.store import subscribers as rows
 
 
 # --- bounces and complaints --------------------------------------------------------------------
@@ -79,13 +81,12 @@ class Event:
 class _Matcher:
     """Finds the subscriber a report is about (see the module docstring for the order)."""
 
-    def __init__(self, db: sqlite_utils.Database, key: bytes, lid: str) -> None:
+    def __init__(self, db: Database, key: bytes, lid: str) -> None:
         self.db, self.key, self.lid = db, key, lid
 
     def by_tokens(self, candidates: list[str], purpose: str) -> dict | None:
         for token in candidates:
-            sid = tokens.verify(self.key, self.lid, token, purpose)
-            row = self._row("id = ?", sid) if sid is not None else None
+            row = rows.get_subscriber(self.db, tokens.verify(self.key, self.lid, token, purpose))
             if row:
                 return row
         return None
@@ -97,24 +98,18 @@ class _Matcher:
             address = normalise_email(address)
         except InputError:
             pass  # look it up as written; a stored address is always valid, so it will not match
-        return self._row("email = ? collate nocase", address)
+        return rows.find_subscriber(self.db, address)
 
     def by_message_id(self, message_id: str | None) -> dict | None:
         if not message_id:
             return None
-        found = self.db.execute("select subscriber_id from deliveries where message_id = ? limit 1", [message_id]).fetchone()
-        return self._row("id = ?", found[0]) if found else None
-
-    def _row(self, where: str, value) -> dict | None:
-        cursor = self.db.conn.execute(f"select * from subscribers where {where}", [value])
-        values = cursor.fetchone()
-        return dict(zip((c[0] for c in cursor.description), values)) if values else None
+        return rows.get_subscriber(self.db, deliveries.subscriber_of_message(self.db, message_id))
 
 
-def import_bounces(settings: Settings, db: sqlite_utils.Database, source: Source) -> BounceSummary:
+def import_bounces(settings: Settings, db: Database, source: Source) -> BounceSummary:
     """Read every mail of `source`, record its bounces and complaints, apply them (per mail)."""
-    cfg = _checked(settings.bounces)
-    matcher = _Matcher(db, tokens.secret(), list_id(settings))
+    cfg = settings.bounces
+    matcher = _Matcher(db, config.signing_key(), list_id(settings))
     summary = BounceSummary()
     for mail in source:
         summary.mails += 1
@@ -122,10 +117,10 @@ def import_bounces(settings: Settings, db: sqlite_utils.Database, source: Source
         if report.kind in ("ignored", "unparseable"):
             getattr(summary, report.kind).append((mail.source, report.reason))
             continue
-        with store.transaction(db):
-            events, unknown = (_bounce_events if report.kind == "bounce" else _complaint_events)(matcher, report)
-            recorded = [_record(db, cfg, report, mail, e, summary) for e in events]
-        if unknown or not events:
+        with transaction(db):
+            found, unknown = (_bounce_events if report.kind == "bounce" else _complaint_events)(matcher, report)
+            recorded = [_record(db, cfg, report, mail, e, summary) for e in found]
+        if unknown or not found:
             kind = "ignored" if unknown else "unparseable"
             getattr(summary, kind).append((mail.source, _no_match(report, unknown)))
         elif not any(recorded):
@@ -142,12 +137,6 @@ def _read(mail: Mail) -> Report:
         return Report("unparseable", f"cannot be read ({type(e).__name__}: {e}) - please report this mail as a bug")
 
 
-def _checked(cfg: Bounces) -> Bounces:
-    if cfg.soft_limit < 1 or cfg.soft_window_days < 1:
-        raise ConfigError("[bounces] soft_limit and soft_window_days must be at least 1 - fix newsletter.toml")
-    return cfg
-
-
 def _bounce_events(matcher: _Matcher, report: Report) -> tuple[list[Event], list[str]]:
     """One event per subscriber (the most severe of their failures), and the reported
     addresses that are no subscriber."""
@@ -155,23 +144,23 @@ def _bounce_events(matcher: _Matcher, report: Report) -> tuple[list[Event], list
     single = None
     if len(report.failures) == 1:  # the returned message was addressed to this one recipient
         single = matcher.by_tokens(report.unsubscribe, "unsubscribe") or matcher.by_message_id(report.original_id)
-    events: dict[int, Event] = {}
+    found: dict[int, Event] = {}
     unknown = []
     for f in sorted(report.failures, key=lambda f: f.kind != "hard"):
         row = verp or matcher.by_address(f.address) or matcher.by_address(f.original) or single
         if row is None:
             unknown += [a for a in (f.address or f.original,) if a]
-        elif row["id"] not in events:
-            events[row["id"]] = Event(row, f.kind, f.status, f.diagnostic)
-    return list(events.values()), unknown
+        elif row["id"] not in found:
+            found[row["id"]] = Event(row, f.kind, f.status, f.diagnostic)
+    return list(found.values()), unknown
 
 
 def _complaint_events(matcher: _Matcher, report: Report) -> tuple[list[Event], list[str]]:
     row = matcher.by_tokens(report.verp, "bounce") or matcher.by_tokens(report.unsubscribe, "unsubscribe")
-    rows = [row] if row else [r for r in map(matcher.by_address, report.addresses) if r]
-    rows = rows or [r for r in [matcher.by_message_id(report.original_id)] if r]
-    events = [Event(r, "complaint", "abuse", report.detail) for r in {r["id"]: r for r in rows}.values()]
-    return events, [] if events else report.addresses
+    readers = [row] if row else [r for r in map(matcher.by_address, report.addresses) if r]
+    readers = readers or [r for r in [matcher.by_message_id(report.original_id)] if r]
+    found = [Event(r, "complaint", "abuse", report.detail) for r in {r["id"]: r for r in readers}.values()]
+    return found, [] if found else report.addresses
 
 
 def _no_match(report: Report, unknown: list[str]) -> str:
@@ -182,61 +171,38 @@ def _no_match(report: Report, unknown: list[str]) -> str:
     return f"{what} that names no recipient: no address in the report and no valid VERP address{verp}"
 
 
-def _record(db: sqlite_utils.Database, cfg: Bounces, report: Report, mail: Mail, event: Event,
+def _record(db: Database, cfg: Bounces, report: Report, mail: Mail, event: Event,
             summary: BounceSummary) -> bool:
     """Store one event and apply it; False when it was recorded before."""
     row, stamp = event.subscriber, clock.stamp()
-    inserted = db.conn.execute(
-        "insert or ignore into bounce_events (subscriber_id, email, kind, status, diagnostic, source,"
-        " message_id, original_message_id, received_at, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [row["id"], row["email"], event.kind, event.status, event.diagnostic, mail.source,
-         report.mail_id, report.original_id or report.queue_id, report.received_at, stamp],
-    ).rowcount
+    inserted = events.record_event(db, {
+        "subscriber_id": row["id"], "email": row["email"], "kind": event.kind, "status": event.status,
+        "diagnostic": event.diagnostic, "source": mail.source, "message_id": report.mail_id,
+        "original_message_id": report.original_id or report.queue_id, "received_at": report.received_at,
+        "created_at": stamp})
     if not inserted:
         return False
     if event.kind == "complaint":
         summary.complaints += 1
-        summary.marked_complained += _set_status(db, row["id"], "complained", ("pending", "active", "bounced"))
+        summary.marked_complained += rows.set_status(db, row["id"], "complained", stamp)
         return True
     setattr(summary, event.kind, getattr(summary, event.kind) + 1)
-    if event.kind == "hard":
-        _fail_delivery(db, row["id"], report.original_id, event)
+    if event.kind == "hard" and report.original_id:
+        code, reply = smtp_reply(event.diagnostic)
+        deliveries.fail_message(db, report.original_id, row["id"], code,
+                                f"bounce {event.status or '-'}: {reply}"[:MAX_TEXT], stamp)
     if event.kind == "hard" or _soft_limit_reached(db, cfg, row["id"]):
-        summary.marked_bounced += _set_status(db, row["id"], "bounced", ("pending", "active"))
+        summary.marked_bounced += rows.set_status(db, row["id"], "bounced", stamp)
     return True
 
 
-def _set_status(db: sqlite_utils.Database, subscriber_id: int, status: str, allowed_from: tuple[str, ...]) -> bool:
-    marks = ", ".join("?" * len(allowed_from))
-    return db.conn.execute(
-        f"update subscribers set status = ?, updated_at = ? where id = ? and status in ({marks})",
-        [status, clock.stamp(), subscriber_id, *allowed_from],
-    ).rowcount == 1
-
-
-def _fail_delivery(db: sqlite_utils.Database, subscriber_id: int, message_id: str | None, event: Event) -> None:
-    """Mark the bounced message's delivery failed, with the reported status as its last reply."""
-    if not message_id:
-        return
-    code, reply = smtp_reply(event.diagnostic)
-    db.conn.execute(
-        "update deliveries set status = 'failed', last_code = ?, last_reply = ?, updated_at = ?"
-        " where message_id = ? and subscriber_id = ?",
-        [code, f"bounce {event.status or '-'}: {reply}"[:MAX_TEXT], clock.stamp(), message_id, subscriber_id],
-    )
-
-
-def _soft_limit_reached(db: sqlite_utils.Database, cfg: Bounces, subscriber_id: int) -> bool:
+def _soft_limit_reached(db: Database, cfg: Bounces, subscriber_id: int) -> bool:
     """True when soft bounces of soft_limit distinct messages lie within soft_window_days of each
-    other (in any order of import: a mailbox need not be sorted by date). A bounce that names no
-    message (and events from before m006) counts under its own mail's id."""
-    events = sorted((datetime.fromisoformat(at), message) for at, message in db.conn.execute(
-        "select coalesce(received_at, created_at), coalesce(original_message_id, message_id)"
-        " from bounce_events where subscriber_id = ? and kind = 'soft'", [subscriber_id],
-    ))
+    other (in any order of import: a mailbox need not be sorted by date)."""
+    soft = events.soft_events(db, subscriber_id)
     window = timedelta(days=cfg.soft_window_days)
-    return any(len({message for at, message in events[i:] if at - start <= window}) >= cfg.soft_limit
-               for i, (start, _) in enumerate(events))
+    return any(len({message for at, message in soft[i:] if at - start <= window}) >= cfg.soft_limit
+               for i, (start, _) in enumerate(soft))
 
 
 # --- mailed unsubscribe requests ---------------------------------------------------------------
@@ -249,13 +215,13 @@ class UnsubscribeSummary:
     invalid: list[tuple[str, str]] = field(default_factory=list)
 
 
-def import_unsubscribes(settings: Settings, db: sqlite_utils.Database, source: Source) -> UnsubscribeSummary:
+def import_unsubscribes(settings: Settings, db: Database, source: Source) -> UnsubscribeSummary:
     """Unsubscribe the reader named by the token in each mail's Subject (mailto:...?subject=TOKEN).
 
     Mail clients may prefix "Re:" or encode the subject; the token is found anywhere in it and
     must verify. The request's Date (if sane) becomes unsubscribed_at.
     """
-    key, lid = tokens.secret(), list_id(settings)
+    key, lid = config.signing_key(), list_id(settings)
     summary = UnsubscribeSummary()
     for mail in source:
         summary.mails += 1
@@ -270,7 +236,7 @@ def import_unsubscribes(settings: Settings, db: sqlite_utils.Database, source: S
     return summary
 
 
-def _unsubscribe(db: sqlite_utils.Database, key: bytes, lid: str, msg: Message) -> str:
+def _unsubscribe(db: Database, key: bytes, lid: str, msg: Message) -> str:
     """'unsubscribed', 'already' or why the request cannot be used."""
     subject = decoded(msg.get("Subject"))
     seen = f"From: {decoded(msg.get('From')) or '-'}, Subject: {subject[:80] or '-'}"
@@ -283,12 +249,9 @@ def _unsubscribe(db: sqlite_utils.Database, key: bytes, lid: str, msg: Message) 
     now = clock.stamp()
     asked = utc(msg.get("Date"))
     asked = asked if asked and asked <= now else now
-    with store.transaction(db):
-        changed = db.conn.execute(
-            "update subscribers set status = 'unsubscribed', unsubscribed_at = ?, updated_at = ?"
-            " where id = ? and status in ('pending', 'active')", [asked, now, ids[0]],
-        ).rowcount
-        exists = changed or db.conn.execute("select 1 from subscribers where id = ?", [ids[0]]).fetchone()
+    with transaction(db):
+        changed = rows.set_status(db, ids[0], "unsubscribed", now, unsubscribed_at=asked)
+        exists = changed or rows.get_subscriber(db, ids[0]) is not None
     if not exists:
         return f"the token names a subscriber who is no longer in the store ({seen})"
     return "unsubscribed" if changed else "already"

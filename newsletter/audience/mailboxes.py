@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
+from newsletter import config
 from newsletter.errors import ConfigError, InputError
 
 IMAP_PASSWORD_ENV = "NEWSLETTER_IMAP_PASSWORD"
@@ -205,7 +206,7 @@ def imap_address(spec: str, user: str | None = None, folder: str | None = None) 
 
 
 def imap_password() -> str:
-    password = os.environ.get(IMAP_PASSWORD_ENV, "")
+    password = config.secret("imap_password")
     if not password:
         raise ConfigError(f"{IMAP_PASSWORD_ENV} is not set - set it to the mailbox's password")
     return password
@@ -219,7 +220,7 @@ def open_imap(address: ImapAddress, password: str, timeout: float = IMAP_TIMEOUT
 class ImapSource(Source):
     def __init__(self, address: ImapAddress, password: str, timeout: float) -> None:
         self.address, self.label = address, str(address)  # names each Mail's source
-        self.conn = self._connect(password, timeout)
+        self.imap = self._connect(password, timeout)
         try:
             self._select()
         except BaseException:
@@ -253,7 +254,7 @@ class ImapSource(Source):
 
     def _select(self) -> None:
         try:
-            typ, data = self.conn.select(_quote(self.address.folder), readonly=True)
+            typ, data = self.imap.select(_quote(self.address.folder), readonly=True)
         except (imaplib.IMAP4.error, OSError) as e:
             typ, data = "NO", [str(e).encode()]
         if typ != "OK":
@@ -270,13 +271,13 @@ class ImapSource(Source):
                              "mails already imported are skipped") from None
 
     def _search(self) -> list[bytes]:
-        typ, data = self.conn.uid("SEARCH", None, "ALL")
+        typ, data = self.imap.uid("SEARCH", None, "ALL")
         if typ != "OK":
             raise imaplib.IMAP4.error(_text(data))
         return data[0].split() if data and data[0] else []
 
     def _fetch(self, uids: list[bytes]) -> Iterator[Mail]:
-        typ, data = self.conn.uid("FETCH", b",".join(uids).decode(), "(UID BODY.PEEK[])")
+        typ, data = self.imap.uid("FETCH", b",".join(uids).decode(), "(UID BODY.PEEK[])")
         if typ != "OK":
             raise imaplib.IMAP4.error(_text(data))
         for item in data:
@@ -285,7 +286,7 @@ class ImapSource(Source):
                 yield Mail(item[1], f"{self.label} UID {uid.group(1).decode() if uid else '?'}")
 
     def close(self) -> None:
-        _logout(self.conn)
+        _logout(self.imap)
 
 
 def _logout(conn: imaplib.IMAP4) -> None:

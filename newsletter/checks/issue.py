@@ -1,156 +1,30 @@
-"""Preflight checks of a composed issue: what must hold before it goes to the readers.
+"""The checks of a composed issue: subject and preheader, the HTML part, the legal parts
+(unsubscribe, Impressum, "Anzeige"), its items, and its message (rules in `checks.message`).
 
-Data flow: the stored issue (subject, preheader, HTML and text with placeholders) and its
-frozen item list → the HTML parsed once (`Page`) → the `.eml` built for the sample reader →
-named checks, each a `Result` (pass / warn / fail; `checkresult`) → a `Report`. The rules on
-the built message itself live in `mailrules`. Optional last step: the message's SpamAssassin
-score (`spamassassin -L -t`, local tests only).
-
-The rules come from EMAIL-RULES.md (providers, RFCs, German law); each rule is one named check
-so a failure says exactly which rule broke. `newsletter check` prints the report; `send` can
-refuse an issue whose report has failures.
+Each check takes the `Context` (the issue parsed once) and returns named `Result`s, so a
+failure says exactly which rule broke. The rules come from the product's docs/checks.md.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import textwrap
-from contextlib import closing
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import date
-from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
-import sqlite_utils
-
-from newsletter import dates, store
-from newsletter.checks.result import Result, fail, listing, ok, warn
-from newsletter.config import Settings
-from newsletter.errors import NewsletterError
-from newsletter.compose.issue import WARN_AT, export
+from newsletter import dates
 from newsletter.checks.message import check_message, mime_parts
-from newsletter.compose.render import PLACEHOLDERS, unsubscribe_url
+from newsletter.checks.page import Page, norm
+from newsletter.checks.result import Result, fail, listing, ok, warn
+from newsletter.compose.personal import PLACEHOLDERS, unsubscribe_url
+from newsletter.config import Settings
 
-SPAM_TIMEOUT = 60.0
+WARN_AT = 0.9  # of the size budget
 REPLY_PREFIX = re.compile(r"^\s*(re|aw|fwd?|wg|antw)\s*:", re.I)
 LABEL = re.compile(r"\banzeige\b", re.I)
 LABEL_WINDOW = 120  # characters of text before an ad's title in which its label must stand
 REMOTE_FONT_HOSTS = re.compile(r"fonts\.googleapis\.com|fonts\.gstatic\.com|use\.typekit\.net", re.I)
 
-
-@dataclass
-class Report:
-    issue: dict
-    results: list[Result] = field(default_factory=list)
-
-    def _with(self, status: str) -> list[Result]:
-        return [r for r in self.results if r.status == status]
-
-    @property
-    def passed(self) -> list[Result]:
-        return self._with("pass")
-
-    @property
-    def warnings(self) -> list[Result]:
-        return self._with("warn")
-
-    @property
-    def failed(self) -> list[Result]:
-        return self._with("fail")
-
-    def as_dict(self) -> dict:
-        return {"issue": self.issue["slug"], "passed": len(self.passed), "warnings": len(self.warnings),
-                "failed": len(self.failed), "results": [asdict(r) for r in self.results]}
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.split())
-
-
-# --- the HTML part, parsed once ----------------------------------------------------------------
-
-VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
-INVISIBLE = {"head", "style", "script", "title"}
-_HIDDEN_STYLE = re.compile(r"display\s*:\s*none", re.I)
-_COMMENT_HREF = re.compile(r"\bhref\s*=\s*[\"']([^\"']*)", re.I)
-
-
-class Page(HTMLParser):
-    """What the checks need from an HTML document: lang, images, links, CSS and its texts."""
-
-    def __init__(self, html: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.lang: str | None = None
-        self.images: list[dict[str, str]] = []
-        self.links: list[str] = []          # <a>/<area> hrefs, also those in conditional comments
-        self.image_urls: list[str] = []     # <img src> and background attributes
-        self.link_tags: list[dict[str, str]] = []
-        self.styles: list[str] = []         # contents of <style> elements
-        self.css: list[str] = []            # <style> contents, inline styles and comments
-        self._visible: list[str] = []
-        self._hidden: list[str] = []
-        self._stack: list[tuple[str, bool, bool]] = []  # (tag, hidden, invisible)
-        self.feed(html)
-        self.close()
-
-    @property
-    def visible_text(self) -> str:
-        return _norm("".join(self._visible))
-
-    @property
-    def hidden_text(self) -> str:
-        return _norm("".join(self._hidden))
-
-    def handle_starttag(self, tag, attrs):
-        a = {k: (v or "") for k, v in attrs}
-        if tag == "html" and self.lang is None:
-            self.lang = a.get("lang", "")
-        if tag == "img":
-            self.images.append(a)
-            self.image_urls.append(a.get("src", ""))
-        if "background" in a:
-            self.image_urls.append(a["background"])
-        if tag in ("a", "area") and "href" in a:
-            self.links.append(a["href"])
-        if tag == "link":
-            self.link_tags.append(a)
-        if "style" in a:
-            self.css.append(a["style"])
-        self._visible.append(" ")
-        if tag not in VOID:
-            hidden, invisible = self._state()
-            self._stack.append((tag, hidden or bool(_HIDDEN_STYLE.search(a.get("style", ""))),
-                                invisible or tag in INVISIBLE))
-            if tag == "style":
-                self.styles.append("")
-
-    def handle_endtag(self, tag):
-        self._visible.append(" ")
-        if any(t == tag for t, _, _ in self._stack):
-            while self._stack and self._stack.pop()[0] != tag:
-                pass
-
-    def handle_data(self, data):
-        if self._stack and self._stack[-1][0] == "style":
-            self.styles[-1] += data
-            self.css.append(data)
-            return
-        hidden, invisible = self._state()
-        if not invisible:
-            (self._hidden if hidden else self._visible).append(data)
-
-    def handle_comment(self, data):
-        # Outlook's conditional comments carry real markup (VML buttons, styles).
-        self.css.append(data)
-        self.links.extend(_COMMENT_HREF.findall(data))
-
-    def _state(self) -> tuple[bool, bool]:
-        return self._stack[-1][1:] if self._stack else (False, False)
-
-
-# --- running the checks -------------------------------------------------------------------------
 
 @dataclass
 class Context:
@@ -162,39 +36,6 @@ class Context:
     today: date
     eml: bytes | None   # the message for the sample reader (None: it cannot be built)
     eml_error: str = ""
-
-
-def check_issue(settings: Settings, ref: str, *, spamassassin: bool | None = None) -> Report:
-    """Load issue `ref` (id or slug) and run every check on it."""
-    settings.require_config()
-    with closing(store.open_db(settings.db_path, create=False)) as db:
-        return run_checks(settings, store.get_issue(db, ref), db=db, spamassassin=spamassassin)
-
-
-def run_checks(settings: Settings, issue: dict, *, db: sqlite_utils.Database | None = None,
-               spamassassin: bool | None = None) -> Report:
-    """Every check on a stored issue. `spamassassin=None` follows `[check] spamassassin`."""
-    if db is None:
-        with closing(store.open_db(settings.db_path, create=False)) as own:
-            return run_checks(settings, issue, db=own, spamassassin=spamassassin)
-    items = store.issue_items(db, issue["id"])
-    eml, error = _build_eml(settings, issue)
-    ctx = Context(settings, issue, items, Page(issue["html"] or ""), _norm(issue["text"] or ""),
-                  dates.today(settings.publication.timezone), eml, error)
-    report = Report(issue)
-    for check in CHECKS:
-        report.results.extend(check(ctx))
-    run_spam = settings.check.spamassassin if spamassassin is None else spamassassin
-    if run_spam and eml is not None:
-        report.results.append(spam_check(eml, settings.check.spam_threshold))
-    return report
-
-
-def _build_eml(settings: Settings, issue: dict) -> tuple[bytes | None, str]:
-    try:
-        return export(settings, issue, "eml"), ""
-    except NewsletterError as e:
-        return None, str(e)
 
 
 # --- subject and preheader ----------------------------------------------------------------------
@@ -215,7 +56,7 @@ def subject_checks(ctx: Context) -> list[Result]:
 
 
 def preheader_checks(ctx: Context) -> list[Result]:
-    preheader = _norm(ctx.issue["preheader"] or "")
+    preheader = norm(ctx.issue["preheader"] or "")
     if not preheader:
         return [warn("preheader.present", "no preheader: clients show the first lines of the body instead "
                      "- re-compose with --preheader")]
@@ -223,7 +64,7 @@ def preheader_checks(ctx: Context) -> list[Result]:
         found = ok("preheader.hidden", "in the HTML as hidden preview text")
     else:
         found = fail("preheader.hidden", "the preheader is not in the HTML as hidden text - keep "
-                     "<mj-preview>{{ issue.preheader }}</mj-preview> in issue.mjml.j2")
+                     "the hidden preheader <div> with {{ issue.preheader }} at the top of issue.mjml.j2")
     return [ok("preheader.present", preheader), found]
 
 
@@ -332,7 +173,7 @@ def impressum_checks(ctx: Context) -> list[Result]:
     results = [fail("impressum.complete", f"{', '.join(missing)} missing - fill [impressum] in newsletter.toml")
                if missing else ok("impressum.complete", "every field required by § 5 DDG / § 18 MStV is set")]
     for part, label, text in (("html", "HTML", ctx.page.visible_text), ("text", "text", ctx.text)):
-        absent = [name for name, value in _impressum_values(imp) if _norm(value) not in text]
+        absent = [name for name, value in _impressum_values(imp) if norm(value) not in text]
         results.append(fail(f"impressum.{part}", f"not in the {label} part: {', '.join(absent)} - keep the "
                             "Impressum in the footer of the template") if absent
                        else ok(f"impressum.{part}", f"all Impressum fields in the {label} part"))
@@ -357,7 +198,7 @@ def _ad_labels(ads: list[dict], part: str, text: str) -> Result:
     name = f"ads.label-{part}"
     if not ads:
         return ok(name, "no ads in this issue")
-    unlabelled = [ad["title"] for ad in ads if not _labelled(_norm(ad["title"]), text)]
+    unlabelled = [ad["title"] for ad in ads if not _labelled(norm(ad["title"]), text)]
     labels = len(LABEL.findall(text))
     if unlabelled:
         return fail(name, f"no \"Anzeige\" label right before: {listing(unlabelled)} - paid content must be "
@@ -420,73 +261,3 @@ def message_checks(ctx: Context) -> list[Result]:
 CHECKS = (subject_checks, preheader_checks, html_size, style_size, lang_check, image_checks,
           link_checks, remote_font_check, unsubscribe_checks, impressum_checks, ad_checks, job_checks,
           text_link_checks, message_checks)
-
-
-# --- SpamAssassin ------------------------------------------------------------------------------
-
-def spam_check(eml: bytes, threshold: float, timeout: float | None = None) -> Result:
-    """The message's SpamAssassin score with local tests only (no network lookups)."""
-    name = "spam.spamassassin"
-    timeout = SPAM_TIMEOUT if timeout is None else timeout
-    exe = shutil.which("spamassassin")
-    if not exe:
-        return warn(name, "SpamAssassin not installed - apt-get install spamassassin")
-    try:
-        proc = subprocess.run([exe, "-L", "-t"], input=eml, capture_output=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return warn(name, f"SpamAssassin gave no answer within {timeout:g} s - run "
-                    "'newsletter export ISSUE -f eml | spamassassin -L -t' to see why")
-    out = proc.stdout.decode("utf-8", "replace")
-    score = re.search(r"^X-Spam-Status:.*?\bscore=(-?\d+(?:\.\d+)?)", out, re.M | re.S)
-    if score is None:
-        reason = (proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["no output"])[-1]
-        return warn(name, f"SpamAssassin gave no score (exit {proc.returncode}: {reason})")
-    points = float(score.group(1))
-    rules = _spam_rules(out)
-    detail = f"score {points:.1f} (fail above {threshold:.1f})" + (f"; {rules}" if rules else "")
-    return fail(name, detail) if points > threshold else ok(name, detail)
-
-
-def _spam_rules(report: str) -> str:
-    """'RULE 1.2 (description), ...' for the rules with points, from 'Content analysis details'."""
-    section = report.split("Content analysis details:", 1)[-1]
-    rules: list[list] = []
-    for line in section.splitlines()[1:]:
-        m = re.match(r"^\s*(-?\d+(?:\.\d+)?)\s+([A-Z0-9_]+)\s+(.*)$", line)
-        if m:
-            rules.append([float(m[1]), m[2], m[3].strip()])
-        elif rules and line.startswith(" " * 10) and line.strip():
-            rules[-1][2] += " " + line.strip()
-        elif rules and not line.strip():
-            break
-    rules = sorted((r for r in rules if r[0]), key=lambda r: -r[0])
-    return ", ".join(f"{rule} {pts:g} ({desc})" for pts, rule, desc in rules)
-
-
-# --- the report as a table ---------------------------------------------------------------------
-
-LABELS = {"pass": "pass", "warn": "WARN", "fail": "FAIL"}
-
-
-def format_table(report: Report, width: int = 100) -> list[str]:
-    """Aligned rows 'status  name  detail', details wrapped to `width` under their column."""
-    name_width = max((len(r.name) for r in report.results), default=0)
-    indent = 6 + name_width + 2
-    lines = []
-    for r in report.results:
-        head = f"{LABELS[r.status]:<4}  {r.name:<{name_width}}  "
-        wrapped = textwrap.wrap(r.detail, max(width - indent, 30), break_on_hyphens=False) or [""]
-        lines.append(head + wrapped[0])
-        lines.extend(" " * indent + rest for rest in wrapped[1:])
-    return lines
-
-
-def summary(report: Report) -> str:
-    """'N passed, N warnings, N failed', with what to do when something failed."""
-    n_warn = len(report.warnings)
-    line = (f"{len(report.passed)} passed, {n_warn} warning{'s' if n_warn != 1 else ''}, "
-            f"{len(report.failed)} failed")
-    if report.failed:
-        line += (" - not ready to send: fix the FAIL rows above "
-                 f"(all details: newsletter check {report.issue['slug']} --json)")
-    return line

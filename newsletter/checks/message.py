@@ -1,9 +1,10 @@
-"""Checks a built message (the `.eml` bytes) against /work/shared/EMAIL-RULES.md.
+"""Checks a built message (the `.eml` bytes) against the mail rules in docs/checks.md.
 
 Data flow: the raw message → its header fields (`headers_of`) and MIME parts (`mime_parts`)
-→ one named `Result` per rule (line ends and lengths, required and forbidden headers, RFC 2047
-words, Subject, From, Date, Message-ID, List-Id, List-Unsubscribe(-Post), MIME structure,
-Feedback-ID). `checks` runs them on the sample reader's message as part of the preflight report.
+→ one named `Result` per rule (line ends and lengths, header line lengths, required and
+forbidden headers, RFC 2047 words, Subject, From, Date, Message-ID, List-Id,
+List-Unsubscribe(-Post), MIME structure, Feedback-ID). `checks.run` runs them on the sample
+reader's message, whose token is as long as a real one, as part of the preflight report.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ from email.utils import getaddresses, parsedate_to_datetime
 from urllib.parse import quote
 
 from newsletter.checks.result import Result, fail, listing, ok
+from newsletter.compose.personal import SAMPLE, unsubscribe_url
 from newsletter.config import Settings
-from newsletter.mail.message import SAMPLE
-from newsletter.compose.render import unsubscribe_url
 
 REQUIRED_HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type",
                     "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post")
@@ -67,7 +67,7 @@ def check_message(settings: Settings, eml: bytes, subject: str) -> list[Result]:
     sender = pub.sender_address.lower()
     mime_version = first.get("mime-version", "")
     results = [
-        _crlf(eml), _line_length(eml), _encoded_lines(eml), _header_counts(values),
+        _crlf(eml), _line_length(eml), _header_lines(eml), _encoded_lines(eml), _header_counts(values),
         _forbidden(values), _encoded_words(fields),
         _subject(first.get("subject", ""), subject), _from(first.get("from", ""), sender, pub.sender_name),
         _date(first.get("date", "")), _message_id(first.get("message-id", ""), sender.rsplit("@", 1)[-1]),
@@ -95,6 +95,24 @@ def _line_length(eml: bytes) -> Result:
         return fail("eml.line-length", f"a line of {longest:,} octets, over RFC 5322's 998 - encode the "
                     "parts (quoted-printable) and fold long headers")
     return ok("eml.line-length", f"longest line {longest} octets (at most 998)")
+
+
+def _header_lines(eml: bytes) -> Result:
+    """RFC 5322's advice of 78 characters per header line; a longer line only where a single
+    word (a URL) cannot be folded."""
+    head = eml.split(b"\r\n\r\n", 1)[0]
+    long = [line for line in head.split(b"\r\n") if len(line) > 78 and _foldable(line)]
+    if long:
+        shown = [f"{line[:40].decode('ascii', 'replace')}… ({len(line)})" for line in long]
+        return fail("eml.header-lines", f"header lines over 78 characters: {listing(shown)} - fold them")
+    return ok("eml.header-lines", "every header line at most 78 characters (or one unfoldable word)")
+
+
+def _foldable(line: bytes) -> bool:
+    """Whether a fold at some space (not the line's leading one) would shorten it to 78."""
+    body = line.lstrip(b" \t")
+    indent = len(line) - len(body)
+    return any(0 < i + indent <= 78 for i, c in enumerate(body) if c in b" \t")
 
 
 def _encoded_lines(eml: bytes) -> Result:

@@ -1,4 +1,10 @@
-"""The `newsletter` command: parse, call one core function, print. No SQL, SMTP or Jinja here."""
+"""The `newsletter` app, the options several commands share, and the one-line error handling.
+
+Command modules import only this module and typer at their top: a command imports the core it
+needs when it runs, so `newsletter --help` and every command start without loading the rest.
+A command body resolves its inputs (flags go through the settings loader like the environment
+and the file), calls one core function and prints the result.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,11 @@ import functools
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from newsletter import __version__, config, store
+from newsletter import __version__
 from newsletter.errors import NewsletterError
 
 app = typer.Typer(
@@ -18,18 +24,16 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-articles_app = typer.Typer(help="Articles in the store.", no_args_is_help=True)
-jobs_app = typer.Typer(help="Job ads in the store.", no_args_is_help=True)
-ads_app = typer.Typer(help="Paid ads (Anzeigen) in the store.", no_args_is_help=True)
-issues_app = typer.Typer(help="Composed issues.", no_args_is_help=True)
-subscribers_app = typer.Typer(help="Subscribers, their consent and the suppression list.", no_args_is_help=True)
-app.add_typer(articles_app, name="articles")
-app.add_typer(jobs_app, name="jobs")
-app.add_typer(ads_app, name="ads")
-app.add_typer(issues_app, name="issues")
-app.add_typer(subscribers_app, name="subscribers")
+
+
+def group(name: str, help: str) -> typer.Typer:
+    """A noun group (`newsletter subscribers ...`) on the app."""
+    sub = typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None)
+    app.add_typer(sub, name=name)
+    return sub
 
 
 class State:
@@ -39,6 +43,13 @@ class State:
 
 
 state = State()
+
+# Options and arguments that several commands take, declared once.
+IssueArg = Annotated[str, typer.Argument(help="Issue id or slug ('latest': the newest issue).", show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+SinceOpt = Annotated[Optional[str], typer.Option("--since", help="Only items dated on/after this date (YYYY-MM-DD) or span (14d).", show_default=False)]
+UntilOpt = Annotated[Optional[str], typer.Option("--until", help="Only items dated on/before this date.", show_default=False)]
+EncodingOpt = Annotated[Optional[str], typer.Option("--encoding", help="The file's encoding when it is not UTF-8, e.g. cp1252 (Excel).", show_default=False)]
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -60,20 +71,28 @@ def command(group: typer.Typer, name: str | None = None, **kwargs):
             except sqlite3.Error as e:
                 if state.debug:
                     raise
-                fail(str(store.translate(e)))
+                from newsletter.store import translate
+
+                fail(str(translate(e)))
             except KeyboardInterrupt:
                 fail("Interrupted", 130)
         return group.command(name, **kwargs)(run)
     return decorate
 
 
-def settings() -> config.Settings:
-    return config.load(config=state.config, db=state.db)
+def settings(**flags: tuple[Any, str]):
+    """The settings, with command-line flags: settings(**{"send.rate": (rate, "--rate")})."""
+    from newsletter import config
+
+    return config.load(config=state.config, db=state.db, overrides=flags)
 
 
-def database(create: bool = True):
-    s = settings()
-    return s, store.open_db(s.db_path, create=create)
+def database(settings_=None):
+    """The settings and the open database (which must exist: only init and demo create one)."""
+    from newsletter.store import open_db
+
+    s = settings_ or settings()
+    return s, open_db(s.db_path, looked=s.db_source)
 
 
 def version_callback(value: bool) -> None:

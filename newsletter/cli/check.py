@@ -2,29 +2,36 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from typing import Annotated, Optional
 
 import typer
 
-from newsletter.checks.issue import check_issue, format_table, summary
-from newsletter.cli.base import app, command, settings
+from newsletter.cli.base import IssueArg, JsonOpt, app, command, settings
 
 
 @command(app)
 def check(
-    issue: Annotated[str, typer.Argument(help="Issue id or slug.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    issue: IssueArg,
+    as_json: JsonOpt = False,
     spamassassin: Annotated[Optional[bool], typer.Option(
         "--spamassassin/--no-spamassassin", show_default=False,
-        help="Score the message with SpamAssassin (default: \\[check] spamassassin).")] = None,
+        help="Score the message with SpamAssassin (default: [check] spamassassin).")] = None,
+    contrast: Annotated[Optional[bool], typer.Option(
+        "--contrast/--no-contrast", show_default=False,
+        help="Measure text contrast in Chromium, light and dark (default: [check] contrast).")] = None,
 ) -> None:
-    """Check an issue before sending: subject, HTML, links, legal parts, the .eml, spam score.
+    """Check an issue before sending: subject, HTML, links, legal parts, the .eml, spam score, contrast.
 
-    Exits 1 when any check fails. Example: newsletter check 2026-11-24
+    Exits 1 when any check fails. Example: newsletter check latest
     """
-    report = check_issue(settings(), issue, spamassassin=spamassassin)
+    import json
+
+    from newsletter.checks.result import format_table, summary
+    from newsletter.checks.run import check_issue
+
+    s = settings(**{"check.spamassassin": (spamassassin, "--spamassassin"), "check.contrast": (contrast, "--contrast")})
+    report = check_issue(s, issue)
     if as_json:
         typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:

@@ -8,33 +8,29 @@ from typing import Annotated, Optional
 
 import typer
 
-from newsletter import dates
-from newsletter.cli.base import app, command, database, issues_app
-from newsletter.errors import InputError
-from newsletter.compose.issue import FORMATS, ComposeRequest, ComposeResult, compose as compose_issue, export as export_issue, show
-from newsletter.compose.select import Options
-from newsletter import store
+from newsletter.cli.base import IssueArg, app, command, database, group
 
-Many = typer.Option(show_default=False)
+issues_app = group("issues", "Composed issues.")
+FORMATS = ("html", "mjml", "txt", "eml")
 
 
 @command(app)
 def compose(
-    since: Annotated[Optional[str], typer.Option("--since", help="Window start as a span (14d, 2w) or date.")] = None,
-    date_from: Annotated[Optional[str], typer.Option("--from", help="Window start date (YYYY-MM-DD).")] = None,
-    date_to: Annotated[Optional[str], typer.Option("--to", help="Window end date (default: issue date).")] = None,
-    issue_date: Annotated[Optional[str], typer.Option("--date", help="Issue date (default: today).")] = None,
-    category: Annotated[Optional[list[str]], typer.Option("--category", help="Only articles of this category (repeatable).")] = None,
-    lead: Annotated[Optional[str], typer.Option("--lead", help="Lead article: id or URL.")] = None,
-    exclude: Annotated[Optional[list[str]], typer.Option("--exclude", help="Leave out this article (id or URL; repeatable).")] = None,
-    only: Annotated[Optional[list[str]], typer.Option("--only", help="Use exactly these articles (id or URL; repeatable).")] = None,
-    number: Annotated[Optional[str], typer.Option("--number", help='Issue number, e.g. "4/2024".')] = None,
-    subject: Annotated[Optional[str], typer.Option("--subject", help="Subject line (default: name, number, lead title).")] = None,
-    preheader: Annotated[Optional[str], typer.Option("--preheader", help="Preview text (default: lead teaser).")] = None,
-    intro: Annotated[Optional[Path], typer.Option("--intro", help="Editorial: a text or .html file.")] = None,
-    replace: Annotated[Optional[str], typer.Option("--replace", help="Re-compose this draft (id or slug).")] = None,
+    since: Annotated[Optional[str], typer.Option("--since", help="Window start as a span (14d, 2w) or date.", show_default=False)] = None,
+    date_from: Annotated[Optional[str], typer.Option("--from", help="Window start date (YYYY-MM-DD).", show_default=False)] = None,
+    date_to: Annotated[Optional[str], typer.Option("--to", help="Window end date (default: issue date).", show_default=False)] = None,
+    issue_date: Annotated[Optional[str], typer.Option("--date", help="Issue date (default: today; with --replace: the draft's).", show_default=False)] = None,
+    category: Annotated[Optional[list[str]], typer.Option("--category", help="Only articles of this category (repeatable).", show_default=False)] = None,
+    lead: Annotated[Optional[str], typer.Option("--lead", help="Lead article: id or URL.", show_default=False)] = None,
+    exclude: Annotated[Optional[list[str]], typer.Option("--exclude", help="Leave out this article (id or URL; repeatable).", show_default=False)] = None,
+    only: Annotated[Optional[list[str]], typer.Option("--only", help="Use exactly these articles (id or URL; repeatable).", show_default=False)] = None,
+    number: Annotated[Optional[str], typer.Option("--number", help='Issue number, e.g. "4/2024".', show_default=False)] = None,
+    subject: Annotated[Optional[str], typer.Option("--subject", help="Subject line (default: name, number, lead title).", show_default=False)] = None,
+    preheader: Annotated[Optional[str], typer.Option("--preheader", help="Preview text (default: lead teaser).", show_default=False)] = None,
+    intro: Annotated[Optional[Path], typer.Option("--intro", help="Editorial: a text or .html file.", show_default=False)] = None,
+    replace: Annotated[Optional[str], typer.Option("--replace", help="Re-compose this draft (id or slug).", show_default=False)] = None,
     allow_clipping: Annotated[bool, typer.Option("--allow-clipping", help="Save even above the 102 KB clipping budget.")] = False,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: out/).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: out/).", show_default=False)] = None,
 ) -> None:
     """Select recent items, render the issue once and save it as a draft with its outputs.
 
@@ -42,6 +38,11 @@ def compose(
     """
     if since and date_from:
         raise typer.BadParameter("use either --since or --from", param_hint="--since/--from")
+    from newsletter import dates
+    from newsletter.compose.issue import ComposeRequest
+    from newsletter.compose.select import Options
+    from newsletter.workflow.compose import compose_issue
+
     options = Options(
         issue_date=dates.option_date(issue_date, "--date") if issue_date else None,
         since=since,
@@ -54,7 +55,9 @@ def compose(
     print_compose_result(compose_issue(db, s, request))
 
 
-def print_compose_result(result: ComposeResult) -> None:
+def print_compose_result(result) -> None:
+    from newsletter import dates
+
     issue, sel = result.issue, result.selection
     verb = "Re-composed" if result.replaced else "Composed"
     typer.echo(f"{verb} draft {issue['slug']} (id {issue['id']}): {issue['subject']}")
@@ -63,6 +66,8 @@ def print_compose_result(result: ComposeResult) -> None:
     new_jobs = sum(1 for j in sel.jobs if j["is_new"])
     typer.echo(f"  items    lead {c['lead']}, articles {c['articles']}, job ads {c['jobs']} ({new_jobs} neu), ads {c['ads']}")
     typer.echo(f"  size     HTML part {result.html_size:,} of {result.budget:,} bytes ({result.html_size / result.budget:.0%})")
+    for note in result.notes:
+        typer.echo(f"Note: {note}", err=True)
     for warning in result.warnings:
         typer.echo(f"Warning: {warning}", err=True)
     typer.echo(f"  files    {result.paths['html'].parent}/issue.{{mjml,html,txt,eml}}")
@@ -71,8 +76,10 @@ def print_compose_result(result: ComposeResult) -> None:
 @command(issues_app, "list")
 def issues_list() -> None:
     """List issues, newest first. Example: newsletter issues list"""
+    from newsletter.store.issues import list_issues
+
     _, db = database()
-    rows = store.list_issues(db)
+    rows = list_issues(db)
     for r in rows:
         size = f"{r['html_size'] / 1000:.0f} KB" if r["html_size"] else "-"
         typer.echo(f"{r['id']:>4}  {r['slug']:<14} {r['status']:<9} {r['issue_date']}  {r['items']:>3} items  {size:>6}  {r['subject']}")
@@ -81,8 +88,10 @@ def issues_list() -> None:
 
 
 @command(issues_app, "show")
-def issues_show(issue: Annotated[str, typer.Argument(help="Issue id or slug.")]) -> None:
-    """Show an issue's details and its frozen item list. Example: newsletter issues show 2024-05-02"""
+def issues_show(issue: IssueArg) -> None:
+    """Show an issue's details and its frozen item list. Example: newsletter issues show latest"""
+    from newsletter.compose.issue import show
+
     _, db = database()
     row, items = show(db, issue)
     typer.echo(f"Issue {row['slug']} (id {row['id']}), {row['status']}")
@@ -105,21 +114,26 @@ def issues_show(issue: Annotated[str, typer.Argument(help="Issue id or slug.")])
 
 @command(app)
 def export(
-    issue: Annotated[str, typer.Argument(help="Issue id or slug.")],
+    issue: IssueArg,
     fmt: Annotated[str, typer.Option("--format", "-f", help="html, mjml, txt or eml.")] = "html",
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="File to write (default: stdout).", show_default=False)] = None,
 ) -> None:
-    """Export a stored issue (personalised for a sample reader). Example: newsletter export 3 -f eml -o issue.eml"""
+    """Export a stored issue (personalised for a sample reader). Example: newsletter export latest -f eml -o issue.eml"""
     if fmt not in FORMATS:
         raise typer.BadParameter(f"{fmt!r} - use one of {', '.join(FORMATS)}", param_hint="--format")
+    from newsletter import files
+    from newsletter.errors import InputError
+    from newsletter.mail.export import export as export_issue
+    from newsletter.store.issues import get_issue
+
     s, db = database()
-    data = export_issue(s, store.get_issue(db, issue), fmt)
+    data = export_issue(s, get_issue(db, issue), fmt)
     if output is None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
         return
     try:
-        output.write_bytes(data)
+        files.atomic_write(output, data)
     except OSError as e:
         raise InputError(f"Cannot write {output}: {e.strerror} - choose another path") from None
     typer.echo(f"Wrote {output} ({len(data):,} bytes)", err=True)

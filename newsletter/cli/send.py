@@ -8,52 +8,60 @@ from typing import Annotated, Optional
 
 import typer
 
-from newsletter import clock
-from newsletter.delivery import schedule as scheduling
-from newsletter.cli.base import app, command, settings
-from newsletter.delivery.send import SendOptions, SendSummary, send_issue, send_test, status as delivery_status
-
-IssueArg = Annotated[str, typer.Argument(help="Issue id or slug.")]
+from newsletter.cli.base import IssueArg, app, command, settings
 
 
 @command(app)
 def send(
     issue: IssueArg,
-    test: Annotated[Optional[str], typer.Option("--test", help="Send one copy marked [TEST] to this address only.")] = None,
+    test: Annotated[Optional[str], typer.Option("--test", help="Send one copy marked [TEST] to this address only.", show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Build every message and report; send nothing.")] = False,
-    rate: Annotated[Optional[float], typer.Option("--rate", help="Messages per second (default: \\[send] rate).")] = None,
-    connections: Annotated[Optional[int], typer.Option("--connections", min=1, max=64, help="Parallel SMTP connections.")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Send at most N messages in this run.")] = None,
+    rate: Annotated[Optional[float], typer.Option("--rate", min=0, help="Messages per second (default: [send] rate).", show_default=False)] = None,
+    connections: Annotated[Optional[int], typer.Option("--connections", min=1, max=64, help="Parallel SMTP connections (default: [send] connections).", show_default=False)] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Send at most N messages in this run.", show_default=False)] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     resend_unconfirmed: Annotated[bool, typer.Option("--resend-unconfirmed", help="Also resend messages whose delivery a crash left unconfirmed.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Send even if a preflight check (newsletter check) fails.")] = False,
 ) -> None:
     """Send an issue to all active subscribers; run it again to continue after a failure.
 
-    Example: newsletter send 2024-05-02 --test redaktion@example.de, then newsletter send 2024-05-02
+    Example: newsletter send latest --test redaktion@example.de, then newsletter send latest
     """
-    s = settings()
+    from newsletter.delivery.send import SendOptions, dry_run as build_all, send_test
+    from newsletter.workflow.send import send as send_issue
+
+    s = settings(**{"send.rate": (rate, "--rate"), "send.connections": (connections, "--connections")})
     if test:
         typer.echo(f"Test message to {test}: {send_test(s, issue, test)}")
         return
-    if not (yes or dry_run) and sys.stdin.isatty():
+    progress = Progress()
+    if dry_run:
+        summary = build_all(s, issue, progress.step)
+        progress.finish()
+        avg = summary.built_bytes // summary.built if summary.built else 0
+        typer.echo(f"Dry run of {summary.issue['slug']}: built {summary.built} messages ({avg:,} bytes on average) "
+                   f"in {summary.seconds:.1f} s; nothing sent.")
+        return
+    if not yes and sys.stdin.isatty():
         typer.confirm(f"Send issue {issue} to all active subscribers via {s.send.transport}?", abort=True)
-    opts = SendOptions(rate, connections, limit, dry_run, resend_unconfirmed, force)
-    progress = Progress(dry_run)
-    summary = send_issue(s, issue, opts, progress.step, on_start=progress.start)
+    summary = send_issue(s, issue, SendOptions(limit=limit, resend_unconfirmed=resend_unconfirmed), force=force,
+                         progress=progress.step, on_start=progress.start)
     progress.finish()
-    print_summary(summary, dry_run)
+    print_summary(summary)
 
 
 class Progress:
     """A bar with rate and ETA at a terminal; a log line every 10 s otherwise (cron)."""
 
-    def __init__(self, dry_run: bool) -> None:
+    def __init__(self) -> None:
+        from newsletter import clock
+
+        self.clock = clock
         self.tty = sys.stderr.isatty()
         self.lock = threading.Lock()
-        self.done, self.total, self.started, self.last_log = 0, 0, clock.monotonic(), clock.monotonic()
+        self.done, self.total = 0, 0
+        self.started = self.last_log = clock.monotonic()
         self.bar = None
-        self.dry_run = dry_run
 
     def start(self, total: int) -> None:
         self.total = total
@@ -65,14 +73,14 @@ class Progress:
     def step(self, state: str) -> None:
         with self.lock:
             self.done += 1
+            now = self.clock.monotonic()
+            rate = self.done / max(now - self.started, 1e-6)
             if self.bar:
-                rate = self.done / max(clock.monotonic() - self.started, 1e-6)
                 eta = int((self.total - self.done) / rate)
                 self.bar.label = f"Sending ({rate:.0f}/s, ETA {eta // 60:02d}:{eta % 60:02d})"
                 self.bar.update(1)
-            elif clock.monotonic() - self.last_log >= 10:
-                self.last_log = clock.monotonic()
-                rate = self.done / (self.last_log - self.started)
+            elif now - self.last_log >= 10:
+                self.last_log = now
                 typer.echo(f"{self.done}/{self.total or '?'} messages, {rate:.0f}/s", err=True)
 
     def finish(self) -> None:
@@ -80,13 +88,8 @@ class Progress:
             self.bar.__exit__(None, None, None)
 
 
-def print_summary(summary: SendSummary, dry_run: bool) -> None:
+def print_summary(summary) -> None:
     slug = summary.issue["slug"]
-    if dry_run:
-        avg = summary.built_bytes // summary.built if summary.built else 0
-        typer.echo(f"Dry run of {slug}: built {summary.built} messages ({avg:,} bytes on average) "
-                   f"in {summary.seconds:.1f} s; nothing sent.")
-        return
     c = summary.counts
     typer.echo(f"Issue {slug}: {c['sent']} sent, {c['deferred']} deferred, {c['failed']} failed, "
                f"{c['queued']} queued, {c['sending']} unconfirmed, {c['skipped']} skipped "
@@ -96,7 +99,7 @@ def print_summary(summary: SendSummary, dry_run: bool) -> None:
                    "check the server log; resend with --resend-unconfirmed", err=True)
     for note in summary.notes:
         typer.echo(note, err=note.startswith("Warning"))
-    if summary.done:
+    if summary.done and summary.issue["status"] == "sent":
         typer.echo(f"Issue {slug} is sent.")
     elif c["deferred"] or c["queued"]:
         typer.echo(f"Not finished: run 'newsletter send {slug}' again to continue.")
@@ -104,11 +107,15 @@ def print_summary(summary: SendSummary, dry_run: bool) -> None:
 
 @command(app)
 def status(issue: IssueArg) -> None:
-    """Delivery counts per state, and failures with the server's reply. Example: newsletter status 3"""
-    row, counts, problems = delivery_status(settings(), issue)
+    """Delivery counts per state, and failures with the server's reply. Example: newsletter status latest"""
+    from newsletter.delivery.schedule import local_label
+    from newsletter.delivery.send import status as delivery_status
+
+    s = settings()
+    row, counts, problems = delivery_status(s, issue)
     typer.echo(f"Issue {row['slug']} ({row['status']}): " + ", ".join(f"{n} {state}" for state, n in counts.items()))
     if row.get("scheduled_at") and row["status"] == "scheduled":
-        typer.echo(f"Scheduled for {scheduling.local_label(settings(), row['scheduled_at'])}")
+        typer.echo(f"Scheduled for {local_label(s, row['scheduled_at'])}")
     for p in problems:
         code = p["last_code"] if p["last_code"] else "-"
         typer.echo(f"  {p['status']:<8} {p['email']}  {code} {p['last_reply'] or ''}  ({p['attempts']} attempts)")
@@ -120,24 +127,32 @@ def schedule(
     at: Annotated[str, typer.Option("--at", help='Local time in the configured timezone, e.g. "2024-05-02 08:00".')],
     force: Annotated[bool, typer.Option("--force", help="Schedule even if a preflight check (newsletter check) fails.")] = False,
 ) -> None:
-    """Schedule an issue; cron runs 'newsletter run-due' to send it. Example: newsletter schedule 3 --at "2024-05-02 08:00\""""
-    row = scheduling.schedule(settings(), issue, at, force)
-    typer.echo(f"Issue {row['slug']} scheduled for {scheduling.local_label(settings(), row['scheduled_at'])}.")
+    """Schedule an issue; cron runs 'newsletter run-due' to send it. Example: newsletter schedule latest --at "2024-05-02 08:00\""""
+    from newsletter.delivery.schedule import local_label
+    from newsletter.workflow.due import schedule_issue
+
+    s = settings()
+    row = schedule_issue(s, issue, at, force)
+    typer.echo(f"Issue {row['slug']} scheduled for {local_label(s, row['scheduled_at'])}.")
 
 
 @command(app)
 def unschedule(issue: IssueArg) -> None:
-    """Take an issue off the schedule (it becomes a draft again). Example: newsletter unschedule 3"""
-    row = scheduling.unschedule(settings(), issue)
+    """Take an issue off the schedule (it becomes a draft again). Example: newsletter unschedule latest"""
+    from newsletter.delivery.schedule import unschedule as take_off
+
+    row = take_off(settings(), issue)
     typer.echo(f"Issue {row['slug']} is a draft again.")
 
 
 @command(app, "run-due")
 def run_due() -> None:
     """Send every scheduled issue that is due; silent when nothing is. For cron: */5 * * * * newsletter run-due"""
-    summaries, refused = scheduling.run_due(settings())
+    from newsletter.workflow.due import run_due as due_now
+
+    summaries, refused = due_now(settings())
     for summary in summaries:
-        print_summary(summary, dry_run=False)
+        print_summary(summary)
     for message in refused:
         typer.echo(f"Error: {message}", err=True)
     if refused:

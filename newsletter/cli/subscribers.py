@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from newsletter.audience import consent
-from newsletter.audience import subscribers
-from newsletter.cli.base import command, database, subscribers_app
-from newsletter.errors import InputError
+from newsletter.cli.base import EncodingOpt, JsonOpt, command, database, group
+
+subscribers_app = group("subscribers", "Subscribers, their consent and the suppression list.")
+STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
 
 ConsentSource = typer.Option(
     "--consent-source",
@@ -38,6 +36,8 @@ def subscribers_add(
 
     Example: newsletter subscribers add erika@example.org --anrede Frau --titel Dr. --nachname Muster --consent-source "Messe 2026"
     """
+    from newsletter.audience import subscribers
+
     _, db = database()
     row, outcome = subscribers.add(db, email, name=name, anrede=anrede, titel=titel, vorname=vorname,
                                    nachname=nachname, consent_source=consent_source)
@@ -54,6 +54,7 @@ def subscribers_add(
 def subscribers_import(
     file: Annotated[Path, typer.Argument(help="CSV (UTF-8; comma, semicolon or tab) with a header row naming at least 'email'.")],
     consent_source: Annotated[Optional[str], ConsentSource] = None,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Import subscribers from CSV; invalid rows are reported and skipped.
 
@@ -63,22 +64,30 @@ def subscribers_import(
 
     Example: newsletter subscribers import messe.csv --consent-source "Messe 2026, Formular"
     """
+    from newsletter.audience import subscribers
+
     _, db = database()
-    report = subscribers.import_csv(db, file, consent_source)
+    report = subscribers.import_csv(db, file, consent_source, encoding)
     for number, field, reason in report.invalid:
         typer.echo(f"{file.name} row {number}, field {field}: {reason}", err=True)
+    if report.invalid_count > len(report.invalid):
+        typer.echo(f"{file.name}: {report.invalid_count - len(report.invalid)} more invalid rows", err=True)
     typer.echo(f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
-               f"{report.suppressed} suppressed, {len(report.invalid)} invalid")
+               f"{report.suppressed} suppressed, {report.invalid_count} invalid")
 
 
 @command(subscribers_app, "list")
 def subscribers_list(
-    status: Annotated[Optional[str], typer.Option("--status", help=f"Only this status: {', '.join(subscribers.STATUSES)}.", show_default=False)] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array of rows instead of addresses.")] = False,
+    status: Annotated[Optional[str], typer.Option("--status", help=f"Only this status: {', '.join(STATUSES)}.", show_default=False)] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """List subscribers by address, one per line. Example: newsletter subscribers list --status active"""
-    if status is not None and status not in subscribers.STATUSES:
-        raise typer.BadParameter(f"{status!r} - use one of {', '.join(subscribers.STATUSES)}", param_hint="--status")
+    if status is not None and status not in STATUSES:
+        raise typer.BadParameter(f"{status!r} - use one of {', '.join(STATUSES)}", param_hint="--status")
+    import json
+
+    from newsletter.audience import subscribers
+
     _, db = database()
     rows = subscribers.list_subscribers(db, status)
     if as_json:
@@ -98,6 +107,8 @@ def subscribers_remove(email: Annotated[str, typer.Argument(help="The e-mail add
 
     Example: newsletter subscribers remove erika@example.org
     """
+    from newsletter.audience import subscribers
+
     _, db = database()
     row, outcome = subscribers.remove(db, email)
     typer.echo({
@@ -115,13 +126,21 @@ def subscribers_export(
 
     Example: newsletter subscribers export -o subscribers.csv
     """
+    import sys
+
+    from newsletter import files
+    from newsletter.audience import subscribers
+    from newsletter.errors import InputError
+
     _, db = database()
-    text = subscribers.export(db)
     if output is None:
-        typer.echo(text, nl=False)
+        subscribers.export(db, sys.stdout)
         return
-    _write_private(output, text)
-    count = text.count("\n") - 1
+    try:
+        with files.atomic_text(output, private=True) as out:  # personal data: for the owner only
+            count = subscribers.export(db, out)
+    except OSError as e:
+        raise InputError(f"Cannot write {output}: {e.strerror} - choose another path") from None
     typer.echo(f"Wrote {output} ({count} subscribers)", err=True)
 
 
@@ -134,6 +153,10 @@ def subscribers_proof(email: Annotated[str, typer.Argument(help="The e-mail addr
 
     Example: newsletter subscribers proof erika@example.org > nachweis.json
     """
+    import json
+
+    from newsletter.audience import consent
+
     _, db = database()
     typer.echo(json.dumps(consent.proof(db, email), ensure_ascii=False, indent=2))
 
@@ -147,6 +170,8 @@ def subscribers_forget(email: Annotated[str, typer.Argument(help="The e-mail add
 
     Example: newsletter subscribers forget erika@example.org
     """
+    from newsletter.audience import consent
+
     _, db = database()
     erased = consent.forget(db, email)
     if not erased.found:
@@ -164,20 +189,12 @@ def subscribers_purge_pending(
 
     Example: newsletter subscribers purge-pending --older-than 7d
     """
+    from newsletter.audience import consent
+    from newsletter.errors import InputError
+
     try:
         age = consent.parse_age(older_than)
     except InputError as e:
         raise typer.BadParameter(str(e), param_hint="--older-than") from None
     _, db = database()
     typer.echo(f"{consent.purge_pending(db, age)} unconfirmed sign-ups deleted")
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write via .tmp + rename, readable only by the owner: the file holds personal data."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise InputError(f"Cannot write {path}: {e.strerror} - choose another path") from None

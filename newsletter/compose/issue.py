@@ -1,24 +1,32 @@
-"""Issues: compose (select → render once → freeze as draft → write the outputs) and export."""
+"""An issue composed: select → render once → rewrite links → a `Draft`; `save` freezes it.
+
+`prepare` reads and renders but writes nothing, so a caller can still refuse the draft (the
+size budget, a failed output) before `save` stores it as a draft in the caller's transaction.
+Re-composing a draft (`replace`) keeps what the editor set: its date and window unless new
+ones are given, its number and editorial, and a subject or preheader the editor wrote; a
+subject or preheader that came from the old lead follows the new one.
+"""
 
 from __future__ import annotations
 
 import html
-import os
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import sqlite_utils
-
-from newsletter import clock, dates, store
-from newsletter.compose import render
-from newsletter.config import Settings
-from newsletter.errors import ConfigError, InputError, RenderError, StoreError
-from newsletter.mail.message import SAMPLE, MessageTemplate, Recipient
-from newsletter.content.sanitize import clean_html, clean_text, html_to_text
+from newsletter import clock, dates
+from newsletter.compose import personal, render
+from newsletter.compose.links import Rewrite, rewrite_links
 from newsletter.compose.select import Options, Selection, select
+from newsletter.config import Settings
+from newsletter.content.sanitize import clean_html, clean_text, html_to_text
+from newsletter.errors import ConfigError, InputError, StoreError
+from newsletter.store import Database
+from newsletter.store.issues import get_issue, issue_items, save_draft, taken_slugs
 
-FORMATS = ("html", "mjml", "txt", "eml")
-WARN_AT = 0.9
+SUBJECT_MAX = 78  # what `newsletter check` asks of a subject
+# A first paragraph of an editorial that greets the readers: the issue greets each one already.
+GREETING = re.compile(r"^(liebe|lieber|sehr geehrte|hallo|guten tag|moin|servus)\b[^.!?]{0,80},$", re.I)
 
 
 @dataclass
@@ -34,69 +42,83 @@ class ComposeRequest:
 
 
 @dataclass
-class ComposeResult:
-    issue: dict
+class Draft:
+    """A composed issue before it is stored: its row, its items, its rendered parts."""
+
+    row: dict
     selection: Selection
-    html_size: int
-    budget: int
-    paths: dict[str, Path]
-    replaced: bool
+    previous: dict | None          # the draft this one replaces
+    notes: list[str] = field(default_factory=list)
 
     @property
-    def warnings(self) -> list[str]:
-        ratio = self.html_size / self.budget
-        if ratio > 1:
-            return [f"HTML part is {self.html_size:,} bytes, over the {self.budget:,}-byte budget: Gmail will clip it"]
-        if ratio >= WARN_AT:
-            return [f"HTML part uses {ratio:.0%} of the {self.budget:,}-byte clipping budget"]
-        return []
+    def items(self) -> list[tuple]:
+        """(kind, item id, section, position, is_new) in layout order."""
+        sel = self.selection
+        items = [("article", sel.lead["id"], "lead", 0, 0)]
+        items += [("article", a["id"], "articles", i, 0) for i, a in enumerate(sel.articles, 1)]
+        items += [("job", j["id"], "jobs", i, int(j["is_new"])) for i, j in enumerate(sel.jobs, 1)]
+        items += [("ad", a["id"], "ads", i, 0) for i, a in enumerate(sel.ads, 1)]
+        return items
 
 
-def compose(db: sqlite_utils.Database, settings: Settings, req: ComposeRequest) -> ComposeResult:
-    """Select, render once, check the size, save the draft and write out/<slug>/."""
+def prepare(db: Database, settings: Settings, req: ComposeRequest, rewrite: Rewrite | None = None) -> Draft:
+    """Select and render an issue (nothing is written)."""
     settings.require_config()
     missing = settings.impressum.missing()
     if missing:
         raise ConfigError(f"The Impressum is incomplete: {', '.join(missing)} missing - fill [impressum] in {settings.config_path}")
+    settings.require_base_url("the unsubscribe link in every issue")
     previous = _replaceable(db, req.replace) if req.replace else None
-    selection = select(db, settings, req.options)
-    meta = _meta(settings, req, selection, previous)
-    meta["slug"] = previous["slug"] if previous else _free_slug(db, meta["issue_date"])  # the web link names it
+    selection = select(db, settings, _options(req.options, previous))
+    notes: list[str] = []
+    meta = _meta(db, settings, req, selection, previous, notes)
+    meta["slug"] = previous["slug"] if previous else free_slug(db, meta["issue_date"])  # the web link names it
     rendered = render.render(settings, context(settings, meta, selection))
-    template = MessageTemplate(settings, meta["subject"], rendered.html, rendered.text)
-    size, budget = template.html_size(), settings.compose.size_budget
-    if size > budget and not req.allow_clipping:
-        raise RenderError(
-            f"The HTML part is {size:,} bytes, over the {budget:,}-byte budget (Gmail clips the footer "
-            "with the unsubscribe link) - lower [compose] max_articles, drop items with --exclude, "
-            "or pass --allow-clipping"
-        )
-    row = {**meta, "mjml": rendered.mjml, "html": rendered.html, "text": rendered.text,
-           "html_size": size, "status": "draft", "updated_at": clock.stamp()}
-    out_dir = req.out_dir or settings.out_dir
-    with store.transaction(db):
-        issue_id = _save(db, row, previous, selection)
-        issue = store.get_issue(db, issue_id)
-        paths = write_outputs(settings, issue, out_dir, template)
-    return ComposeResult(issue, selection, size, budget, paths, previous is not None)
+    html_part, text_part = rewrite_links(rendered.html, rendered.text, rewrite) if rewrite else (rendered.html, rendered.text)
+    row = {**meta, "mjml": rendered.mjml, "html": html_part, "text": text_part, "status": "draft",
+           "updated_at": clock.stamp()}
+    return Draft(row, selection, previous, notes)
 
 
-def _replaceable(db, ref: str) -> dict:
-    issue = store.get_issue(db, ref)
+def save(db: Database, draft: Draft, html_size: int) -> dict:
+    """Store the draft with its items (inside the caller's transaction); the stored row."""
+    issue_id = save_draft(db, {**draft.row, "html_size": html_size}, draft.items,
+                          draft.previous["id"] if draft.previous else None)
+    return get_issue(db, issue_id)
+
+
+def show(db: Database, ref: str) -> tuple[dict, list[dict]]:
+    issue = get_issue(db, ref)
+    return issue, issue_items(db, issue["id"])
+
+
+def _replaceable(db: Database, ref: str) -> dict:
+    issue = get_issue(db, ref)
     if issue["status"] != "draft":
         raise StoreError(f"Issue {issue['slug']} is {issue['status']} and can no longer be changed - compose a new issue instead")
     return issue
 
 
-def _meta(settings: Settings, req: ComposeRequest, sel: Selection, previous: dict | None) -> dict:
+def _options(opts: Options, previous: dict | None) -> Options:
+    """A re-compose keeps the draft's date, and its window unless a date or window is given."""
+    if previous is None or opts.only or opts.since or opts.date_from or opts.date_to:
+        return opts if previous is None or opts.issue_date else replace(opts, issue_date=dates.parse_date(previous["issue_date"]))
+    if opts.issue_date:
+        return opts
+    return replace(opts, issue_date=dates.parse_date(previous["issue_date"]),
+                   date_from=dates.parse_date(previous["window_from"]), date_to=dates.parse_date(previous["window_to"]))
+
+
+def _meta(db: Database, settings: Settings, req: ComposeRequest, sel: Selection, previous: dict | None,
+          notes: list[str]) -> dict:
     prev = previous or {}
     number = req.number if req.number is not None else prev.get("number")
     number = clean_text(number) if number else None
-    subject = clean_text(req.subject) if req.subject else prev.get("subject") or default_subject(settings, number, sel)
-    preheader = clean_text(req.preheader) if req.preheader else prev.get("preheader") or default_preheader(sel)
+    subject = clean_text(req.subject) if req.subject else _kept(db, settings, prev, "subject") or default_subject(settings, number, sel)
+    preheader = clean_text(req.preheader) if req.preheader else _kept(db, settings, prev, "preheader") or default_preheader(sel)
     if not subject:
         raise InputError("The subject is empty - pass --subject")
-    intro = read_intro(req.intro) if req.intro else prev.get("intro")
+    intro = read_intro(req.intro, notes) if req.intro else prev.get("intro")
     return {
         "number": number, "subject": subject, "preheader": preheader, "intro": intro,
         "issue_date": sel.issue_date.isoformat(),
@@ -104,10 +126,32 @@ def _meta(settings: Settings, req: ComposeRequest, sel: Selection, previous: dic
     }
 
 
+def _kept(db: Database, settings: Settings, previous: dict, key: str) -> str | None:
+    """The replaced draft's subject or preheader if the editor wrote it; None if it was the
+    default made from its lead (then the new lead makes a new one)."""
+    if not previous.get(key):
+        return None
+    lead = next((e["item"] for e in issue_items(db, previous["id"]) if e["section"] == "lead"), None)
+    if lead is None:
+        return previous[key]
+    old = Selection(dates.parse_date(previous["issue_date"]), None, None, lead, [], [], [])
+    made = default_subject(settings, previous.get("number"), old) if key == "subject" else default_preheader(old)
+    return None if previous[key] == made else previous[key]
+
+
 def default_subject(settings: Settings, number: str | None, sel: Selection) -> str:
+    """Name, number and the lead's title, within the 78 characters a subject should keep to:
+    the whole title if it fits, else its part before a colon, else cut at a word."""
     name = settings.publication.name
-    prefix = f"{name} {number}" if number else name
-    return f"{prefix}: {sel.lead['title']}"
+    prefix = f"{name} {number}: " if number else f"{name}: "
+    room = SUBJECT_MAX - len(prefix)
+    title = sel.lead["title"]
+    if len(title) <= room:
+        return prefix + title
+    head = title.split(": ", 1)[0]
+    if head != title and len(head) <= room:
+        return prefix + head
+    return prefix + title[: room - 2].rsplit(" ", 1)[0].rstrip(" ,;:–-") + " …"
 
 
 def default_preheader(sel: Selection, limit: int = 120) -> str:
@@ -117,8 +161,11 @@ def default_preheader(sel: Selection, limit: int = 120) -> str:
     return text[:limit].rsplit(" ", 1)[0] + " …"
 
 
-def read_intro(path: Path) -> str:
-    """An editorial from a file: .html is sanitised, anything else is paragraphs of plain text."""
+def read_intro(path: Path, notes: list[str] | None = None) -> str:
+    """An editorial from a file: .html is sanitised, anything else is paragraphs of plain text.
+
+    A first paragraph that only greets the readers ("Liebe Leserinnen und Leser,") is left
+    out: every issue opens with the reader's own salutation."""
     try:
         raw = Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -128,9 +175,27 @@ def read_intro(path: Path) -> str:
     except OSError as e:
         raise InputError(f"Cannot read --intro {path}: {e.strerror}") from None
     if Path(path).suffix.lower() in (".html", ".htm"):
-        return clean_html(raw)
+        paragraphs = [clean_html(raw)]
+        first = re.match(r"\s*<p>(.*?)</p>", paragraphs[0], re.S)
+        if first and GREETING.match(" ".join(html_to_text(first.group(1)).split())):
+            paragraphs = [paragraphs[0][first.end():].strip()]
+            _greeting_note(notes, html_to_text(first.group(1)))
+        return paragraphs[0]
     paragraphs = [" ".join(p.split()) for p in raw.replace("\r\n", "\n").split("\n\n")]
-    return "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs if p)
+    paragraphs = [p for p in paragraphs if p]
+    if paragraphs and GREETING.match(paragraphs[0]):
+        _greeting_note(notes, paragraphs.pop(0))
+    return "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
+
+
+def _greeting_note(notes: list[str] | None, greeting: str) -> None:
+    if notes is not None:
+        notes.append(f"Left out the editorial's greeting {greeting.strip()!r}: each reader is greeted by name")
+
+
+def web_url(settings: Settings, slug: str) -> str:
+    """The issue's page in the web archive (`newsletter archive`)."""
+    return f"{settings.require_base_url('the web archive')}/archive/{slug}.html"
 
 
 def context(settings: Settings, meta: dict, sel: Selection) -> dict:
@@ -140,9 +205,8 @@ def context(settings: Settings, meta: dict, sel: Selection) -> dict:
             return None
         return {**row, "teaser": render.safe_html(row.get("teaser")), "body": None}
 
-    # The issue's page in the web archive (`newsletter archive`).
-    web_url = f"{settings.publication.base_url.rstrip('/')}/archive/{meta['slug']}.html" if settings.archive.enabled else None
-    issue = {**meta, "date": sel.issue_date, "intro": render.safe_html(meta.get("intro")), "web_url": web_url}
+    issue = {**meta, "date": sel.issue_date, "intro": render.safe_html(meta.get("intro")),
+             "web_url": web_url(settings, meta["slug"]) if settings.archive.enabled else None}
     return {
         "publication": settings.publication,
         "impressum": settings.impressum,
@@ -151,89 +215,15 @@ def context(settings: Settings, meta: dict, sel: Selection) -> dict:
         "articles": [item(a) for a in sel.articles],
         "jobs": sel.jobs,
         "ads": sel.ads,
-        "reader": render.reader_context(settings.publication.base_url),
+        "reader": personal.template_context(settings.publication.base_url),
     }
 
 
-def _save(db, row: dict, previous: dict | None, sel: Selection) -> int:
-    if previous:
-        issue_id = previous["id"]
-        db["issues"].update(issue_id, row)
-        db["issue_items"].delete_where("issue_id = ?", [issue_id])
-    else:
-        issue_id = db["issues"].insert({**row, "created_at": row["updated_at"]}).last_pk
-    items = [("article", sel.lead, "lead", 0, 0)]
-    items += [("article", a, "articles", i, 0) for i, a in enumerate(sel.articles, 1)]
-    items += [("job", j, "jobs", i, int(j["is_new"])) for i, j in enumerate(sel.jobs, 1)]
-    items += [("ad", a, "ads", i, 0) for i, a in enumerate(sel.ads, 1)]
-    db["issue_items"].insert_all(
-        {"issue_id": issue_id, "kind": kind, "item_id": it["id"], "section": section,
-         "position": pos, "is_new": new}
-        for kind, it, section, pos, new in items
-    )
-    return issue_id
-
-
-def _free_slug(db, base: str) -> str:
-    taken = {r["slug"] for r in db.query("select slug from issues where slug like ?", [base + "%"])}
+def free_slug(db: Database, base: str) -> str:
+    taken = taken_slugs(db, base)
     if base not in taken:
         return base
     n = 2
     while f"{base}-{n}" in taken:
         n += 1
     return f"{base}-{n}"
-
-
-# --- outputs -------------------------------------------------------------------------------
-
-def personalise(text: str, recipient: Recipient, escape=None) -> str:
-    """Fill the placeholders of a rendered part for one reader (previews and exports)."""
-    escape = escape or (lambda v: v)
-    values = {"salutation": recipient.salutation, "email": recipient.email, "token": recipient.token}
-    for name, marker in render.PLACEHOLDERS.items():
-        text = text.replace(marker, escape(values[name]))
-    return text
-
-
-def export(settings: Settings, issue: dict, fmt: str, recipient: Recipient = SAMPLE) -> bytes:
-    """One output of a stored issue, personalised for `recipient` (the sample reader by default)."""
-    if fmt == "mjml":
-        return issue["mjml"].encode("utf-8")
-    if fmt == "html":
-        return personalise(issue["html"], recipient, html.escape).encode("utf-8")
-    if fmt == "txt":
-        return personalise(issue["text"], recipient).encode("utf-8")
-    if fmt == "eml":
-        template = MessageTemplate(settings, issue["subject"], issue["html"], issue["text"])
-        return template.build(recipient)[0]
-    raise InputError(f"Unknown format {fmt!r} - use one of {', '.join(FORMATS)}")
-
-
-def write_outputs(settings: Settings, issue: dict, out_dir: Path, template: MessageTemplate | None = None) -> dict[str, Path]:
-    """Write issue.mjml/.html/.txt/.eml into out_dir/<slug>/ (each via .tmp + rename)."""
-    folder = Path(out_dir) / issue["slug"]
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        paths = {}
-        for fmt in FORMATS:
-            data = template.build(SAMPLE)[0] if (fmt == "eml" and template) else export(settings, issue, fmt)
-            paths[fmt] = _atomic_write(folder / f"issue.{fmt}", data)
-    except OSError as e:
-        raise InputError(f"Cannot write to {folder}: {e.strerror} - choose another folder with --out") from None
-    return paths
-
-
-def _atomic_write(path: Path, data: bytes) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
-
-
-def show(db: sqlite_utils.Database, ref: str) -> tuple[dict, list[dict]]:
-    issue = store.get_issue(db, ref)
-    return issue, store.issue_items(db, issue["id"])
-
-
-def date_label(issue: dict) -> str:
-    return dates.german_long(issue["issue_date"])

@@ -1,8 +1,11 @@
 """Render an issue once: Jinja2 → MJML → HTML (mjml-python) → inlined CSS (premailer), and
 the plain-text part from its own template.
 
-Personal values are placeholders (see `PLACEHOLDERS`) that pass through every stage
-unchanged; `message` fills them per recipient without rendering again.
+Personal values are placeholders (`compose.personal`) that pass through every stage
+unchanged; the message builder fills them per recipient without rendering again.
+
+`environment()` is also how the other templates a publisher may override are found: the
+confirmation mail and the pages of `newsletter serve`.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ import inspect
 import logging
 import os
 import re
+import sys
 import textwrap
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,14 +25,12 @@ from markupsafe import Markup
 
 from newsletter import dates
 from newsletter.config import Settings
-from newsletter.errors import RenderError
 from newsletter.content.sanitize import html_to_text
+from newsletter.errors import RenderError
 
 PACKAGE_TEMPLATES = Path(__file__).parents[1] / "_templates"  # in an installed wheel
 SOURCE_TEMPLATES = Path(__file__).parents[2] / "templates"  # in a checkout
 
-# Per-recipient values: the rendered issue keeps these markers; `message` replaces them.
-PLACEHOLDERS = {"salutation": "%%salutation%%", "email": "%%email%%", "token": "%%token%%"}
 TEXT_WIDTH = 78
 
 
@@ -50,14 +53,27 @@ def environment(override: Path | None = None) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(paths + [str(default_templates())]),
         bytecode_cache=_bytecode_cache(),
-        autoescape=lambda name: name is None or not name.endswith(".txt.j2"),
+        # HTML and MJML are escaped; text parts and subjects are not (they are no markup).
+        autoescape=lambda name: name is None or not name.endswith((".txt.j2", ".subject.j2")),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
     env.filters["german_date"] = dates.german_long
     env.filters["short_date"] = dates.german_short
     env.filters["text"] = lambda html: html_to_text(str(html))
+    env.filters["caption"] = caption
     return env
+
+
+def caption(text: str | None, credit: str | None) -> str:
+    """A photo's caption and credit as one line: 'Caption. Foto: Credit' after a full stop,
+    'Caption; Foto: Credit' otherwise; either alone when the other is empty."""
+    text, credit = (text or "").strip(), (credit or "").strip()
+    if not credit:
+        return text
+    if not text:
+        return f"Foto: {credit}"
+    return f"{text}{' ' if text[-1] in '.!?…' else '; '}Foto: {credit}"
 
 
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
@@ -71,29 +87,17 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
     return jinja2.FileSystemBytecodeCache(str(folder))
 
 
-def reader_context(base_url: str) -> dict:
-    """The per-recipient values as placeholders (what every rendered issue contains)."""
-    return {
-        "salutation": PLACEHOLDERS["salutation"],
-        "email": PLACEHOLDERS["email"],
-        "unsubscribe_url": unsubscribe_url(base_url, PLACEHOLDERS["token"]),
-    }
-
-
-def unsubscribe_url(base_url: str, token: str) -> str:
-    return f"{base_url.rstrip('/')}/u/{token}"
-
-
 def render(settings: Settings, context: dict) -> Rendered:
     """Render MJML, HTML and text for one issue context (see `issue.context`)."""
     env = environment(settings.templates_dir)
-    mjml_source = _template(env, "issue.mjml.j2", context)
-    text = wrap_text(_template(env, "issue.txt.j2", context))
+    mjml_source = template(env, "issue.mjml.j2", context)
+    text = wrap_text(template(env, "issue.txt.j2", context))
     html = inline_css(mjml_to_html(mjml_source))
     return Rendered(mjml=mjml_source, html=html, text=text)
 
 
-def _template(env: jinja2.Environment, name: str, context: dict) -> str:
+def template(env: jinja2.Environment, name: str, context: dict) -> str:
+    """One template rendered, or one line naming the template, the line and the fix."""
     try:
         return env.get_template(name).render(context)
     except jinja2.TemplateSyntaxError as e:
@@ -103,6 +107,18 @@ def _template(env: jinja2.Environment, name: str, context: dict) -> str:
     except jinja2.TemplateError as e:
         where = _template_line(e)
         raise RenderError(f"Template error in {where}: {e.message} - fix the template") from None
+
+
+def template_module(env: jinja2.Environment, name: str, context: dict):
+    """The variables a template sets at its top level (its texts), or one line on an error."""
+    try:
+        return env.get_template(name).make_module(context)
+    except jinja2.TemplateSyntaxError as e:
+        raise RenderError(f"Template error in {e.filename or e.name}, line {e.lineno}: {e.message} - fix the template") from None
+    except jinja2.TemplateNotFound as e:
+        raise RenderError(f"Template {e.name} not found - check [publication] templates_dir") from None
+    except jinja2.TemplateError as e:
+        raise RenderError(f"Template error in {_template_line(e)}: {e.message} - fix the template") from None
 
 
 def _template_line(error: Exception) -> str:
@@ -117,7 +133,13 @@ def _template_line(error: Exception) -> str:
     return where
 
 
+_IMG_HEIGHT = re.compile(r'(<img\b[^>]*\bheight="\d+"[^>]*\bstyle="[^"]*?)height:\s*\d+px')
+
+
 def mjml_to_html(source: str) -> str:
+    """The HTML of an MJML document. An image's height stays an attribute (the box a client
+    that blocks images keeps free) but not a CSS height: where images show, they keep their
+    own proportions."""
     from mjml import mjml2html
 
     try:
@@ -126,12 +148,36 @@ def mjml_to_html(source: str) -> str:
         raise RenderError(f"MJML error: {e} - check the tags in your issue.mjml.j2") from None
     if 'lang="und"' in html[:200]:
         raise RenderError("The MJML has no <mjml lang=...> root - keep <mjml lang=\"{{ publication.language }}\">")
-    return html
+    return _IMG_HEIGHT.sub(r"\1height:auto", html)
+
+
+class _NoNetwork:
+    """premailer's HTTP session. It never fetches anything (allow_network=False); if it tried,
+    it would fail here rather than reach out."""
+
+    def get(self, url, *args, **kwargs):
+        raise RenderError(f"The template links a remote stylesheet ({url}) - inline the CSS in <mj-style>")
+
+
+def _premailer():
+    """premailer, imported without `requests`: it imports requests only to fetch remote
+    stylesheets, which we never let it do, and requests costs a tenth of a second a run."""
+    if "premailer" not in sys.modules and "requests" not in sys.modules:
+        sys.modules["requests"] = types.ModuleType("requests")
+        try:
+            import premailer
+        finally:
+            del sys.modules["requests"]
+    import premailer
+
+    return premailer
 
 
 def inline_css(html: str) -> str:
     """Inline the CSS; keep @media rules (responsive columns, dark mode) in <style>."""
     import cssutils
+
+    premailer = _premailer()
     import premailer.merge_style
     from premailer import Premailer
 
@@ -150,6 +196,7 @@ def inline_css(html: str) -> str:
         align_floating_images=False,  # no floats here; it re-parses every <img> style
         disable_basic_attributes=["width", "height", "align", "bgcolor"],
         cssutils_logging_level=logging.CRITICAL,
+        session=_NoNetwork(),
     ).transform(pretty_print=False)
     # lxml drops the doctype; without it clients render in quirks mode.
     return inlined if inlined.lstrip()[:9].lower() == "<!doctype" else "<!doctype html>" + inlined

@@ -1,6 +1,6 @@
 """Selection: which stored items go into an issue, in which section and order.
 
-Pure reads: the result is a `Selection` that `issue.compose` freezes into the store.
+Pure reads: the result is a `Selection` that `compose.issue` freezes into the store.
 """
 
 from __future__ import annotations
@@ -8,10 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-import sqlite_utils
-
-from newsletter import dates, store
+from newsletter import dates
 from newsletter.config import Settings
+from newsletter.store import Database
+from newsletter.store.content import find_item, list_items, open_jobs, running_ads, used_in_sent
+from newsletter.store.issues import item_ids_of, last_sent_issue
 from newsletter.errors import InputError, NotFound, SelectionError
 
 
@@ -38,7 +39,6 @@ class Selection:
     articles: list[dict]
     jobs: list[dict]  # each with "is_new"
     ads: list[dict]
-    previous_slug: str | None = None
 
     @property
     def counts(self) -> dict[str, int]:
@@ -46,7 +46,7 @@ class Selection:
                 "jobs": len(self.jobs), "ads": len(self.ads)}
 
 
-def select(db: sqlite_utils.Database, settings: Settings, opts: Options) -> Selection:
+def select(db: Database, settings: Settings, opts: Options) -> Selection:
     """Pick lead, articles, job ads and ads for an issue dated `opts.issue_date` (default today)."""
     issue_date = opts.issue_date or dates.today(settings.publication.timezone)
     window_from, window_to = _window(db, settings, opts, issue_date)
@@ -57,7 +57,7 @@ def select(db: sqlite_utils.Database, settings: Settings, opts: Options) -> Sele
     rest = [a for a in candidates if lead is None or a["id"] != lead["id"]]
     limit = settings.compose.max_articles - (1 if lead else 0)
     articles = rest[: max(limit, 0)]
-    previous = store.last_sent_issue(db)
+    previous = last_sent_issue(db)
     jobs = _jobs(db, settings, issue_date, previous)
     ads = _ads(db, settings, issue_date)
     if lead is None:
@@ -65,8 +65,7 @@ def select(db: sqlite_utils.Database, settings: Settings, opts: Options) -> Sele
             f"No articles published between {window_from} and {window_to} that were not already sent - "
             "import new articles or widen the window with --since 14d / --from DATE"
         )
-    return Selection(issue_date, window_from, window_to, lead, articles, jobs, ads,
-                     previous["slug"] if previous else None)
+    return Selection(issue_date, window_from, window_to, lead, articles, jobs, ads)
 
 
 def _window(db, settings: Settings, opts: Options, issue_date: date) -> tuple[date, date]:
@@ -75,7 +74,7 @@ def _window(db, settings: Settings, opts: Options, issue_date: date) -> tuple[da
         return dates.parse_since(opts.since, issue_date), window_to
     if opts.date_from:
         return opts.date_from, window_to
-    last = store.last_sent_issue(db)
+    last = last_sent_issue(db)
     if last and last.get("sent_at"):
         sent = dates.parse_datetime(last["sent_at"]).astimezone(dates.zone(settings.publication.timezone))
         return sent.date(), window_to
@@ -85,11 +84,11 @@ def _window(db, settings: Settings, opts: Options, issue_date: date) -> tuple[da
 def _articles(db, opts: Options, window_from: date, window_to: date) -> list[dict]:
     """Articles in the window (or exactly the --only ones), newest first, none sent before."""
     if opts.only:
-        rows = [store.find_item(db, "article", ref) for ref in opts.only]
+        rows = [find_item(db, "article", ref) for ref in opts.only]
         return sorted(rows, key=lambda r: (r.get("published") or "", r["id"]), reverse=True)
-    sent = store.used_in_sent(db, "article")
-    excluded = {store.find_item(db, "article", ref)["id"] for ref in opts.exclude}
-    rows = store.list_items(db, "article", since=window_from.isoformat(), until=window_to.isoformat())
+    sent = used_in_sent(db, "article")
+    excluded = {find_item(db, "article", ref)["id"] for ref in opts.exclude}
+    rows = list_items(db, "article", since=window_from.isoformat(), until=window_to.isoformat())
     wanted = {c.casefold() for c in opts.categories}
     return [
         r for r in rows
@@ -101,7 +100,7 @@ def _articles(db, opts: Options, window_from: date, window_to: date) -> list[dic
 def _lead(db, opts: Options, candidates: list[dict]) -> dict | None:
     if opts.lead:
         try:
-            return store.find_item(db, "article", opts.lead)
+            return find_item(db, "article", opts.lead)
         except NotFound:
             raise NotFound(f"--lead {opts.lead}: no article with that id or URL - see 'newsletter articles list'") from None
     with_image = [a for a in candidates if a.get("image")]
@@ -111,23 +110,11 @@ def _lead(db, opts: Options, candidates: list[dict]) -> dict | None:
 def _jobs(db, settings: Settings, issue_date: date, previous: dict | None) -> list[dict]:
     """Open job ads: deadline on or after the issue date; without deadline, recent ones only."""
     oldest = (issue_date - timedelta(days=settings.compose.job_max_age_days)).isoformat()
-    today = issue_date.isoformat()
-    rows = db.query(
-        "select * from jobs where (published is null or substr(published, 1, 10) <= :today) and"
-        " ((deadline is not null and deadline >= :today) or"
-        "  (deadline is null and substr(published, 1, 10) >= :oldest))"
-        " order by published desc, id desc limit :limit",
-        {"today": today, "oldest": oldest, "limit": settings.compose.max_jobs},
-    )
-    before = store.item_ids_of(db, previous["id"], "job") if previous else set()
+    rows = open_jobs(db, issue_date.isoformat(), oldest, settings.compose.max_jobs)
+    before = item_ids_of(db, previous["id"], "job") if previous else set()
     return [{**r, "is_new": r["id"] not in before} for r in rows]
 
 
 def _ads(db, settings: Settings, issue_date: date) -> list[dict]:
     """Ads whose booking covers the issue date."""
-    today = issue_date.isoformat()
-    return list(db.query(
-        "select * from ads where (starts is null or starts <= :today) and (ends is null or ends >= :today)"
-        " order by starts, id limit :limit",
-        {"today": today, "limit": settings.compose.max_ads},
-    ))
+    return running_ads(db, issue_date.isoformat(), settings.compose.max_ads)

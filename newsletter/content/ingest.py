@@ -9,19 +9,21 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import sqlite_utils
-
-from newsletter import clock, dates, store
-from newsletter.errors import InputError
+from newsletter import clock, dates, files
 from newsletter.content.sanitize import clean_html, clean_text
+from newsletter.errors import InputError
+from newsletter.store import Database, transaction
+from newsletter.store.content import add_item, change_item, item_by_url
 
-FETCH_TIMEOUT = 20
+FETCH_TIMEOUT = 20       # seconds for the whole download
+USER_AGENT = "newsletter-import/0.1"
 MAX_BYTES = 20 * 1024 * 1024
 
 # Per kind: field -> how to clean it. Required fields first.
@@ -63,6 +65,16 @@ class ImportReport:
     unchanged: int = 0
     rejected: list[Rejected] = field(default_factory=list)
     ignored_fields: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the reader had to repair
+
+    def refusal(self) -> str:
+        """One line for a refused import: how many rows, and what would fix them."""
+        http = sum(1 for r in self.rejected if HTTP_REASON in r.reason)
+        fix = ("fix them, or pass --skip-invalid to import the valid rows" if http < len(self.rejected) else
+               "pass --upgrade-http if the site serves the same pages over https, or --skip-invalid "
+               "to import the other rows")
+        links = f" ({http} with plain http links)" if http else ""
+        return f"{self.source}: {len(self.rejected)} invalid row(s){links}, nothing imported - {fix}"
 
 
 @dataclass
@@ -86,11 +98,24 @@ def read_source(source: str) -> tuple[bytes, str]:
         raise InputError(f"Cannot read {source}: {e.strerror} - check its permissions") from None
 
 
-def _fetch(url: str) -> bytes:
-    request = urllib.request.Request(url, headers={"User-Agent": "newsletter-import/0.1"})
+def _fetch(url: str, deadline: float = FETCH_TIMEOUT, headers: dict | None = None) -> bytes:
+    """The body at `url`, read within `deadline` seconds in all (a server that drips its answer
+    byte by byte cannot hold an import, or cron, for ever)."""
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, **(headers or {})})
+    ends = time.monotonic() + deadline  # real time: this guards against a slow peer, not a date
+    chunks, size = [], 0
     try:
-        with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT) as response:
-            data = response.read(MAX_BYTES + 1)
+        with urllib.request.urlopen(request, timeout=deadline) as response:
+            while size <= MAX_BYTES:
+                left = ends - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no complete answer within {deadline:g} s")
+                _set_timeout(response, left)
+                chunk = response.read1(64 * 1024)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
     except urllib.error.HTTPError as e:
         raise InputError(f"{url} answered HTTP {e.code} {e.reason} - check the address") from None
     except (urllib.error.URLError, TimeoutError, OSError) as e:
@@ -99,9 +124,16 @@ def _fetch(url: str) -> bytes:
             f"Cannot fetch {url} ({reason}) - check the address and the network connection, "
             "or download the file and import it from disk"
         ) from None
-    if len(data) > MAX_BYTES:
+    if size > MAX_BYTES:
         raise InputError(f"{url} is larger than {MAX_BYTES // 2**20} MB - download and split it first")
-    return data
+    return b"".join(chunks)
+
+
+def _set_timeout(response, seconds: float) -> None:
+    """Shorten the socket timeout of an open response to what is left of the deadline."""
+    sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
+    if sock is not None:
+        sock.settimeout(max(seconds, 0.01))
 
 
 def detect_format(data: bytes, name: str) -> str:
@@ -114,29 +146,20 @@ def detect_format(data: bytes, name: str) -> str:
     return {b"[": "json", b"{": "jsonl", b"<": "feed"}.get(head, "csv")
 
 
-def parse(data: bytes, fmt: str, name: str) -> list[RawRow]:
-    """Rows of a JSON, JSON-lines or CSV file, or the entries of a feed as articles."""
+def parse(data: bytes, fmt: str, name: str, encoding: str | None = None) -> tuple[list[RawRow], list[str]]:
+    """Rows of a JSON, JSON-lines or CSV file, or the entries of a feed as articles; and notes
+    on what had to be repaired to read them."""
     if fmt == "feed":
         from newsletter.content.feeds import parse_feed
 
-        return [RawRow(i, row) for i, row in enumerate(parse_feed(data, name), start=1)]
-    text = _decode(data, name)
+        entries, notes = parse_feed(data, name)
+        return [RawRow(i, row) for i, row in enumerate(entries, start=1)], notes
+    text = files.decode_text(data, name, encoding)
     if fmt == "csv":
-        return _parse_csv(text, name)
+        return _parse_csv(text, name), []
     if fmt == "json" and not text.lstrip().startswith("{"):
-        return _parse_json(text, name)
-    return _parse_jsonl(text, name)
-
-
-def _decode(data: bytes, name: str) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise InputError(
-            f"{name} is not UTF-8 (byte 0x{data[e.start]:02x} on line {line}) - save it as UTF-8 "
-            "(in Excel: 'CSV UTF-8'; or: iconv -f latin1 -t utf-8)"
-        ) from None
+        return _parse_json(text, name), []
+    return _parse_jsonl(text, name), []
 
 
 def _parse_json(text: str, name: str) -> list[RawRow]:
@@ -191,7 +214,7 @@ def guess_kind(rows: list[RawRow]) -> str:
     return "article"
 
 
-def validate(raw: RawRow, kind: str) -> dict:
+def validate(raw: RawRow, kind: str, upgrade_http: bool = False) -> dict:
     """The row cleaned for the store, or a Rejected raised as InvalidRow."""
     if not isinstance(raw.data, dict):
         raise InvalidRow(Rejected(raw.number, "-", "not an object with named fields"))
@@ -206,7 +229,7 @@ def validate(raw: RawRow, kind: str) -> dict:
         if isinstance(value, (dict, list)):
             raise InvalidRow(Rejected(raw.number, name, "must be text, not a nested value"))
         try:
-            row[name] = _clean(str(value), how)
+            row[name] = _clean(str(value), how, upgrade_http)
         except ValueError as e:
             raise InvalidRow(Rejected(raw.number, name, str(e))) from None
         if name in REQUIRED[kind] and not row[name]:
@@ -223,11 +246,11 @@ class InvalidRow(Exception):
         self.rejected = rejected
 
 
-def _clean(value: str, how: str) -> str:
+def _clean(value: str, how: str, upgrade_http: bool = False) -> str:
     if how == HTML:
         return clean_html(value)
     if how in (URL, IMAGE):
-        return _check_url(value.strip())
+        return _check_url(value.strip(), upgrade_http)
     if how == DATE:
         return _as(dates.parse_date, value).isoformat()
     if how == PUBLISHED:
@@ -242,12 +265,17 @@ def _as(parse, value: str):
         raise ValueError(f"{value!r} is not a date (write YYYY-MM-DD, an ISO datetime or DD.MM.YYYY)") from None
 
 
-def _check_url(value: str) -> str:
+HTTP_REASON = "is plain http"
+
+
+def _check_url(value: str, upgrade_http: bool = False) -> str:
     parts = urlsplit(value)
     if any(c in value for c in "\r\n\t \"'<>") or "%%" in value:
         raise ValueError(f"{value!r} contains spaces, quotes, '%%' or line breaks")
-    if parts.scheme == "http" and parts.netloc:
-        raise ValueError(f"{value!r} is not https - mail clients warn about plain http links; use https")
+    if parts.scheme.lower() == "http" and parts.netloc:
+        if upgrade_http:
+            return "https" + value[len(parts.scheme):]
+        raise ValueError(f"{value!r} {HTTP_REASON} - mail clients warn about plain http links; use https")
     if parts.scheme != "https" or not parts.netloc:
         raise ValueError(f"{value!r} is not an absolute https URL")
     return value
@@ -255,10 +283,11 @@ def _check_url(value: str) -> str:
 
 # --- writing -------------------------------------------------------------------------------
 
-def import_rows(db: sqlite_utils.Database, rows: list[RawRow], kind: str, source: str,
-                skip_invalid: bool = False) -> ImportReport:
+def import_rows(db: Database, rows: list[RawRow], kind: str, source: str,
+                skip_invalid: bool = False, upgrade_http: bool = False,
+                notes: list[str] | None = None) -> ImportReport:
     """Validate all rows, then upsert the valid ones by URL in one transaction."""
-    report = ImportReport(source=source, kind=kind)
+    report = ImportReport(source=source, kind=kind, notes=list(notes or []))
     known = set(FIELDS[kind])
     report.ignored_fields = sorted(
         set().union(*(r.data.keys() for r in rows if isinstance(r.data, dict))) - known
@@ -266,41 +295,40 @@ def import_rows(db: sqlite_utils.Database, rows: list[RawRow], kind: str, source
     cleaned: dict[str, dict] = {}
     for raw in rows:
         try:
-            row = validate(raw, kind)
+            row = validate(raw, kind, upgrade_http)
         except InvalidRow as e:
             report.rejected.append(e.rejected)
             continue
         cleaned[row["url"]] = row  # a later duplicate row wins, as in a spreadsheet
     if report.rejected and not skip_invalid:
         return report
-    table = db[store.TABLES[kind]]
     stamp = clock.stamp()
-    with store.transaction(db):
+    with transaction(db):
         for row in cleaned.values():
-            _upsert(table, row, known, stamp, report)
+            _upsert(db, kind, row, known, stamp, report)
     return report
 
 
-def _upsert(table, row: dict, known: set[str], stamp: str, report: ImportReport) -> None:
-    existing = next(iter(table.rows_where("url = ?", [row["url"]])), None)
+def _upsert(db: Database, kind: str, row: dict, known: set[str], stamp: str, report: ImportReport) -> None:
+    existing = item_by_url(db, kind, row["url"])
     if existing is None:
-        table.insert({**row, "created_at": stamp, "updated_at": stamp})
+        add_item(db, kind, {**row, "created_at": stamp, "updated_at": stamp})
         report.new += 1
         return
     full = {name: row.get(name) for name in known}
     if all(existing.get(k) == v for k, v in full.items()):
         report.unchanged += 1
         return
-    table.update(existing["id"], {**full, "updated_at": stamp})
+    change_item(db, kind, existing["id"], {**full, "updated_at": stamp})
     report.updated += 1
 
 
-def import_source(db: sqlite_utils.Database, source: str, kind: str | None = None,
-                  skip_invalid: bool = False) -> ImportReport:
+def import_source(db: Database, source: str, kind: str | None = None, skip_invalid: bool = False,
+                  encoding: str | None = None, *, upgrade_http: bool = False) -> ImportReport:
     """Read, parse, validate and store one file or URL."""
     data, name = read_source(source)
     fmt = detect_format(data, name)
-    rows = parse(data, fmt, name)
+    rows, notes = parse(data, fmt, name, encoding)
     if fmt == "feed" and kind not in (None, "article"):
         raise InputError(f"{name} is a feed; feed entries can only become articles - drop --kind {kind}")
-    return import_rows(db, rows, kind or guess_kind(rows), name, skip_invalid)
+    return import_rows(db, rows, kind or guess_kind(rows), name, skip_invalid, upgrade_http, notes)

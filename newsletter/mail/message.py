@@ -1,8 +1,11 @@
-"""Per-recipient messages from an issue rendered once.
+"""Messages built from parts encoded once: the issue for each reader, and any other mail.
 
-`MessageTemplate` encodes the issue's text and HTML once, split at the personal
-placeholders; `build` splices one recipient's values in and writes the headers. No
-`EmailMessage` is built per recipient, and no part is re-encoded.
+`Multipart` is a multipart/alternative message (text, then HTML) whose fixed headers and body
+parts are encoded once, split at the personal placeholders; `build` splices one recipient's
+values into the encoded bytes and adds the headers that differ per message. No `EmailMessage`
+is built per recipient, and no part is re-encoded. `IssueMessage` is an issue's Multipart
+with the list headers (List-Id, the RFC 8058 one-click pair, Feedback-ID); the confirmation
+mail of `newsletter serve` is a plain Multipart.
 """
 
 from __future__ import annotations
@@ -10,31 +13,19 @@ from __future__ import annotations
 import html
 import re
 import secrets
-from dataclasses import dataclass
 from email.utils import format_datetime
 
 from newsletter import clock, dates
-from newsletter.mail import mime
+from newsletter.compose.personal import PLACEHOLDERS, SAMPLE, Recipient, unsubscribe_url
 from newsletter.config import Settings
 from newsletter.errors import ConfigError
-from newsletter.compose.render import PLACEHOLDERS, unsubscribe_url
+from newsletter.mail import mime
 
 _SPLIT = re.compile("(" + "|".join(re.escape(p) for p in PLACEHOLDERS.values()) + ")")
 _NAME_OF = {marker: name for name, marker in PLACEHOLDERS.items()}
 
 
-@dataclass(frozen=True)
-class Recipient:
-    email: str
-    salutation: str = "Guten Tag"
-    token: str = ""
-
-
-SAMPLE = Recipient(email="erika.muster@example.org", salutation="Sehr geehrte Frau Dr. Muster",
-                   token="BEISPIEL-TOKEN")
-
-
-class _Part:
+class Part:
     """One body part, encoded as alternating fixed pieces and placeholder slots."""
 
     def __init__(self, content: str, escape) -> None:
@@ -51,52 +42,51 @@ class _Part:
         return mime.join_qp(out)
 
 
-class MessageTemplate:
-    """An issue's message, encoded once; `build` makes the bytes for one recipient."""
+def sender_domain(settings: Settings) -> str:
+    address = settings.publication.sender_address
+    if not address or "@" not in address:
+        raise ConfigError("[publication] sender_address is not set - add the From address to newsletter.toml")
+    return address.rsplit("@", 1)[1].lower()
 
-    def __init__(self, settings: Settings, subject: str, html_body: str, text_body: str,
-                 *, test: bool = False) -> None:
+
+class Multipart:
+    """A text-and-HTML message from `settings`' sender, encoded once, built per recipient."""
+
+    def __init__(self, settings: Settings, subject: str, text_body: str, html_body: str,
+                 extra_head: bytes = b"") -> None:
         pub = settings.publication
-        self.sender = pub.sender_address
-        if not self.sender or "@" not in self.sender:
-            raise ConfigError("[publication] sender_address is not set - add the From address to newsletter.toml")
-        self.domain = self.sender.rsplit("@", 1)[1].lower()
-        self.base_url = pub.base_url
+        self.domain = sender_domain(settings)
         self.timezone = pub.timezone
-        if not pub.base_url.startswith("https://"):
-            raise ConfigError("[publication] base_url must be an https URL - it carries the unsubscribe link")
-        subject = f"[TEST] {subject}" if test else subject
         self.boundary = "=_" + secrets.token_hex(12)  # '=_' never occurs in QP-encoded text
         self.fixed_head = b"".join([
-            mime.address(pub.sender_name, self.sender),
+            mime.address(pub.sender_name, pub.sender_address),
             mime.raw_header("Reply-To", pub.reply_to) if pub.reply_to else b"",
             mime.header("Subject", subject),
-            mime.raw_header("List-Id", list_id(settings)),
-            mime.raw_header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
-            mime.raw_header("Feedback-ID", settings.send.feedback_id) if settings.send.feedback_id else b"",
+            extra_head,
             b"MIME-Version: 1.0\r\n",
             f'Content-Type: multipart/alternative; boundary="{self.boundary}"\r\n'.encode(),
         ])
-        self.text = _Part(text_body, lambda v: v)
-        self.html = _Part(html_body, html.escape)
+        self.text = Part(text_body, lambda v: v)
+        self.html = Part(html_body, html.escape)
         b = self.boundary.encode()
         part_head = b"Content-Type: text/%s; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
         self.text_open = b"\r\n--" + b + b"\r\n" + part_head % b"plain"
         self.html_open = b"\r\n--" + b + b"\r\n" + part_head % b"html"
         self.close = b"\r\n--" + b + b"--\r\n"
 
-    def build(self, recipient: Recipient, *, message_id: str | None = None,
+    def build(self, recipient: Recipient, *, head: bytes = b"", message_id: str | None = None,
               date: str | None = None) -> tuple[bytes, str]:
-        """The complete message for one recipient (CRLF, ready for DATA) and its Message-ID."""
+        """The complete message for one recipient (CRLF, ready for DATA) and its Message-ID;
+        `head`: more header lines for this message."""
         mime.check_header_value("To", recipient.email)
         message_id = message_id or make_msgid(self.domain)
-        values = {"salutation": recipient.salutation, "email": recipient.email, "token": recipient.token}
-        head = b"".join([
+        values = recipient.values()
+        top = b"".join([
             f"Date: {date or self.date()}\r\n".encode(),
             mime.raw_header("Message-ID", message_id),
             mime.raw_header("To", recipient.email),
             self.fixed_head,
-            self.list_unsubscribe(recipient.token),
+            head,
         ])
         body = b"".join([
             b"This is a multipart message in MIME format.\r\n",
@@ -104,21 +94,42 @@ class MessageTemplate:
             self.html_open, self.html.encode(values),
             self.close,
         ])
-        return head + b"\r\n" + body, message_id
+        return top + b"\r\n" + body, message_id
 
     def date(self) -> str:
         """The Date header's value: now, in the publication's timezone."""
         return format_datetime(clock.now().astimezone(dates.zone(self.timezone)))
 
-    def list_unsubscribe(self, token: str) -> bytes:
-        """RFC 8058 pair: one https URI and a mailto; plain ASCII, folded only at the comma."""
-        mailto = f"mailto:unsubscribe@{self.domain}?subject={token}"
-        return (f"List-Unsubscribe: <{unsubscribe_url(self.base_url, token)}>,\r\n <{mailto}>\r\n").encode("ascii")
-
     def html_size(self, recipient: Recipient = SAMPLE) -> int:
         """Bytes of the encoded text/html part (Gmail clips above ~102 KB)."""
-        values = {"salutation": recipient.salutation, "email": recipient.email, "token": recipient.token}
-        return len(self.html.encode(values))
+        return len(self.html.encode(recipient.values()))
+
+
+class IssueMessage(Multipart):
+    """An issue's message for each reader, with the list headers."""
+
+    def __init__(self, settings: Settings, subject: str, html_body: str, text_body: str,
+                 *, test: bool = False) -> None:
+        self.base_url = settings.require_base_url("the unsubscribe link in every issue")
+        list_head = b"".join([
+            mime.raw_header("List-Id", list_id(settings)),
+            mime.raw_header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+            mime.raw_header("Feedback-ID", settings.send.feedback_id) if settings.send.feedback_id else b"",
+        ])
+        super().__init__(settings, f"[TEST] {subject}" if test else subject, text_body, html_body, list_head)
+
+    def build(self, recipient: Recipient, *, head: bytes = b"", message_id: str | None = None,
+              date: str | None = None) -> tuple[bytes, str]:
+        return super().build(recipient, head=self.list_unsubscribe(recipient.token) + head,
+                             message_id=message_id, date=date)
+
+    def list_unsubscribe(self, token: str) -> bytes:
+        """RFC 8058 pair: one https URI and a mailto; plain ASCII, folded only between the URIs
+        (and after the colon when the https URI would not fit the 78-character line)."""
+        https = f"<{unsubscribe_url(self.base_url, token)}>,"
+        mailto = f"<mailto:unsubscribe@{self.domain}?subject={token}>"
+        first = f"List-Unsubscribe: {https}" if len(https) + 18 <= mime.HEADER_WIDTH else f"List-Unsubscribe:\r\n {https}"
+        return f"{first}\r\n {mailto}\r\n".encode("ascii")
 
 
 def list_id(settings: Settings) -> str:
@@ -135,11 +146,6 @@ def list_id(settings: Settings) -> str:
 def _ascii(text: str) -> str:
     table = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "ß": "ss"})
     return text.translate(table).encode("ascii", "ignore").decode()
-
-
-def message_date(settings: Settings) -> str:
-    """A Date header value for now, in the publication's timezone."""
-    return format_datetime(clock.now().astimezone(dates.zone(settings.publication.timezone)))
 
 
 def make_msgid(domain: str) -> str:

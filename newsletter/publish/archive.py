@@ -13,7 +13,6 @@ neither a real one nor the placeholder, reaches a page.
 from __future__ import annotations
 
 import html
-import os
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -22,17 +21,16 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import jinja2
-import sqlite_utils
 from markupsafe import Markup
 
-from newsletter import dates, store
-from newsletter.compose import render
+from newsletter import dates, files
+from newsletter.compose.issue import web_url
+from newsletter.compose.personal import PLACEHOLDERS, VISITOR, personalise, unsubscribe_url
 from newsletter.config import Settings
-from newsletter.errors import ConfigError, InputError
-from newsletter.compose.issue import personalise
-from newsletter.mail.message import Recipient
+from newsletter.errors import InputError
+from newsletter.store import Database
+from newsletter.store.issues import sent_issues
 
-VISITOR = Recipient(email="alle Abonnentinnen und Abonnenten", salutation="Guten Tag", token="")
 UNSUBSCRIBE_PAGE = "abbestellen.html"
 ATOM = "http://www.w3.org/2005/Atom"
 
@@ -88,42 +86,31 @@ class ArchiveResult:
     issues: list[dict]
 
 
-def build(db: sqlite_utils.Database, settings: Settings, out_dir: Path | None = None) -> ArchiveResult:
-    """Write index.html, one page per sent issue, abbestellen.html and feed.xml into out_dir."""
-    base = settings.publication.base_url.rstrip("/")
-    if not base.startswith("https://"):
-        raise ConfigError("[publication] base_url must be an https URL - the feed links to <base_url>/archive/")
-    folder = Path(out_dir) if out_dir else settings.archive_dir
+def build(db: Database, settings: Settings) -> ArchiveResult:
+    """Write index.html, one page per sent issue, abbestellen.html and feed.xml into [archive] out_dir."""
+    settings.require_base_url("the web archive")
+    folder = settings.archive_dir
     issues = sent_issues(db)
-    files = {f"{i['slug']}.html": page_html(settings, i).encode("utf-8") for i in issues}
-    files["index.html"] = index_html(settings, issues).encode("utf-8")
-    files[UNSUBSCRIBE_PAGE] = unsubscribe_html(settings).encode("utf-8")
-    files["feed.xml"] = feed_xml(settings, issues)
+    pages = {f"{i['slug']}.html": page_html(settings, i).encode("utf-8") for i in issues}
+    pages["index.html"] = index_html(settings, issues).encode("utf-8")
+    pages[UNSUBSCRIBE_PAGE] = unsubscribe_html(settings).encode("utf-8")
+    pages["feed.xml"] = feed_xml(settings, issues)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        for name, data in files.items():
-            _atomic_write(folder / name, data)
+        for name, data in pages.items():
+            files.atomic_write(folder / name, data)
     except OSError as e:
         raise InputError(f"Cannot write to {folder}: {e.strerror} - choose another folder with --out") from None
     return ArchiveResult(folder, issues)
 
 
-def sent_issues(db: sqlite_utils.Database) -> list[dict]:
-    """Full rows of the sent issues, newest first."""
-    return [store.get_issue(db, row["id"]) for row in store.list_issues(db) if row["status"] == "sent"]
-
-
-def page_url(settings: Settings, slug: str) -> str:
-    return f"{settings.publication.base_url.rstrip('/')}/archive/{slug}.html"
-
-
 def page_html(settings: Settings, issue: dict) -> str:
     """The issue as sent, for nobody in particular, with a link back to the index."""
-    unsubscribe = render.unsubscribe_url(settings.publication.base_url, render.PLACEHOLDERS["token"])
+    unsubscribe = unsubscribe_url(settings.publication.base_url, PLACEHOLDERS["token"])
     text = issue["html"].replace(unsubscribe, UNSUBSCRIBE_PAGE)
-    text = personalise(text, VISITOR, html.escape)
+    text = personalise(text, VISITOR, markup=True)
     # The "Im Browser ansehen" link would point at this very page.
-    self_link = re.escape(html.escape(page_url(settings, issue["slug"])))
+    self_link = re.escape(html.escape(web_url(settings, issue["slug"])))
     text = re.sub(rf'(?:\s*·\s*)?<a\b[^>]*href="{self_link}"[^>]*>.*?</a>', "", text, flags=re.S)
     back = _BACK.format(name=html.escape(settings.publication.name))
     return re.sub(r"(<body\b[^>]*>)", lambda m: m.group(1) + back, text, count=1)
@@ -161,7 +148,7 @@ def feed_xml(settings: Settings, issues: list[dict]) -> bytes:
     ET.SubElement(channel, f"{{{ATOM}}}link", href=archive + "feed.xml", rel="self", type="application/rss+xml")
     for issue in issues:
         item = ET.SubElement(channel, "item")
-        url = page_url(settings, issue["slug"])
+        url = web_url(settings, issue["slug"])
         _text(item, "title", issue["subject"])
         _text(item, "link", url)
         _text(item, "guid", url).set("isPermaLink", "true")
@@ -182,9 +169,3 @@ def _text(parent: ET.Element, tag: str, value: str) -> ET.Element:
     element = ET.SubElement(parent, tag)
     element.text = value
     return element
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

@@ -32,87 +32,25 @@ import json
 import os
 import sqlite3
 import threading
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
-import sqlite_utils
-
-from newsletter import clock, dates, store
+from newsletter import clock, dates
 from newsletter.compose import render
-from newsletter.config import Settings
-from newsletter.errors import InputError, NewsletterError, NotFound
-from newsletter.compose.issue import ComposeRequest, compose, export
-from newsletter.mail.message import SAMPLE, Recipient
-from newsletter.web.preview_page import fragments, has_dark_css, issue_document, page
+from newsletter.compose.issue import ComposeRequest
 from newsletter.compose.select import Options
-from newsletter.audience.subscribers import normalise_email, salutation
+from newsletter.config import Settings
+from newsletter.errors import InputError, NewsletterError
+from newsletter.store import Database, open_db, translate
+from newsletter.store.issues import get_issue, issue_items, latest_draft
+from newsletter.web.preview_page import fragments, issue_document, page
+from newsletter.web.view import View, find_issue, make_view, reader
+from newsletter.workflow.compose import compose_issue
 
 POLL_SECONDS = 0.3
 KEEPALIVE_SECONDS = 15
-
-
-@dataclass(frozen=True)
-class View:
-    """One issue as the preview shows it."""
-
-    issue: dict
-    recipient: Recipient
-    html: str
-    text: str
-    headers: str
-    items: list[dict]
-    budget: int
-
-    @property
-    def has_dark_css(self) -> bool:
-        return has_dark_css(self.html)
-
-
-# --- what is shown -------------------------------------------------------------------------
-
-def find_issue(db: sqlite_utils.Database, ref: str | None) -> dict:
-    """The issue `ref` (id or slug), or the latest draft."""
-    if ref:
-        return store.get_issue(db, ref)
-    draft = latest_draft(db)
-    if draft is None:
-        raise NotFound("There is no draft to preview - compose one with 'newsletter compose', "
-                       "or name an issue: newsletter preview ISSUE")
-    return draft
-
-
-def latest_draft(db: sqlite_utils.Database) -> dict | None:
-    drafts = [row for row in store.list_issues(db) if row["status"] == "draft"]
-    return store.get_issue(db, drafts[0]["id"]) if drafts else None
-
-
-def reader(db: sqlite_utils.Database, email: str | None) -> Recipient:
-    """The sample reader, or the subscriber `email` with the sample token."""
-    if not email:
-        return SAMPLE
-    rows = list(db["subscribers"].rows_where("email = ? collate nocase", [normalise_email(email)], limit=1))
-    if not rows:
-        raise NotFound(f"No subscriber {email} - see 'newsletter subscribers list', or leave out --as")
-    return Recipient(email=rows[0]["email"], salutation=salutation(rows[0]), token=SAMPLE.token)
-
-
-def make_view(db: sqlite_utils.Database, settings: Settings, issue: dict, recipient: Recipient) -> View:
-    eml = export(settings, issue, "eml", recipient)
-    headers = eml.split(b"\r\n\r\n", 1)[0].decode("ascii", "replace").replace("\r\n", "\n")
-    return View(issue, recipient, export(settings, issue, "html", recipient).decode("utf-8"),
-                export(settings, issue, "txt", recipient).decode("utf-8"), headers,
-                store.issue_items(db, issue["id"]), settings.compose.size_budget)
-
-
-def load_view(settings: Settings, ref: str | None, email: str | None) -> View:
-    db = store.open_db(settings.db_path, create=False)
-    try:
-        return make_view(db, settings, find_issue(db, ref), reader(db, email))
-    finally:
-        db.close()
 
 
 def recompose_request(issue: dict, items: list[dict], budget: int) -> ComposeRequest:
@@ -150,22 +88,19 @@ class Preview:
     def refresh(self, recompose: bool) -> None:
         """Read the issue again (re-composing it first if asked and it is a draft)."""
         settings = self.load_settings()
-        db = store.open_db(settings.db_path, create=False)
-        try:
+        with open_db(settings.db_path) as db:
             issue = self._issue(db)
             if recompose and issue["status"] == "draft":
-                items = store.issue_items(db, issue["id"])
-                compose(db, settings, recompose_request(issue, items, settings.compose.size_budget))
-                issue = store.get_issue(db, issue["id"])
+                items = issue_items(db, issue["id"])
+                compose_issue(db, settings, recompose_request(issue, items, settings.compose.size_budget))
+                issue = get_issue(db, issue["id"])
             view = make_view(db, settings, issue, reader(db, self.email))
-        finally:
-            db.close()
         self._inputs, self._store = sources(settings)
         self._publish(view, None)
 
-    def _issue(self, db: sqlite_utils.Database) -> dict:
+    def _issue(self, db: Database) -> dict:
         if self.ref is None and self.view is not None and latest_draft(db) is None:
-            return store.get_issue(db, self.view.issue["id"])  # the draft shown was sent meanwhile
+            return get_issue(db, self.view.issue["id"])  # the draft shown was sent meanwhile
         return find_issue(db, self.ref)
 
     def _publish(self, view: View | None, error: str | None) -> None:
@@ -218,7 +153,7 @@ class Preview:
         except NewsletterError as e:
             message = str(e)
         except sqlite3.Error as e:
-            message = str(store.translate(e))
+            message = str(translate(e))
         except Exception as e:  # noqa: BLE001 - the server outlives whatever a rebuild hits
             message = f"{type(e).__name__}: {e}"
         else:

@@ -9,22 +9,19 @@ Dark mode: an iframe cannot get a `prefers-color-scheme` of its own, so the page
 "Dunkel (eigenes CSS)" rewrites the mail's `prefers-color-scheme: dark` rules to always apply (what
 Apple Mail shows); "Dunkel invertiert (Näherung)" imitates clients that recolour mail themselves
 (Gmail app, Outlook) by inverting the frame with a hue rotation and re-inverting the images.
-`has_dark_css` and `INVERT` are shared with `newsletter.screenshots` for dark.png.
+`INVERT` is shared with `web.screenshots` for dark.png.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 import jinja2
 from markupsafe import Markup
 
 from newsletter import dates
-from newsletter.mail.message import SAMPLE
-
-if TYPE_CHECKING:
-    from newsletter.web.preview import View
+from newsletter.compose.personal import SAMPLE
+from newsletter.web.view import View, has_dark_css  # noqa: F401  (has_dark_css: used by screenshots)
 
 SECTIONS = (("lead", "Aufmacher"), ("articles", "Weitere Meldungen"), ("jobs", "Stellenmarkt"), ("ads", "Anzeigen"))
 STATUS = {"draft": "Entwurf", "scheduled": "geplant", "sending": "wird verschickt", "sent": "verschickt"}
@@ -35,11 +32,6 @@ _LIGHT = re.compile(r"\(\s*prefers-color-scheme\s*:\s*light\s*\)", re.I)
 
 
 # --- the issue in the frame ----------------------------------------------------------------
-
-def has_dark_css(html: str) -> bool:
-    """Whether a <style> block has `prefers-color-scheme: dark` rules."""
-    return any(_DARK.search(m.group(2)) for m in _STYLE.finditer(html))
-
 
 def issue_document(html: str, scheme: str) -> str:
     """The issue for the iframe: links open a new tab; `dark` forces the mail's dark rules,

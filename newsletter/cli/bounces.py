@@ -7,15 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from newsletter.audience import bounces
-from newsletter.audience import mailboxes
-from newsletter.cli.base import app, command, database
+from newsletter.cli.base import command, database, group
 
-bounces_app = typer.Typer(help="Bounces and spam complaints read from returned mail.", no_args_is_help=True)
-unsubscribes_app = typer.Typer(help="Unsubscribe requests sent to the List-Unsubscribe mailto address.",
-                               no_args_is_help=True)
-app.add_typer(bounces_app, name="bounces")
-app.add_typer(unsubscribes_app, name="unsubscribes")
+bounces_app = group("bounces", "Bounces and spam complaints read from returned mail.")
+unsubscribes_app = group("unsubscribes", "Unsubscribe requests sent to the List-Unsubscribe mailto address.")
 
 # The mail source, shared by both imports.
 PathArg = Annotated[Optional[Path], typer.Argument(
@@ -24,18 +19,22 @@ ImapOpt = Annotated[Optional[str], typer.Option(
     "--imap", help="Read an IMAP folder over TLS: imaps://user@host/INBOX or a host name; "
                    "password from NEWSLETTER_IMAP_PASSWORD.", show_default=False)]
 ImapUserOpt = Annotated[Optional[str], typer.Option(
-    "--imap-user", envvar="NEWSLETTER_IMAP_USER", help="IMAP user (instead of the one in the URL).", show_default=False)]
+    "--imap-user", help="IMAP user instead of the one in the URL (or set NEWSLETTER_IMAP_USER).", show_default=False)]
 ImapFolderOpt = Annotated[Optional[str], typer.Option(
     "--imap-folder", help="IMAP folder (default: the URL's, else INBOX).", show_default=False)]
 
 
-def open_source(path: Path | None, imap: str | None, user: str | None, folder: str | None) -> mailboxes.Source:
+def open_source(path: Path | None, imap: str | None, user: str | None, folder: str | None):
     """The one mail source the options name (usage error for none or both)."""
     if (path is None) == (imap is None):
         raise typer.BadParameter("give either PATH or --imap", param_hint="PATH / --imap")
+    from newsletter import config
+    from newsletter.audience import mailboxes
+
     if path is not None:
         return mailboxes.open_path(path)
-    return mailboxes.open_imap(mailboxes.imap_address(imap, user, folder), mailboxes.imap_password())
+    address = mailboxes.imap_address(imap, user or config.secret("imap_user") or None, folder)
+    return mailboxes.open_imap(address, mailboxes.imap_password())
 
 
 @command(bounces_app, "import")
@@ -49,6 +48,8 @@ def bounces_import(path: PathArg = None, imap: ImapOpt = None, imap_user: ImapUs
 
     Example: newsletter bounces import /var/mail/bounces (or: --imap imaps://bounces%40verlag.de@mail.verlag.de/INBOX)
     """
+    from newsletter.audience import bounces
+
     settings, db = database()
     with open_source(path, imap, imap_user, imap_folder) as source:
         s = bounces.import_bounces(settings, db, source)
@@ -70,6 +71,8 @@ def unsubscribes_import(path: PathArg = None, imap: ImapOpt = None, imap_user: I
 
     Example: newsletter unsubscribes import /var/mail/unsubscribe
     """
+    from newsletter.audience import bounces
+
     settings, db = database()
     with open_source(path, imap, imap_user, imap_folder) as source:
         s = bounces.import_unsubscribes(settings, db, source)

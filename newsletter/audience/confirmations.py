@@ -1,0 +1,109 @@
+"""The confirmation mail of the double opt-in: its link, its text, and sending it.
+
+The mail's words are templates a publisher may override like the issue's
+(`templates/mail/confirmation.{subject,txt,html}.j2`); it is built with the same multipart
+code as every issue. It carries no advertising.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from newsletter import clock, config, tokens
+from newsletter.compose import render
+from newsletter.compose.personal import Recipient
+from newsletter.config import Settings
+from newsletter.delivery import transports
+from newsletter.delivery.transports import Outcome, Transport
+from newsletter.mail import mime
+from newsletter.mail.message import Multipart, list_id
+from newsletter.store import Database, open_db, transaction
+from newsletter.store import consents as consent_rows
+
+# The consent row of a reader who was pending before consent rows existed (migration m004).
+LEGACY_SOURCE = "Bestand (vor den Einwilligungsnachweisen angelegt)"
+
+
+def terms(settings: Settings) -> dict:
+    """Consent text, version and the text's sha256, as stored with each sign-up."""
+    text = settings.serve.consent_text
+    return {"consent_text": text, "consent_version": settings.serve.consent_version,
+            "consent_hash": hashlib.sha256(text.encode("utf-8")).hexdigest()}
+
+
+def confirm_url(settings: Settings, key: bytes, consent_id: int, issued_at: int | None = None) -> str:
+    token = tokens.make_timed(key, list_id(settings), consent_id, issued_at)
+    return f"{settings.require_base_url('the confirmation link')}/confirm/{token}"
+
+
+def confirmation_message(settings: Settings, email: str, link: str) -> tuple[bytes, str]:
+    """The confirmation mail (German, no advertising, text and HTML) and its Message-ID."""
+    env = render.environment(settings.templates_dir)
+    values = {"publication": settings.publication, "impressum": settings.impressum, "link": link,
+              "hours": settings.serve.confirm_hours, "consent_text": settings.serve.consent_text}
+    subject = " ".join(render.template(env, "mail/confirmation.subject.j2", values).split())
+    text = render.wrap_text(render.template(env, "mail/confirmation.txt.j2", values))
+    markup = render.template(env, "mail/confirmation.html.j2", values)
+    message = Multipart(settings, subject, text, markup, b"Auto-Submitted: auto-generated\r\n")
+    return message.build(Recipient(mime.check_header_value("To", email)))
+
+
+def send_confirmation(db: Database, settings: Settings, key: bytes, consent_id: int, transport: Transport) -> bool:
+    """Mail a fresh confirmation link for one consent row of a pending subscriber; False if
+    there is none (confirmed, erased or purged since) or the server did not take the mail."""
+    row = consent_rows.pending_consent(db, consent_id)
+    if row is None:
+        return False
+    issued = int(clock.timestamp())
+    raw, _ = confirmation_message(settings, row["email"], confirm_url(settings, key, consent_id, issued))
+    result = transport.send(settings.publication.sender_address, row["email"], raw)
+    if result.outcome is not Outcome.SENT:
+        raise Refused(row["email"], result.reply)
+    sent_at = datetime.fromtimestamp(issued, timezone.utc).isoformat(timespec="seconds")
+    # An imported or hand-added reader consents by confirming: to the text this mail quoted.
+    changes = {"confirm_sent_at": sent_at, **({} if row["consent_text"] else terms(settings))}
+    with transaction(db):
+        consent_rows.change_consent(db, consent_id, changes)
+    return True
+
+
+class Refused(Exception):
+    """The server did not take a confirmation mail."""
+
+    def __init__(self, email: str, reply: str) -> None:
+        super().__init__(f"{email}: {reply}")
+        self.email, self.reply = email, reply
+
+
+@dataclass
+class ConfirmationReport:
+    sent: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (email, server reply)
+
+
+def send_confirmations(settings: Settings, *, resend: bool = False, transport: Transport | None = None) -> ConfirmationReport:
+    """One confirmation mail to each pending subscriber that has not had one (`resend`: also
+    to those whose last link has expired). Needs NEWSLETTER_SECRET."""
+    key = config.signing_key()
+    report = ConfirmationReport()
+    with open_db(settings.db_path) as db:
+        transport = transport or transports.make(settings)
+        try:
+            for consent_id, email in _awaiting_mail(db, settings, resend):
+                try:
+                    report.sent += send_confirmation(db, settings, key, consent_id, transport)
+                except Refused as e:
+                    report.failed.append((e.email, e.reply))
+        finally:
+            transport.close()
+    return report
+
+
+def _awaiting_mail(db: Database, settings: Settings, resend: bool) -> list[tuple[int, str]]:
+    """(latest consent row, email) of the pending subscribers due a confirmation mail."""
+    with transaction(db):  # readers added before consent rows existed get one now
+        consent_rows.add_missing_consents(db, LEGACY_SOURCE, clock.stamp())
+    expired = clock.now() - timedelta(hours=settings.serve.confirm_hours)
+    return consent_rows.awaiting_confirmation(db, expired.isoformat(timespec="seconds") if resend else None)

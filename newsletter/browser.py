@@ -1,0 +1,82 @@
+"""Headless Chromium (Debian's, driven by Playwright), offline: what screenshots, the contrast
+check and the advertiser's proof (Beleg) see.
+
+Every image request gets a grey placeholder and every other request is refused, so nothing
+leaves the machine and a page renders the same without a network. Chromium and Playwright are
+optional: without them, `chromium()` raises BrowserMissing with the commands that install them.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from newsletter.errors import ConfigError
+
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--no-first-run", "--disable-sync"]
+INSTALL = "apt-get install chromium and pip install -e '.[browser]' (Playwright)"
+
+
+class BrowserMissing(ConfigError):
+    """Chromium or Playwright is not installed (or Chromium does not start)."""
+
+
+@contextmanager
+def chromium() -> Iterator[object]:
+    """A launched headless Chromium (a Playwright Browser), closed afterwards."""
+    try:
+        from playwright.sync_api import Error as PlaywrightError
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        raise BrowserMissing(f"Playwright is not installed - {INSTALL}") from None
+    if not CHROMIUM.exists():
+        raise BrowserMissing(f"Chromium is not installed at {CHROMIUM} - {INSTALL}")
+    with sync_playwright() as p:
+        try:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        except PlaywrightError as e:
+            raise BrowserMissing(f"Chromium at {CHROMIUM} does not start ({str(e).splitlines()[0]}) - "
+                                 "reinstall it: apt-get install --reinstall chromium") from None
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def open_page(browser, html: str, *, width: int = 600, scheme: str = "light", height: int = 800):
+    """A new page (in its own context) showing `html` offline; close it with `page.context.close()`."""
+    context = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=1,
+                                  color_scheme=scheme)
+    page = context.new_page()
+    page.route("**/*", offline)
+    page.set_content(html, wait_until="load")
+    return page
+
+
+def offline(route) -> None:
+    """Images get a grey placeholder; nothing else leaves the machine."""
+    request = route.request
+    if request.url.startswith(("data:", "about:")):
+        route.continue_()
+    elif request.resource_type == "image":
+        route.fulfill(status=200, content_type="image/png", body=PLACEHOLDER_PNG)
+    else:
+        route.abort()
+
+
+def placeholder_png(width: int = 4, height: int = 3, rgb: tuple[int, int, int] = (200, 205, 210)) -> bytes:
+    """A solid-colour 8-bit RGB PNG."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    rows = (b"\x00" + bytes(rgb) * width) * height
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+PLACEHOLDER_PNG = placeholder_png()

@@ -1,0 +1,305 @@
+"""One Settings object, resolved once: flag > environment (NEWSLETTER_*) > newsletter.toml > default.
+
+Command-line flags go through the same loader as the environment and the file (`overrides`),
+and every value is checked against its rule (`sections.setting`) as it loads, so a bad value
+stops a command before it has done anything. Paths written in the toml file are relative to
+the file's own folder, so a config and its database can move together (the demo lives in ./demo).
+Secrets never come from the file: `secret()` reads them from the environment, in one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from newsletter.config.sections import (SECTIONS, Archive, Bounces, Check, Compose, Impressum, Preview,
+                                        Publication, Send, Serve, Smtp)
+from newsletter.errors import ConfigError
+
+CONFIG_ENV = "NEWSLETTER_CONFIG"
+DB_ENV = "NEWSLETTER_DB"
+DEFAULT_CONFIG = Path("newsletter.toml")
+DEFAULT_DB = Path("data/newsletter.db")
+
+__all__ = ["Settings", "load", "secret", "write_default", "Publication", "Impressum", "Compose", "Send",
+           "Smtp", "Check", "Preview", "Archive", "Serve", "Bounces", "SECTIONS"]
+
+
+@dataclass
+class Settings:
+    """Everything a command needs to know, with paths already resolved."""
+
+    db_path: Path
+    config_path: Path | None
+    publication: Publication
+    impressum: Impressum
+    compose: Compose
+    send: Send = field(default_factory=Send)
+    smtp: Smtp = field(default_factory=Smtp)
+    check: Check = field(default_factory=Check)
+    preview: Preview = field(default_factory=Preview)
+    archive: Archive = field(default_factory=Archive)
+    serve: Serve = field(default_factory=Serve)
+    bounces: Bounces = field(default_factory=Bounces)
+    db_source: str = "the default"  # where db_path came from, for messages
+
+    @property
+    def base_dir(self) -> Path:
+        return self.config_path.parent if self.config_path else Path.cwd()
+
+    def path(self, value: str | Path) -> Path:
+        """A path from the settings, relative to the config file's folder."""
+        return self.base_dir / value
+
+    @property
+    def out_dir(self) -> Path:
+        return self.path(self.compose.out_dir)
+
+    @property
+    def templates_dir(self) -> Path | None:
+        t = self.publication.templates_dir
+        return self.path(t) if t else None
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.path(self.archive.out_dir)
+
+    @property
+    def outbox(self) -> Path:
+        return self.path(self.send.outbox)
+
+    def require_config(self) -> None:
+        if self.config_path is None:
+            raise ConfigError(
+                f"No configuration found at {DEFAULT_CONFIG} - run 'newsletter init' "
+                f"or set {CONFIG_ENV} to the path of your newsletter.toml"
+            )
+
+    def require_base_url(self, purpose: str) -> str:
+        """The https base URL, or one line saying it is needed for `purpose`."""
+        if not self.publication.base_url:
+            raise ConfigError(f"[publication] base_url is not set - {purpose} needs it; set the https "
+                              f"address of your site in {self.config_path or DEFAULT_CONFIG}")
+        return self.publication.base_url.rstrip("/")
+
+
+# Environment names per setting; NEWSLETTER_<SECTION>_<KEY> is accepted for every other one.
+ENV_NAMES = {
+    ("publication", "base_url"): "NEWSLETTER_BASE_URL",
+    ("publication", "templates_dir"): "NEWSLETTER_TEMPLATES",
+    ("publication", "timezone"): "NEWSLETTER_TIMEZONE",
+    ("compose", "out_dir"): "NEWSLETTER_OUT",
+    ("send", "transport"): "NEWSLETTER_TRANSPORT",
+}
+
+
+def env_name(section: str, key: str) -> str:
+    return ENV_NAMES.get((section, key), f"NEWSLETTER_{section}_{key}".upper())
+
+
+def load(config: Path | None = None, db: Path | None = None,
+         overrides: dict[str, tuple[Any, str]] | None = None) -> Settings:
+    """Resolve and check the settings.
+
+    `config`/`db` are the --config/--db flags (None when not given); `overrides` maps
+    "section.key" to (value, flag name) for other flags a command was given (None values are
+    ignored)."""
+    path = _config_path(config)
+    data = _read_toml(path) if path else {}
+    given = {tuple(k.split(".", 1)): v for k, v in (overrides or {}).items() if v[0] is not None}
+    unknown = sorted(set(data) - set(SECTIONS) - {"database"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown section [{unknown[0]}] - known are: {', '.join(sorted(SECTIONS))}, database")
+    sections = {}
+    for name, cls in SECTIONS.items():
+        raw = data.get(name, {})
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: [{name}] must be a table - see 'newsletter init' for the layout")
+        sections[name] = _build(cls, name, raw, given, path)
+    _check_timezone(sections["publication"].timezone, path)
+    db_path, db_source = _db_path(db, data, path)
+    return Settings(db_path=db_path, config_path=path, **sections, db_source=db_source)
+
+
+def _config_path(flag: Path | None) -> Path | None:
+    if flag is not None:
+        if not flag.is_file():
+            raise ConfigError(f"Config file {flag} does not exist - check the path or run 'newsletter init'")
+        return flag
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        p = Path(env)
+        if not p.is_file():
+            raise ConfigError(f"{CONFIG_ENV}={env} does not exist - fix the variable or run 'newsletter init'")
+        return p
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+
+
+def _db_path(flag: Path | None, data: dict, config_path: Path | None) -> tuple[Path, str]:
+    """The database's path and where it came from."""
+    if flag is not None:
+        return flag, "--db"
+    if os.environ.get(DB_ENV):
+        return Path(os.environ[DB_ENV]), DB_ENV
+    stored = data.get("database", {}).get("path") if isinstance(data.get("database"), dict) else None
+    if stored:
+        p = Path(stored)
+        return (p if p.is_absolute() or config_path is None else config_path.parent / p), f"[database] path in {config_path}"
+    if config_path:
+        return config_path.parent / DEFAULT_DB, f"the default beside {config_path}"
+    return DEFAULT_DB, f"the default, with no newsletter.toml in {Path.cwd()}"
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path} is not valid TOML ({e}) - fix the file or recreate it with 'newsletter init'") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 - save it as UTF-8") from None
+    except OSError as e:
+        raise ConfigError(f"Cannot read {path}: {e.strerror} - check its permissions") from None
+
+
+def _build(cls, section: str, raw: dict, given: dict, path: Path | None):
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown setting [{section}] {unknown[0]} - known are: {', '.join(sorted(known))}"
+        )
+    values = {}
+    for f in dataclasses.fields(cls):
+        name = env_name(section, f.name)
+        if (section, f.name) in given:
+            value, flag = given[(section, f.name)]
+            where = f"{flag} (for [{section}] {f.name})"
+        elif os.environ.get(name):
+            value, where = _from_env(os.environ[name], f, name), name
+        elif f.name in raw:
+            value, where = raw[f.name], f"{path}: [{section}] {f.name}"
+        else:
+            continue
+        values[f.name] = _checked(value, f, where)
+    return cls(**values)
+
+
+def _from_env(text: str, f: dataclasses.Field, env: str):
+    kind = _kind(f)
+    if kind is bool:
+        lowered = text.strip().lower()
+        if lowered not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            raise ConfigError(f"{env}={text!r} is not a yes/no value - set 1/0, true/false, yes/no or on/off")
+        return lowered in ("1", "true", "yes", "on")
+    if kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            raise ConfigError(f"{env}={text!r} is not {'a whole number' if kind is int else 'a number'} - set a number") from None
+    if kind is list:
+        return [part.strip() for part in text.split(",") if part.strip()]
+    if kind is dict:
+        raise ConfigError(f"{env} cannot be set from the environment - set it in newsletter.toml")
+    return text
+
+
+def _kind(f: dataclasses.Field):
+    if f.default_factory is not dataclasses.MISSING:
+        return type(f.default_factory())
+    return type(f.default)
+
+
+def _checked(value, f: dataclasses.Field, where: str):
+    """`value` for field `f`, converted where that is lossless, or one line naming `where`."""
+    kind, rule = _kind(f), f.metadata
+    if kind is list and isinstance(value, str):
+        value = [value]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind in (int, float) and isinstance(value, bool)):
+        raise ConfigError(f"{where} must be {_article(kind)}, not {value!r} - fix the value")
+    if isinstance(value, str):
+        _check_text(value, rule, where)
+    if rule.get("choices") and value not in rule["choices"]:
+        raise ConfigError(f"{where} = {value!r} - use one of {', '.join(rule['choices'])}")
+    low, high = rule.get("min"), rule.get("max")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if low is not None and high is not None else \
+            (f"at least {low}" if low is not None else f"at most {high}")
+        raise ConfigError(f"{where} = {value!r} is out of range - use a value {bounds}")
+    return value
+
+
+def _check_text(value: str, rule, where: str) -> None:
+    if ("\r" in value or "\n" in value) and not rule.get("lines"):
+        raise ConfigError(f"{where} must be one line - remove the line break")
+    if rule.get("https") and value:
+        parts = urlsplit(value)
+        if parts.scheme != "https" or not parts.netloc or any(c.isspace() for c in value):
+            raise ConfigError(f"{where} = {value!r} must be an absolute https:// URL - mail clients "
+                              "warn about plain http and relative links lead nowhere")
+    if rule.get("email") and value:
+        local, at, domain = value.rpartition("@")
+        if not (local and at and "." in domain) or any(c.isspace() or c in "<>,;\"" for c in value):
+            raise ConfigError(f"{where} = {value!r} is not an e-mail address - write name@example.de")
+
+
+def _check_timezone(name: str, path: Path | None) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"[publication] timezone = {name!r} is not a known timezone - use an IANA "
+                          "name such as Europe/Berlin") from None
+
+
+def _article(kind: type) -> str:
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "text",
+            list: "a list", dict: "a table"}[kind]
+
+
+# --- secrets -------------------------------------------------------------------------------
+
+SECRETS = {
+    "secret": "NEWSLETTER_SECRET",
+    "smtp_user": "NEWSLETTER_SMTP_USER",
+    "smtp_password": "NEWSLETTER_SMTP_PASSWORD",
+    "imap_user": "NEWSLETTER_IMAP_USER",
+    "imap_password": "NEWSLETTER_IMAP_PASSWORD",
+}
+MIN_SECRET = 16
+
+
+def secret(name: str, *, required: bool = False) -> str:
+    """A secret from the environment ('' when unset); the only place that reads them.
+
+    `required`: refuse an unset one with the variable's name and how to set it."""
+    env = SECRETS[name]
+    value = os.environ.get(env, "")
+    if name == "secret" and required and len(value) < MIN_SECRET:
+        raise ConfigError(
+            f"{env} is not set (or shorter than {MIN_SECRET} characters) - it signs the "
+            "unsubscribe links; set it, e.g. export NEWSLETTER_SECRET=$(python -c "
+            "'import secrets; print(secrets.token_urlsafe(32))'), and keep it stable"
+        )
+    if required and not value:
+        raise ConfigError(f"{env} is not set - set it in the environment (never in newsletter.toml)")
+    return value
+
+
+def signing_key() -> bytes:
+    """NEWSLETTER_SECRET as the key of every token (unsubscribe, VERP, confirmation)."""
+    return secret("secret", required=True).encode()
+
+
+def write_default(path: Path) -> None:
+    """Write the commented starter config (`newsletter init`)."""
+    from newsletter import files
+
+    text = (Path(__file__).parent / "newsletter.toml.example").read_text(encoding="utf-8")
+    files.atomic_write(path, text.encode("utf-8"))

@@ -1,0 +1,144 @@
+"""The settings, section by section, each with its default and the rule its value must meet.
+
+A value is checked once, when the settings load (`newsletter.config.load`), whether it comes
+from newsletter.toml, the environment or a command-line flag: a bad one stops the command with
+one line that names the key. Rules live in each field's metadata (see `setting`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+# Transports `newsletter.delivery.transports` registers under these names (a test keeps the two equal).
+TRANSPORTS = ("file", "smtp", "console", "memory")
+SECURITY = ("starttls", "tls", "none")
+
+
+def setting(default, *, choices: tuple | None = None, min: float | None = None, max: float | None = None,
+            https: bool = False, email: bool = False, lines: bool = False, factory=None):
+    """A field with its rule: one of `choices`, a number within `min`..`max`, an https URL
+    (empty allowed), an e-mail address (empty allowed); `lines`: may hold line breaks."""
+    rule = {"choices": choices, "min": min, "max": max, "https": https, "email": email, "lines": lines}
+    if factory is not None:
+        return field(default_factory=factory, metadata=rule)
+    return field(default=default, metadata=rule)
+
+
+@dataclass
+class Publication:
+    name: str = "Newsletter"
+    sender_name: str = ""
+    sender_address: str = setting("", email=True)
+    reply_to: str = setting("", email=True)
+    base_url: str = setting("", https=True)
+    language: str = "de"
+    timezone: str = "Europe/Berlin"
+    logo_url: str = setting("", https=True)
+    privacy_url: str = setting("", https=True)
+    web_url: str = setting("", https=True)
+    social: dict[str, str] = setting(None, factory=dict)
+    templates_dir: str = ""
+    list_id: str = ""
+    reason: str = setting("Sie erhalten diesen Newsletter, weil Sie ihn abonniert haben.", lines=True)
+
+
+@dataclass
+class Impressum:
+    organisation: str = ""
+    legal_form: str = ""
+    address: str = setting("", lines=True)
+    email: str = setting("", email=True)
+    phone: str = ""
+    register_court: str = ""
+    register_number: str = ""
+    vat_id: str = ""
+    managing_directors: list[str] = setting(None, factory=list)
+    responsible_for_content: str = ""
+
+    def missing(self) -> list[str]:
+        """Names of the fields § 5 DDG / § 18 MStV require that are still empty."""
+        return [f.name for f in dataclasses.fields(self) if not getattr(self, f.name)]
+
+
+@dataclass
+class Compose:
+    max_articles: int = setting(12, min=1, max=100)
+    max_jobs: int = setting(10, min=0, max=100)
+    max_ads: int = setting(2, min=0, max=10)
+    window_days: int = setting(7, min=1, max=366)
+    job_max_age_days: int = setting(60, min=1, max=3660)
+    size_budget: int = setting(102_000, min=10_000)
+    out_dir: str = "out"
+
+
+@dataclass
+class Send:
+    transport: str = setting("file", choices=TRANSPORTS)
+    outbox: str = "outbox"        # folder of the file transport
+    rate: float = setting(0.0, min=0)            # messages per second, 0 = as fast as the server takes them
+    connections: int = setting(1, min=1, max=64)
+    max_attempts: int = setting(3, min=1, max=20)  # per recipient and run (4xx replies, dropped connections)
+    retry_delay: float = setting(2.0, min=0, max=3600)  # seconds before the first retry; doubles each time
+    feedback_id: str = ""         # Gmail Feedback-ID, e.g. "issue:newsletter:acme:NL2024"
+    verp: bool = False            # envelope sender bounces+TOKEN@domain
+    bounce_domain: str = ""       # VERP domain (default: the sender's)
+    dkim_key: str = ""            # PEM private key file
+    dkim_selector: str = ""
+    dkim_domain: str = ""         # default: the sender's domain
+
+
+@dataclass
+class Smtp:
+    host: str = "localhost"
+    port: int = setting(587, min=1, max=65535)
+    security: str = setting("starttls", choices=SECURITY)
+    ca_file: str = ""             # extra CA bundle for a private relay
+    timeout: float = setting(30.0, min=1, max=600)
+    helo: str = ""                # the name EHLO gives; default: this machine's fully qualified name
+
+
+@dataclass
+class Check:
+    spam_threshold: float = 3.0   # SpamAssassin score above which `check` fails
+    spamassassin: bool = True     # run `spamassassin -L -t` when it is installed
+    contrast: bool = True         # check text contrast in headless Chromium when it is installed
+    title_max: int = setting(78, min=20, max=998)
+    style_max: int = setting(16_000, min=1000)
+
+
+@dataclass
+class Preview:
+    host: str = "127.0.0.1"
+    port: int = setting(8025, min=0, max=65535)  # 0: any free port
+
+
+@dataclass
+class Archive:
+    enabled: bool = False         # issues link to <base_url>/archive/<slug>.html
+    out_dir: str = "archive"      # folder `newsletter archive` writes (and `serve` serves)
+
+
+@dataclass
+class Serve:
+    host: str = "127.0.0.1"
+    port: int = setting(8080, min=1, max=65535)
+    confirm_hours: int = setting(48, min=1, max=24 * 30)
+    store_ip: bool = False        # keep the client address in the consent record
+    rate_limit: int = setting(5, min=0)          # sign-ups per client address and rate_window
+    rate_window: int = setting(600, min=1)       # seconds
+    consent_text: str = setting(
+        "Ja, ich möchte den Newsletter per E-Mail erhalten. Die Einwilligung kann ich jederzeit "
+        "über den Abmeldelink in jeder Ausgabe widerrufen.", lines=True)
+    consent_version: str = "1"
+
+
+@dataclass
+class Bounces:
+    soft_limit: int = setting(3, min=1)          # soft bounces within soft_window_days mark a reader bounced
+    soft_window_days: int = setting(30, min=1)
+
+
+SECTIONS = {"publication": Publication, "impressum": Impressum, "compose": Compose,
+            "send": Send, "smtp": Smtp, "check": Check, "preview": Preview, "archive": Archive,
+            "serve": Serve, "bounces": Bounces}

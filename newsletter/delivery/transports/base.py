@@ -1,0 +1,71 @@
+"""What a transport is: one small protocol, the neutral result of a send, and a registry.
+
+A transport takes finished message bytes for one recipient and says what happened, in the
+product's own terms: sent; retry later (the server or the connection failed for now); rejected
+(this message will not be taken); or the address is dead (no such mailbox). It, not the send
+pipeline, reads its server's replies (SMTP codes, an API's JSON) to decide. When a transport
+cannot be used at all (a refused login, an unreachable server) it raises TransportError and
+the run stops before anything is marked.
+
+New kinds (an ESP's HTTP API) register a factory under a name; `[send] transport` picks one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Callable, Protocol
+
+from newsletter.config import Settings
+
+
+class Outcome(str, Enum):
+    SENT = "sent"
+    RETRY = "retry"         # try again, later in this run or in the next one
+    REJECTED = "rejected"   # the server refused this message for good
+    DEAD = "dead"           # the address does not exist: never mail it again
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    code: int | None
+    text: str
+
+    @property
+    def reply(self) -> str:
+        return f"{self.code} {self.text}" if self.code else self.text
+
+
+class Transport(Protocol):
+    """One connection (or session) to where messages go; used by one thread at a time."""
+
+    @property
+    def is_open(self) -> bool: ...
+
+    def open(self) -> None:
+        """Connect and log in; raises TransportError when that fails."""
+
+    def send(self, sender: str, recipient: str, data: bytes) -> Result:
+        """Hand over one message (exactly these bytes) for one recipient."""
+
+    def close(self) -> None: ...
+
+
+Factory = Callable[[Settings], Transport]
+_REGISTRY: dict[str, Factory] = {}
+
+
+def register(name: str) -> Callable[[Factory], Factory]:
+    def add(factory: Factory) -> Factory:
+        _REGISTRY[name] = factory
+        return factory
+    return add
+
+
+def factory(name: str) -> Factory | None:
+    return _REGISTRY.get(name)
+
+
+def registered() -> tuple[str, ...]:
+    return tuple(_REGISTRY)

@@ -1,0 +1,65 @@
+"""Transports that keep messages: in memory (tests, trials of the pipeline) or on standard
+output (to look at a message, or pipe it into another program)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from newsletter.config import Settings
+from newsletter.delivery.transports.base import Outcome, Result, register
+
+# Every message any MemoryTransport of this process took: (sender, recipient, bytes).
+OUTBOX: list[tuple[str, str, bytes]] = []
+_LOCK = threading.Lock()
+
+
+@register("memory")
+@dataclass
+class MemoryTransport:
+    settings: Settings | None = None
+    sent: list[tuple[str, str, bytes]] = field(default_factory=list)
+
+    @property
+    def is_open(self) -> bool:
+        return True
+
+    def open(self) -> None:
+        pass
+
+    def send(self, sender: str, recipient: str, data: bytes) -> Result:
+        with _LOCK:
+            self.sent.append((sender, recipient, data))
+            OUTBOX.append((sender, recipient, data))
+        return Result(Outcome.SENT, 250, "kept in memory")
+
+    def close(self) -> None:
+        pass
+
+
+@register("console")
+class ConsoleTransport:
+    """Writes each message to standard output, with a line naming its envelope before it."""
+
+    def __init__(self, settings: Settings | None = None, stream: TextIO | None = None) -> None:
+        self.stream = stream
+
+    @property
+    def is_open(self) -> bool:
+        return True
+
+    def open(self) -> None:
+        pass
+
+    def send(self, sender: str, recipient: str, data: bytes) -> Result:
+        out = self.stream or sys.stdout
+        with _LOCK:
+            out.write(f"--- message from <{sender}> to <{recipient}>, {len(data):,} bytes\n")
+            out.write(data.decode("ascii", "replace").replace("\r\n", "\n"))
+            out.flush()
+        return Result(Outcome.SENT, 250, "written to standard output")
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,189 @@
+"""SMTP: one connection, opened before the first message, reused, re-opened after the server
+closes it. STARTTLS is required by default and the certificate always verified.
+
+MAIL, RCPT and DATA are pipelined (RFC 2920) when the server offers it, and the message goes
+on the wire exactly as given (a DKIM signature stays valid): CRLF line ends and no line that
+starts with '.', which `IssueMessage.build` guarantees by construction (tests check it); bytes
+from anywhere else go through `dot_stuff` first. The server's replies become neutral results:
+2xx sent, 4xx or a lost connection retry, 5xx rejected, and the codes that say the mailbox
+does not exist (5.1.1 and kin) dead.
+"""
+
+from __future__ import annotations
+
+import re
+import smtplib
+import socket
+import ssl
+
+from newsletter import config
+from newsletter.config import Settings
+from newsletter.delivery.transports.base import Outcome, Result, register
+from newsletter.errors import ConfigError, TransportError
+
+# Enhanced status codes (RFC 3463) that say the address itself is dead.
+DEAD_STATUS = re.compile(r"\b5\.1\.(1|2|3|6|10)\b")
+DEAD_TEXT = re.compile(r"user unknown|no such user|unknown user|mailbox unavailable|does not exist", re.I)
+
+
+@register("smtp")
+class SmtpTransport:
+    def __init__(self, settings: Settings) -> None:
+        self.cfg = settings.smtp
+        self.user = config.secret("smtp_user")
+        self.password = config.secret("smtp_password")
+        self.helo = self.cfg.helo or socket.getfqdn()
+        self.session: smtplib.SMTP | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.cfg.host}:{self.cfg.port}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.session is not None
+
+    def _context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        if self.cfg.ca_file:
+            try:
+                context.load_verify_locations(self.cfg.ca_file)
+            except (OSError, ssl.SSLError) as e:
+                raise ConfigError(f"[smtp] ca_file {self.cfg.ca_file}: {e} - give a PEM CA bundle") from None
+        return context
+
+    def open(self) -> None:
+        if self.session is not None:
+            return
+        try:
+            if self.cfg.security == "tls":
+                conn = smtplib.SMTP_SSL(self.cfg.host, self.cfg.port, local_hostname=self.helo,
+                                        timeout=self.cfg.timeout, context=self._context())
+            else:
+                conn = smtplib.SMTP(self.cfg.host, self.cfg.port, local_hostname=self.helo, timeout=self.cfg.timeout)
+            conn.ehlo()
+            if self.cfg.security == "starttls":
+                if not conn.has_extn("starttls"):
+                    conn.close()
+                    raise TransportError(f"{self.where} does not offer STARTTLS - fix the server, or set [smtp] security (tls or none)")
+                conn.starttls(context=self._context())
+                conn.ehlo()
+            if self.user:
+                conn.login(self.user, self.password)
+        except smtplib.SMTPAuthenticationError as e:
+            raise TransportError(
+                f"SMTP login to {self.where} refused ({e.smtp_code} {_text(e.smtp_error)}) - "
+                "check NEWSLETTER_SMTP_USER and NEWSLETTER_SMTP_PASSWORD"
+            ) from None
+        except ssl.SSLCertVerificationError as e:
+            raise TransportError(self._certificate_problem(e)) from None
+        except ssl.SSLError as e:
+            raise TransportError(f"TLS with {self.where} failed ({e.reason or e}) - check that the port "
+                                 "speaks the [smtp] security you set (starttls on 587, tls on 465)") from None
+        except (OSError, smtplib.SMTPException) as e:
+            raise TransportError(
+                f"Cannot connect to SMTP server {self.where} ({e}) - check NEWSLETTER_SMTP_HOST/PORT, "
+                "or send to files with NEWSLETTER_TRANSPORT=file"
+            ) from None
+        self.session = conn
+
+    def _certificate_problem(self, e: ssl.SSLCertVerificationError) -> str:
+        reason = e.verify_message or str(e)
+        if "mismatch" in reason.lower() or "hostname" in reason.lower():
+            return (f"The certificate of {self.where} is not made out for {self.cfg.host!r} ({reason}) - "
+                    "set [smtp] host to the name the certificate names (e.g. the relay's DNS name, not its IP)")
+        return (f"The certificate of {self.where} cannot be verified ({reason}) - if the relay uses a "
+                "private CA, set [smtp] ca_file to its PEM bundle")
+
+    def send(self, sender: str, recipient: str, data: bytes) -> Result:
+        if self.session is None:
+            self.open()
+        conn = self.session
+        try:
+            envelope = f"MAIL FROM:<{_addr(sender)}>\r\nRCPT TO:<{_addr(recipient)}>\r\n".encode()
+        except ValueError as e:
+            return Result(Outcome.REJECTED, 501, str(e))
+        try:
+            code, text = self._transaction(conn, envelope, data)
+        except (smtplib.SMTPServerDisconnected, OSError) as e:
+            self.close()
+            return Result(Outcome.RETRY, None, f"connection lost: {e or type(e).__name__}")
+        text = _text(text)
+        if code >= 400:
+            self._reset_or_close(code)
+        return Result(decide(code, text), code, text)
+
+    def _transaction(self, conn: smtplib.SMTP, envelope: bytes, data: bytes) -> tuple[int, bytes]:
+        if conn.does_esmtp and conn.has_extn("pipelining"):
+            conn.send(envelope + b"DATA\r\n")
+            replies = [conn.getreply() for _ in range(3)]
+        else:
+            replies = []
+            for line in envelope.split(b"\r\n")[:2] + [b"DATA"]:
+                conn.send(line + b"\r\n")
+                replies.append(conn.getreply())
+                if replies[-1][0] >= 400:
+                    break
+        refused = next(((code, text) for code, text in replies[:2] if code >= 400), None)
+        if replies[-1][0] == 354 and refused is None:
+            conn.send(data + b".\r\n")
+            return conn.getreply()
+        if replies[-1][0] == 354:  # a server that opened DATA despite a refused command
+            conn.send(b".\r\n")
+            conn.getreply()
+            return refused
+        return refused or replies[-1]
+
+    def _reset_or_close(self, code: int) -> None:
+        if code == 421:
+            self.close()
+            return
+        try:
+            self.session.rset()
+        except (smtplib.SMTPException, OSError):
+            self.close()
+
+    def close(self) -> None:
+        if self.session is not None:
+            try:
+                self.session.quit()
+            except (smtplib.SMTPException, OSError):
+                self.session.close()
+            self.session = None
+
+
+def decide(code: int, text: str) -> Outcome:
+    """What an SMTP reply means for this recipient."""
+    if code < 400:
+        return Outcome.SENT
+    if code < 500:
+        return Outcome.RETRY
+    if DEAD_STATUS.search(text) or (code in (550, 551, 553) and DEAD_TEXT.search(text)):
+        return Outcome.DEAD
+    return Outcome.REJECTED
+
+
+def dot_stuff(data: bytes) -> bytes:
+    """Any message made wire-ready for `SmtpTransport.send`: CRLF line ends, a leading '.'
+    doubled (RFC 5321 4.5.2), ending in CRLF."""
+    crlf = data.count(b"\r\n")
+    if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+    if data.startswith(b"."):
+        data = b"." + data
+    if b"\r\n." in data:
+        data = data.replace(b"\r\n.", b"\r\n..")
+    return data if data.endswith(b"\r\n") else data + b"\r\n"
+
+
+def _addr(address: str) -> str:
+    """An envelope address; refuses anything that could smuggle an SMTP command."""
+    if any(c in address for c in "\r\n<>") or not address.isprintable():
+        raise ValueError(f"invalid envelope address {address!r}")
+    return address
+
+
+def _text(value) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return " ".join(str(value).split())

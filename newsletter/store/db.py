@@ -1,0 +1,203 @@
+"""Opening the SQLite file, transactions, and what SQLite's errors mean to a user.
+
+WAL mode and a busy timeout let a cron run and an editor work on the same file at once.
+Only `newsletter init` and `newsletter demo` create a database; every other command refuses a
+missing one and says where it looked, so a typo in --db never starts an empty store.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from newsletter.errors import StoreError
+
+BUSY_TIMEOUT_MS = 5000
+
+
+def _dict_row(cursor: sqlite3.Cursor, row: tuple) -> dict:
+    return {column[0]: value for column, value in zip(cursor.description, row)}
+
+
+class Database:
+    """A connection in autocommit mode; `transaction()` groups writes. Rows come as dicts."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn, self.path = conn, path
+
+    def execute(self, sql: str, params=()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows) -> sqlite3.Cursor:
+        return self.conn.executemany(sql, rows)
+
+    def query(self, sql: str, params=()) -> list[dict]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def one(self, sql: str, params=()) -> dict | None:
+        return self.conn.execute(sql, params).fetchone()
+
+    def value(self, sql: str, params=()):
+        """The first column of the first row (None when there is none)."""
+        row = self.conn.execute(sql, params).fetchone()
+        return next(iter(row.values())) if row else None
+
+    def insert(self, table: str, row: dict) -> int:
+        marks = ", ".join("?" * len(row))
+        return self.conn.execute(f"insert into {table} ({', '.join(row)}) values ({marks})",
+                                 list(row.values())).lastrowid
+
+    def update(self, table: str, row_id: int, changes: dict) -> None:
+        if changes:
+            assignments = ", ".join(f"{key} = ?" for key in changes)
+            self.conn.execute(f"update {table} set {assignments} where id = ?", [*changes.values(), row_id])
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Database":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_db(path: Path, *, create: bool = False, looked: str = "") -> Database:
+    """Open (and upgrade) the database at `path`; `create` only for init and demo.
+
+    `looked` says where the path came from (for the message when there is no database)."""
+    path = Path(path)
+    if not path.exists():
+        if not create:
+            where = f" (from {looked})" if looked else ""
+            raise StoreError(f"No database at {path}{where} - create one with 'newsletter init' (or "
+                             "'newsletter demo'), or point --db / NEWSLETTER_DB at the existing file")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"Cannot create {path.parent}: {e.strerror} - check the path and its permissions") from None
+    else:
+        _check_writable(path)
+    try:
+        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                               check_same_thread=False)
+        conn.row_factory = _dict_row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        if conn.execute("PRAGMA journal_mode").fetchone()["journal_mode"] != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+        _migrate(conn, path)
+    except sqlite3.DatabaseError as e:
+        raise translate(e, path) from None
+    except OSError as e:
+        raise StoreError(f"Cannot open database {path}: {e.strerror} - check the path and its permissions") from None
+    return Database(conn, path)
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse a read-only database before SQLite opens it, and mend what a refused open left.
+
+    SQLite makes the -wal and -shm files with the database's own permissions: opened while
+    read-only, it would leave a read-only -shm behind that keeps failing after the user has
+    fixed the database's permission."""
+    if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
+        target = path if not os.access(path, os.W_OK) else path.parent
+        raise StoreError(f"Cannot write {target} (read-only) - give your user write permission, "
+                         f"e.g. chmod u+w {target}")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    for suffix in ("-wal", "-shm"):
+        side = Path(f"{path}{suffix}")
+        if side.exists() and not os.access(side, os.W_OK):
+            try:
+                os.chmod(side, mode)
+            except OSError:
+                raise StoreError(f"Cannot write {side} (read-only) - give your user write permission, "
+                                 f"e.g. chmod u+w {side}") from None
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    from newsletter.store.schema import NAMES
+
+    applied = set()
+    if conn.execute("select 1 from sqlite_master where name = '_sqlite_migrations'").fetchone():
+        applied = {r["name"] for r in conn.execute(
+            "select name from _sqlite_migrations where migration_set = 'newsletter'")}
+    if NAMES <= applied:
+        return
+    import sqlite_utils
+
+    from newsletter.store.schema import migrations
+
+    upgrading = sqlite_utils.Database(str(path))
+    try:
+        upgrading.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        migrations.apply(upgrading)
+    finally:
+        upgrading.close()
+
+
+def translate(e: sqlite3.Error, path: Path | str = "the database") -> StoreError:
+    """Turn an sqlite3 error into a message that says what to do."""
+    text = str(e)
+    if "locked" in text or "busy" in text:
+        return StoreError(
+            f"{path} is locked by another process (waited {BUSY_TIMEOUT_MS // 1000} s) - "
+            "wait until it has finished and run the command again"
+        )
+    if "file is not a database" in text or "malformed" in text:
+        return StoreError(f"{path} is not a newsletter database ({text}) - check NEWSLETTER_DB / --db")
+    if "readonly" in text or "unable to open" in text:
+        return StoreError(f"Cannot write {path} ({text}) - check the permissions of the file and its folder")
+    return StoreError(f"Database error on {path}: {text}")
+
+
+@contextmanager
+def transaction(db: Database) -> Iterator[Database]:
+    """One write transaction (BEGIN IMMEDIATE); rolled back whole on any exception."""
+    try:
+        db.conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as e:
+        raise translate(e, db.path) from None
+    try:
+        yield db
+    except BaseException:
+        db.conn.execute("ROLLBACK")
+        raise
+    else:
+        db.conn.execute("COMMIT")
+
+
+@contextmanager
+def issue_lock(db_path: Path, issue: dict) -> Iterator[None]:
+    """An exclusive lock per issue: a second `send`/`run-due` for it stops at once. The kernel
+    releases it when the process dies, so a crash never leaves it stuck."""
+    path = Path(f"{db_path}.issue-{issue['id']}.lock")
+    handle = open(path, "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise StoreError(
+            f"Issue {issue['slug']} is being sent by another process - wait for it to finish "
+            f"('newsletter status {issue['slug']}' shows the progress)"
+        ) from None
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def erase_traces(db: Database) -> None:
+    """Overwrite deleted content and empty the WAL, so erased data does not linger in the files."""
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def secure_delete(db: Database) -> None:
+    """From now on, overwrite the content of deleted rows (for erasure)."""
+    db.execute("PRAGMA secure_delete = ON")

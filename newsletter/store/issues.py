@@ -1,0 +1,88 @@
+"""Issues and their frozen item lists: drafts, schedules, sends."""
+
+from __future__ import annotations
+
+from newsletter.errors import NotFound
+from newsletter.store.content import TABLES
+from newsletter.store.db import Database
+
+STATUSES = ("draft", "scheduled", "sending", "sent")
+
+
+def get_issue(db: Database, ref: str | int) -> dict:
+    """An issue by id or slug ('latest': the newest issue)."""
+    ref = str(ref)
+    if ref == "latest":
+        row = db.one("select * from issues order by issue_date desc, id desc limit 1")
+    else:
+        row = db.one("select * from issues where slug = ? or id = ?", [ref, int(ref) if ref.isdigit() else -1])
+    if row is None:
+        raise NotFound(f"No issue {ref!r} - see 'newsletter issues list' for ids and slugs")
+    return row
+
+
+def list_issues(db: Database, status: str | None = None) -> list[dict]:
+    """Issues (without their rendered parts), newest first, with their number of items."""
+    where, args = ("where i.status = ?", [status]) if status else ("", [])
+    return db.query(
+        "select i.id, i.slug, i.number, i.subject, i.issue_date, i.status, i.html_size, i.sent_at,"
+        " (select count(*) from issue_items where issue_id = i.id) as items"
+        f" from issues i {where} order by i.issue_date desc, i.id desc", args)
+
+
+def latest_draft(db: Database) -> dict | None:
+    row = db.one("select id from issues where status = 'draft' order by issue_date desc, id desc limit 1")
+    return get_issue(db, row["id"]) if row else None
+
+
+def sent_issues(db: Database) -> list[dict]:
+    """Full rows of the sent issues, newest first."""
+    return db.query("select * from issues where status = 'sent' order by issue_date desc, id desc")
+
+
+def last_sent_issue(db: Database) -> dict | None:
+    return db.one("select * from issues where status = 'sent' order by sent_at desc, id desc limit 1")
+
+
+def issue_items(db: Database, issue_id: int) -> list[dict]:
+    """The frozen item list of an issue joined with the items, in layout order."""
+    out = []
+    for row in db.query("select * from issue_items where issue_id = ? order by section, position", [issue_id]):
+        item = db.one(f"select * from {TABLES[row['kind']]} where id = ?", [row["item_id"]])
+        out.append({**row, "item": item})
+    return out
+
+
+def item_ids_of(db: Database, issue_id: int, kind: str) -> set[int]:
+    return {r["item_id"] for r in db.query(
+        "select item_id from issue_items where issue_id = ? and kind = ?", [issue_id, kind])}
+
+
+def taken_slugs(db: Database, base: str) -> set[str]:
+    return {r["slug"] for r in db.query("select slug from issues where slug = ? or slug like ?", [base, base + "-%"])}
+
+
+def save_draft(db: Database, row: dict, items: list[tuple], replace_id: int | None = None) -> int:
+    """Store a draft with its item list (kind, item id, section, position, is_new); replaces
+    draft `replace_id` in place. Call inside a transaction."""
+    if replace_id is not None:
+        db.update("issues", replace_id, row)
+        db.execute("delete from issue_items where issue_id = ?", [replace_id])
+        issue_id = replace_id
+    else:
+        issue_id = db.insert("issues", {**row, "created_at": row["updated_at"]})
+    db.executemany(
+        "insert into issue_items (issue_id, kind, item_id, section, position, is_new) values (?, ?, ?, ?, ?, ?)",
+        [(issue_id, *item) for item in items])
+    return issue_id
+
+
+def change_issue(db: Database, issue_id: int, changes: dict) -> None:
+    db.update("issues", issue_id, changes)
+
+
+def due_issues(db: Database, stamp: str) -> list[dict]:
+    """Scheduled issues whose time has come, plus scheduled sends that stopped half-way."""
+    return db.query(
+        "select * from issues where (status = 'scheduled' and scheduled_at <= ?)"
+        " or (status = 'sending' and scheduled_at is not null) order by scheduled_at, id", [stamp])

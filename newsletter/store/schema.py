@@ -1,0 +1,165 @@
+"""The schema: every change is a migration registered on `migrations` (sqlite-utils'
+`Migrations`: each one runs in its own transaction together with its record in
+`_sqlite_migrations`). Opening an older database applies whatever it lacks; `NAMES` lets the
+store see without importing sqlite-utils that nothing is pending.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+migrations = Migrations("newsletter")
+
+
+@migrations()
+def m001_content(db: sqlite_utils.Database) -> None:
+    common = {"id": int, "url": str, "title": str}
+    stamps = {"created_at": str, "updated_at": str}
+    db["articles"].create(
+        {**common, "teaser": str, "body": str, "author": str, "published": str, "category": str,
+         "image": str, "image_alt": str, "image_caption": str, "image_credit": str, **stamps},
+        pk="id", not_null={"url", "title"},
+    )
+    db["jobs"].create(
+        {**common, "employer": str, "location": str, "employment": str, "term": str,
+         "deadline": str, "published": str, **stamps},
+        pk="id", not_null={"url", "title"},
+    )
+    db["ads"].create(
+        {**common, "advertiser": str, "text": str, "image": str, "image_alt": str,
+         "starts": str, "ends": str, **stamps},
+        pk="id", not_null={"url", "title"},
+    )
+    for table in ("articles", "jobs", "ads"):
+        db[table].create_index(["url"], unique=True)
+    db["articles"].create_index(["published"])
+    db["jobs"].create_index(["deadline"])
+
+
+@migrations()
+def m002_issues(db: sqlite_utils.Database) -> None:
+    db["issues"].create(
+        {"id": int, "slug": str, "number": str, "subject": str, "preheader": str, "intro": str,
+         "issue_date": str, "status": str, "window_from": str, "window_to": str,
+         "mjml": str, "html": str, "text": str, "html_size": int,
+         "created_at": str, "updated_at": str, "scheduled_at": str, "sent_at": str},
+        pk="id", not_null={"slug", "status", "issue_date"}, defaults={"status": "draft"},
+    )
+    db["issues"].create_index(["slug"], unique=True)
+    db["issue_items"].create(
+        {"issue_id": int, "kind": str, "item_id": int, "section": str, "position": int, "is_new": int},
+        pk=("issue_id", "kind", "item_id"),
+        foreign_keys=[("issue_id", "issues", "id")],
+    )
+    db["issue_items"].create_index(["kind", "item_id"])
+
+
+@migrations()
+def m003_subscribers_and_deliveries(db: sqlite_utils.Database) -> None:
+    db["subscribers"].create(
+        {"id": int, "email": str, "name": str, "anrede": str, "titel": str, "vorname": str,
+         "nachname": str, "status": str, "source": str, "created_at": str, "confirmed_at": str,
+         "updated_at": str, "unsubscribed_at": str},
+        pk="id", not_null={"email", "status"}, defaults={"status": "pending"},
+    )
+    db.execute("create unique index idx_subscribers_email on subscribers (email collate nocase)")
+    db["subscribers"].create_index(["status"])
+    # One row per (issue, subscriber): the delivery log that makes a send resumable.
+    db["deliveries"].create(
+        {"id": int, "issue_id": int, "subscriber_id": int, "email": str, "status": str,
+         "attempts": int, "last_code": int, "last_reply": str, "message_id": str,
+         "queued_at": str, "updated_at": str, "sent_at": str},
+        pk="id", not_null={"issue_id", "subscriber_id", "status"},
+        defaults={"status": "queued", "attempts": 0},
+        foreign_keys=[("issue_id", "issues", "id"), ("subscriber_id", "subscribers", "id")],
+    )
+    db["deliveries"].create_index(["issue_id", "subscriber_id"], unique=True)
+    db["deliveries"].create_index(["issue_id", "status"])
+
+
+@migrations()
+def m004_consent_and_bounces(db: sqlite_utils.Database) -> None:
+    # Proof of consent: one row per sign-up or import, confirmed in place.
+    db["consents"].create(
+        {"id": int, "subscriber_id": int, "signed_up_at": str, "source": str, "consent_text": str,
+         "consent_version": str, "consent_hash": str, "ip": str, "user_agent": str,
+         "confirm_sent_at": str, "confirmed_at": str, "confirm_ip": str},
+        pk="id", not_null={"subscriber_id", "signed_up_at", "source"},
+        foreign_keys=[("subscriber_id", "subscribers", "id")],
+    )
+    db["consents"].create_index(["subscriber_id"])
+    # Forgotten addresses: only a hash of the normalised address, so they are never mailed again.
+    db["suppressions"].create(
+        {"email_hash": str, "reason": str, "created_at": str}, pk="email_hash",
+    )
+    # Bounces and complaints as read from DSN/ARF mails (soft bounces are counted from here).
+    db["bounce_events"].create(
+        {"id": int, "subscriber_id": int, "email": str, "kind": str, "status": str,
+         "diagnostic": str, "source": str, "message_id": str, "received_at": str, "created_at": str},
+        pk="id", not_null={"kind", "created_at"},
+    )
+    db["bounce_events"].create_index(["subscriber_id", "kind", "received_at"])
+    db["bounce_events"].create_index(["message_id", "email"], unique=True)
+
+
+@migrations(transactional=False)
+def m005_subscriber_ids_never_reused(db: sqlite_utils.Database) -> None:
+    """Unsubscribe links carry the subscriber id. SQLite hands out the highest id again after a
+    delete (`subscribers forget`, `remove`, `purge-pending`), so an old link could unsubscribe a
+    newer reader; AUTOINCREMENT never reuses an id. SQLite cannot add it in place: the table is
+    rebuilt (foreign keys off, one transaction, then checked)."""
+    sql = db.execute("select sql from sqlite_master where name = 'subscribers'").fetchone()[0]
+    if "AUTOINCREMENT" in sql.upper():
+        return
+    new_sql, renamed = re.subn(r'^CREATE TABLE ["\[]?subscribers["\]]?', "CREATE TABLE subscribers_new", sql, count=1)
+    new_sql, keyed = re.subn(r'(["\[]?id["\]]? INTEGER PRIMARY KEY)', r"\1 AUTOINCREMENT", new_sql, count=1)
+    if not (renamed and keyed):
+        raise sqlite3.DatabaseError(f"unexpected schema of subscribers: {sql}")
+    indexes = [r[0] for r in db.execute(
+        "select sql from sqlite_master where type = 'index' and tbl_name = 'subscribers' and sql is not null")]
+    conn = db.conn
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(new_sql)
+            conn.execute("insert into subscribers_new select * from subscribers")
+            conn.execute("drop table subscribers")
+            conn.execute("alter table subscribers_new rename to subscribers")
+            for index in indexes:
+                conn.execute(index)
+            if conn.execute("PRAGMA foreign_key_check").fetchall():
+                raise sqlite3.IntegrityError("foreign keys broken by rebuilding subscribers")
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+    finally:
+        conn.execute("PRAGMA foreign_keys = ON")
+
+
+@migrations()
+def m006_bounce_original_message(db: sqlite_utils.Database) -> None:
+    # Soft bounces count once per message that bounced: an MTA warns about one message daily.
+    db["bounce_events"].add_column("original_message_id", str)
+    db["bounce_events"].create_index(["subscriber_id", "kind", "original_message_id"])
+
+
+@migrations()
+def m007_check_results(db: sqlite_utils.Database) -> None:
+    # The last preflight report per issue, so a send reuses a check that already passed on the
+    # same content with the same settings instead of running SpamAssassin and Chromium again.
+    db["check_results"].create(
+        {"issue_id": int, "content_hash": str, "settings_hash": str, "passed": int, "report": str,
+         "checked_at": str},
+        pk="issue_id", foreign_keys=[("issue_id", "issues", "id")],
+    )
+
+
+# Every migration's name: opening a database checks these against _sqlite_migrations with
+# plain sqlite3, so sqlite-utils is imported only when one is pending.
+NAMES = frozenset(name for name in list(globals()) if re.match(r"m\d{3}_", name))

@@ -1,0 +1,71 @@
+"""Compose an issue: select → render once → check the size → save the draft → write the outputs.
+
+The draft and its files are written together: if the outputs cannot be written, the draft is
+not saved either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from newsletter import files
+from newsletter.compose.issue import ComposeRequest, prepare, save
+from newsletter.compose.select import Selection
+from newsletter.config import Settings
+from newsletter.errors import InputError, RenderError
+from newsletter.mail.export import FORMATS, export, message
+from newsletter.mail.message import IssueMessage
+from newsletter.store import Database, transaction
+
+WARN_AT = 0.9
+
+
+@dataclass
+class ComposeResult:
+    issue: dict
+    selection: Selection
+    html_size: int
+    budget: int
+    paths: dict[str, Path]
+    replaced: bool
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        ratio = self.html_size / self.budget
+        if ratio > 1:
+            return [f"HTML part is {self.html_size:,} bytes, over the {self.budget:,}-byte budget: Gmail will clip it"]
+        if ratio >= WARN_AT:
+            return [f"HTML part uses {ratio:.0%} of the {self.budget:,}-byte clipping budget"]
+        return []
+
+
+def compose_issue(db: Database, settings: Settings, req: ComposeRequest) -> ComposeResult:
+    """Select, render once, check the size, save the draft and write out/<slug>/."""
+    draft = prepare(db, settings, req)
+    built = message(settings, draft.row)  # encoded once: measured here, written below
+    size = built.html_size()
+    budget = settings.compose.size_budget
+    if size > budget and not req.allow_clipping:
+        raise RenderError(
+            f"The HTML part is {size:,} bytes, over the {budget:,}-byte budget (Gmail clips the footer "
+            "with the unsubscribe link) - lower [compose] max_articles, drop items with --exclude, "
+            "or pass --allow-clipping"
+        )
+    with transaction(db):
+        issue = save(db, draft, size)
+        paths = write_outputs(settings, issue, req.out_dir or settings.out_dir, built)
+    return ComposeResult(issue, draft.selection, size, budget, paths, draft.previous is not None, draft.notes)
+
+
+def write_outputs(settings: Settings, issue: dict, out_dir: Path, built: IssueMessage | None = None) -> dict[str, Path]:
+    """Write issue.mjml/.html/.txt/.eml into out_dir/<slug>/, each file whole or not at all."""
+    folder = Path(out_dir) / issue["slug"]
+    built = built or message(settings, issue)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return {fmt: files.atomic_write(folder / f"issue.{fmt}", export(settings, issue, fmt, built=built))
+                for fmt in FORMATS}
+    except OSError as e:
+        raise InputError(f"Cannot write to {folder}: {e.strerror} - choose another folder with --out") from None

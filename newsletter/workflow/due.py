@@ -1,0 +1,40 @@
+"""What cron's `newsletter run-due` does: send every scheduled issue that is due.
+
+Overlapping runs are safe: the issue lock lets only one process send an issue, and the other
+leaves it alone. An issue that fails its preflight checks stays scheduled and is reported,
+and the others still go.
+"""
+
+from __future__ import annotations
+
+from newsletter.config import Settings
+from newsletter.delivery.schedule import due, parse_at, schedule
+from newsletter.delivery.send import SendOptions, SendSummary
+from newsletter.errors import CheckError, StoreError
+from newsletter.store import open_db
+from newsletter.store.issues import get_issue
+from newsletter.workflow.send import preflight, send
+
+
+def schedule_issue(settings: Settings, ref: str, at: str, force: bool = False) -> dict:
+    """Schedule a draft for local time `at`; it must pass the preflight checks now (they run
+    again when it is due) unless `force`."""
+    when = parse_at(settings, at)
+    with open_db(settings.db_path) as db:
+        issue = get_issue(db, ref)
+        if not force and issue["status"] in ("draft", "scheduled"):
+            preflight(settings, db, issue)
+        return schedule(settings, db, ref, when)
+
+
+def run_due(settings: Settings) -> tuple[list[SendSummary], list[str]]:
+    summaries, refused = [], []
+    for issue in due(settings):
+        try:
+            summaries.append(send(settings, str(issue["id"]), SendOptions()))
+        except CheckError as e:
+            refused.append(str(e))
+        except StoreError as e:
+            if "being sent by another process" not in str(e):
+                raise
+    return summaries, refused
