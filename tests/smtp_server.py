@@ -38,9 +38,12 @@ class Handler:
         self.delay = 0.0
         self.log = log
         self.lock = threading.Lock()
+        self.helo: list[str] = []   # the name each connection's EHLO gave
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
+        if not self.helo or self.helo[-1] != hostname:
+            self.helo.append(hostname)
         if self.pipelining:  # aiosmtpd reads commands in order, so it can take pipelined ones
             responses.insert(-1, "250-PIPELINING")
         return responses

@@ -212,3 +212,49 @@ def test_full_issue_at_configured_maximum_stays_under_the_clipping_budget(conten
     assert "articles 11, job ads 10" in result.output and "ads 2" in result.output
     issue, _ = items(content)
     assert issue["html_size"] < 102_000
+
+
+def test_replace_keeps_the_drafts_date_and_window_unless_new_ones_are_given(content, fake_clock):
+    first = content.run("compose", "--date", day(-2).isoformat(), "--since", "14d", "--number", NUMBER)
+    assert first.exit_code == 0, first.output
+    issue, entries = items(content, day(-2).isoformat())
+    articles = sorted(e["item_id"] for e in entries if e["kind"] == "article")
+    fake_clock.advance(days=3)  # the editor comes back to the draft later
+    again = content.run("compose", "--replace", issue["slug"])
+    assert again.exit_code == 0, again.output
+    replaced, entries = items(content, issue["slug"])
+    assert (replaced["issue_date"], replaced["window_from"], replaced["window_to"]) == \
+        (issue["issue_date"], issue["window_from"], issue["window_to"])
+    assert sorted(e["item_id"] for e in entries if e["kind"] == "article") == articles
+    moved = content.run("compose", "--replace", issue["slug"], "--date", day(0).isoformat())
+    assert moved.exit_code == 0 and items(content, issue["slug"])[0]["issue_date"] == day(0).isoformat()
+
+
+def test_a_new_lead_renews_the_subject_and_preheader_it_made_but_not_the_editors(composed):
+    issue, entries = items(composed)
+    other = next(e["item"] for e in entries if e["section"] == "articles")
+    result = composed.run("compose", "--replace", SLUG, "--lead", str(other["id"]))
+    assert result.exit_code == 0, result.output
+    renewed, _ = items(composed)
+    assert renewed["subject"] != issue["subject"] and other["title"].split(": ")[0] in renewed["subject"]
+    assert renewed["preheader"] != issue["preheader"]
+    composed.run("compose", "--replace", SLUG, "--subject", "Unser Betreff", "--preheader", "Unser Vorspann")
+    back = composed.run("compose", "--replace", SLUG, "--lead", str(issue_lead(issue, entries)["id"]))
+    assert back.exit_code == 0
+    kept, _ = items(composed)
+    assert (kept["subject"], kept["preheader"]) == ("Unser Betreff", "Unser Vorspann")
+
+
+def issue_lead(issue, entries) -> dict:
+    return next(e["item"] for e in entries if e["section"] == "lead")
+
+
+def test_the_default_subject_fits_78_characters(content):
+    long_title = "Wie Innenstädte den Leerstand füllen: Zwischennutzung, Pop-up-Läden und neue Wohnformen im Test"
+    content.write("lang.json", json.dumps([{"url": "https://www.stadtmarketing-demo.de/lang", "title": long_title,
+                                           "published": DATE, "image": "https://www.stadtmarketing-demo.de/l.jpg"}]))
+    assert content.run("import", "lang.json").exit_code == 0
+    result = content.run("compose", "--date", DATE, "--number", NUMBER, "--lead", "https://www.stadtmarketing-demo.de/lang")
+    assert result.exit_code == 0, result.output
+    subject = items(content)[0]["subject"]
+    assert subject == f"Stadtmarketing Brief {NUMBER}: Wie Innenstädte den Leerstand füllen" and len(subject) <= 78

@@ -153,3 +153,62 @@ def test_qp_lines_and_roundtrip():
     encoded = mime.qp_encode(text)
     assert all(len(line) <= 76 for line in encoded.split(b"\r\n"))
     assert quopri.decodestring(encoded).decode() == text.replace("\n", "\r\n")
+
+
+@pytest.mark.parametrize("caption,credit,expected", [
+    (None, "Archiv", "Foto: Archiv"),
+    ("Der Markt ist auch nach Ladenschluss abrufbar.", "Stadt Beispiel", "Der Markt ist auch nach Ladenschluss abrufbar. Foto: Stadt Beispiel"),
+    ("Blick auf den Markt", "Stadt Beispiel", "Blick auf den Markt; Foto: Stadt Beispiel"),
+    ("Nur eine Unterschrift", None, "Nur eine Unterschrift"),
+])
+def test_caption_and_credit_read_as_one_line_in_both_parts(content, caption, credit, expected):
+    import json
+
+    lead = {"url": "https://www.stadtmarketing-demo.de/bild", "title": "Mit Bild", "published": SLUG,
+            "image": "https://www.stadtmarketing-demo.de/bild.jpg", "image_caption": caption, "image_credit": credit}
+    content.write("bild.json", json.dumps([{k: v for k, v in lead.items() if v is not None}]))
+    assert content.run("import", "bild.json").exit_code == 0
+    assert content.run("compose", "--date", SLUG, "--lead", lead["url"]).exit_code == 0
+    raw = (content.root / "out" / SLUG / "issue.eml").read_bytes()
+    message = email.message_from_bytes(raw, policy=policy.default)
+    html = " ".join(message.get_body(("html",)).get_content().split())
+    text = " ".join(message.get_body(("plain",)).get_content().split())
+    assert expected in html and "None" not in html and ".;" not in html
+    assert f"[Bild: {expected}]" in text
+
+
+def test_every_image_keeps_its_box_and_reads_as_text_when_blocked(eml):
+    import lxml.html
+
+    html = email.message_from_bytes(eml, policy=policy.default).get_body(("html",)).get_content()
+    images = lxml.html.document_fromstring(html).iter("img")
+    for img in images:
+        assert img.get("width", "").isdigit() and img.get("height", "").isdigit(), lxml.html.tostring(img)[:120]
+        style = img.get("style", "")
+        assert "height:auto" in style.replace(" ", "")  # where images show, they keep their proportions
+        assert "font-family" in style and "color" in style and "font-size" in style  # alt text as text
+    logo = next(lxml.html.document_fromstring(html).iter("img"))
+    assert logo.get("alt") == "Stadtmarketing Brief"
+
+
+def test_headings_name_the_issue_its_sections_and_articles(eml):
+    import lxml.html
+
+    doc = lxml.html.document_fromstring(email.message_from_bytes(eml, policy=policy.default)
+                                        .get_body(("html",)).get_content())
+    assert [h.text_content() for h in doc.iter("h1")] == ["Stadtmarketing Brief"]
+    sections = [" ".join(h.text_content().split()) for h in doc.iter("h2")]
+    assert "WEITERE MELDUNGEN" in sections and "STELLENMARKT" in sections and len(sections) == 3
+    assert len(list(doc.iter("h3"))) >= 10
+
+
+def test_no_double_greeting_and_a_preheader_without_hidden_white_text(composed):
+    intro = composed.write("intro.txt", "Liebe Leserinnen und Leser,\n\ndiese Woche im Brief.")
+    assert composed.run("compose", "--replace", "1", "--intro", intro).exit_code == 0
+    raw = (composed.root / "out" / SLUG / "issue.eml").read_bytes()
+    message = email.message_from_bytes(raw, policy=policy.default)
+    text = message.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert "Sehr geehrte Frau Dr. Muster,\n\ndiese Woche im Brief." in text and "Liebe Leserinnen" not in text
+    html = message.get_body(("html",)).get_content()
+    hidden = re.search(r'<div style="display:none[^"]*"[^>]*>([^<]*)</div>', html)
+    assert hidden and hidden.group(1).strip() and "color" not in hidden.group(0)

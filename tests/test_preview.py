@@ -289,3 +289,13 @@ def test_ctrl_c_stops_the_server_cleanly(composed):
     assert process.returncode in (0, 130), err
     assert "Traceback" not in err
     assert err.strip() == "Preview stopped."
+
+
+def test_the_headers_tab_shows_the_subject_as_a_mail_client_does(composed):
+    from newsletter.web.view import load_view
+
+    subject = "Größere Märkte, längere Öffnungszeiten: der Advent in den Städten – „Stadtmarketing“"
+    assert composed.run("compose", "--replace", "1", "--subject", subject).exit_code == 0
+    headers = load_view(composed.settings(), "1", None).headers
+    assert f"Subject: {subject}" in headers.splitlines() and "=?utf-8?" not in headers
+    assert any(line.startswith("List-Unsubscribe: <https://") for line in headers.splitlines())

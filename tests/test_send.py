@@ -128,6 +128,7 @@ def test_sent_bytes_meet_the_email_rules(sending):
         [unsub] = [line for line in unfolded.split(b"\r\n") if line.startswith(b"List-Unsubscribe:")]
         assert unsub.startswith(b"List-Unsubscribe: <https://www.stadtmarketing-demo.de/u/") and b"=?" not in unsub
         assert b"\r\nReturn-Path:" not in b"\r\n" + head and b"\r\nBcc:" not in b"\r\n" + head
+        assert max(len(line) for line in head.split(b"\r\n")) <= 78  # with the readers' real tokens
         message = email.message_from_bytes(raw, policy=policy.default)
         assert message["Message-ID"].endswith("@stadtmarketing-demo.de>")
         assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
@@ -299,6 +300,23 @@ def test_dkim_signature_covers_the_one_click_headers_and_verifies(sending, tmp_p
                  b"list-unsubscribe-post", b"feedback-id"):
         assert name in signed.split(b":"), name
     assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: record)
+    # Over-signed: a second From, Subject, To or one-click header added in transit breaks it.
+    for name in (b"from", b"subject", b"date", b"to", b"list-unsubscribe", b"list-unsubscribe-post"):
+        assert signed.split(b":").count(name) == 2, name
+    for added in (b"From: Bank <support@bank.example>\r\n", b"Subject: Dringend\r\n",
+                  b"List-Unsubscribe: <https://evil.example/u>\r\n"):
+        forged = raw.replace(b"\r\n\r\n", b"\r\n" + added + b"\r\n", 1)
+        assert not dkim.verify(forged, dnsfunc=lambda name, timeout=5: record), added
+
+
+def test_ehlo_names_this_machine_or_the_configured_name(sending, monkeypatch):
+    import socket
+
+    assert sending.run("send", "1", "--yes", "--limit", "1").exit_code == 0
+    assert sending.smtp.handler.helo == [socket.getfqdn()]
+    monkeypatch.setenv("NEWSLETTER_SMTP_HELO", "mailout.stadtmarketing-demo.de")
+    assert sending.run("send", "1", "--yes", "--limit", "1").exit_code == 0
+    assert sending.smtp.handler.helo[-1] == "mailout.stadtmarketing-demo.de"
 
 
 def test_file_transport_is_the_default(composed, monkeypatch):

@@ -289,6 +289,17 @@ def test_a_link_from_before_an_unsubscribe_never_reactivates(site):
     assert consents(site)[0]["confirmed_at"] is None
 
 
+def test_an_old_confirmation_link_after_an_unsubscribe_is_not_confirmed_again(site):
+    path = signed_up(site)
+    assert "Anmeldung bestätigt" in site.http.post(path).text
+    token = tokens.make(KEY, list_id(site.settings()), subscriber(site)["id"])
+    assert site.http.post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    for method in ("get", "post"):
+        r = getattr(site.http, method)(path)
+        assert r.status_code == 400 and "Link nicht mehr gültig" in r.text and "Bereits bestätigt" not in r.text
+    assert subscriber(site)["status"] == "unsubscribed"
+
+
 def test_a_link_to_a_reused_consent_id_is_unknown(site, fake_clock):
     path = signed_up(site)
     site.run("subscribers", "forget", "erika@example.org")

@@ -19,7 +19,7 @@ from newsletter.delivery import transports
 from newsletter.delivery.transports import Outcome, Transport
 from newsletter.mail import mime
 from newsletter.mail.message import Multipart, list_id
-from newsletter.store import Database, open_db, transaction
+from newsletter.store import Database, connect, transaction
 from newsletter.store import consents as consent_rows
 
 # The consent row of a reader who was pending before consent rows existed (migration m004).
@@ -88,7 +88,7 @@ def send_confirmations(settings: Settings, *, resend: bool = False, transport: T
     to those whose last link has expired). Needs NEWSLETTER_SECRET."""
     key = config.signing_key()
     report = ConfirmationReport()
-    with open_db(settings.db_path) as db:
+    with connect(settings) as db:
         transport = transport or transports.make(settings)
         try:
             for consent_id, email in _awaiting_mail(db, settings, resend):

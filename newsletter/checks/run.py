@@ -22,7 +22,7 @@ from newsletter.checks.spam import spam_check
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
 from newsletter.mail.export import export
-from newsletter.store import Database, open_db, transaction
+from newsletter.store import Database, connect, transaction
 from newsletter.store.checks import last_result, save_result
 from newsletter.store.issues import get_issue, issue_items
 
@@ -30,7 +30,7 @@ from newsletter.store.issues import get_issue, issue_items
 def check_issue(settings: Settings, ref: str) -> Report:
     """Load issue `ref` (id or slug), run every check on it and remember the report."""
     settings.require_config()
-    with open_db(settings.db_path) as db:
+    with connect(settings) as db:
         return run_checks(settings, get_issue(db, ref), db)
 
 

@@ -89,10 +89,10 @@ def settings(**flags: tuple[Any, str]):
 
 def database(settings_=None):
     """The settings and the open database (which must exist: only init and demo create one)."""
-    from newsletter.store import open_db
+    from newsletter.store import connect
 
     s = settings_ or settings()
-    return s, open_db(s.db_path, looked=s.db_source)
+    return s, connect(s)
 
 
 def version_callback(value: bool) -> None:

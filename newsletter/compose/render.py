@@ -148,6 +148,9 @@ def mjml_to_html(source: str) -> str:
         raise RenderError(f"MJML error: {e} - check the tags in your issue.mjml.j2") from None
     if 'lang="und"' in html[:200]:
         raise RenderError("The MJML has no <mjml lang=...> root - keep <mjml lang=\"{{ publication.language }}\">")
+    # The body's wrapper is the issue's main region (MJML makes it an "article"): readers of a
+    # screen reader jump to it; a client that shows the mail in a page of its own drops it.
+    html = html.replace('role="article"', 'role="main"', 1)
     return _IMG_HEIGHT.sub(r"\1height:auto", html)
 
 

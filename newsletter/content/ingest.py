@@ -120,6 +120,8 @@ def _fetch(url: str, deadline: float = FETCH_TIMEOUT, headers: dict | None = Non
         raise InputError(f"{url} answered HTTP {e.code} {e.reason} - check the address") from None
     except (urllib.error.URLError, TimeoutError, OSError) as e:
         reason = getattr(e, "reason", e)
+        if isinstance(reason, TimeoutError) or isinstance(e, TimeoutError):
+            reason = f"no complete answer within {deadline:g} s"
         raise InputError(
             f"Cannot fetch {url} ({reason}) - check the address and the network connection, "
             "or download the file and import it from disk"

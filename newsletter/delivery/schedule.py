@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from newsletter import clock, dates
 from newsletter.config import Settings
 from newsletter.errors import InputError, StoreError
-from newsletter.store import Database, open_db, transaction
+from newsletter.store import Database, connect, transaction
 from newsletter.store.issues import change_issue, due_issues, get_issue
 
 
@@ -33,7 +33,7 @@ def schedule(settings: Settings, db: Database, ref: str, when: datetime) -> dict
 
 
 def unschedule(settings: Settings, ref: str) -> dict:
-    with open_db(settings.db_path) as db:
+    with connect(settings) as db:
         issue = get_issue(db, ref)
         if issue["status"] != "scheduled":
             raise StoreError(f"Issue {issue['slug']} is {issue['status']}, not scheduled - nothing to do")
@@ -44,7 +44,7 @@ def unschedule(settings: Settings, ref: str) -> dict:
 
 def due(settings: Settings, now: datetime | None = None) -> list[dict]:
     """Scheduled issues whose time has come, plus scheduled sends that stopped half-way."""
-    with open_db(settings.db_path) as db:
+    with connect(settings) as db:
         return due_issues(db, (now or clock.now()).isoformat(timespec="seconds"))
 
 

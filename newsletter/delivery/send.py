@@ -32,7 +32,7 @@ from newsletter.errors import NewsletterError, StoreError, TransportError
 from newsletter.mail.addresses import normalise_email
 from newsletter.mail.export import message as issue_message
 from newsletter.mail.message import IssueMessage, list_id
-from newsletter.store import Database, issue_lock, open_db
+from newsletter.store import Database, issue_lock, connect
 from newsletter.store import deliveries
 from newsletter.store.deliveries import DeliveryLog
 from newsletter.store.issues import change_issue, get_issue
@@ -115,7 +115,7 @@ def send_issue(settings: Settings, ref: str, opts: SendOptions,
     """Send (or continue sending) issue `ref` to every active subscriber. `check(db, issue)`
     runs under the issue's lock before anything else and may refuse by raising."""
     factory = transport_factory or (lambda: transports.make(settings))
-    with open_db(settings.db_path) as db:
+    with connect(settings) as db:
         issue = get_issue(db, ref)
         with issue_lock(settings.db_path, issue):                     # lock
             check(db, get_issue(db, issue["id"]))                     # check
@@ -139,7 +139,7 @@ def send_issue(settings: Settings, ref: str, opts: SendOptions,
 
 def dry_run(settings: Settings, ref: str, progress: Callable[[str], None] = lambda state: None) -> SendSummary:
     """Build every message as a real run would; send and record nothing."""
-    with open_db(settings.db_path) as db:
+    with connect(settings) as db:
         issue = get_issue(db, ref)
         run = _run(settings, issue, progress)
         started = clock.monotonic()
@@ -156,7 +156,7 @@ def dry_run(settings: Settings, ref: str, progress: Callable[[str], None] = lamb
 def send_test(settings: Settings, ref: str, address: str, transport: Transport | None = None) -> str:
     """One copy marked [TEST] to `address`; not recorded in the delivery log."""
     email = normalise_email(address)
-    with open_db(settings.db_path) as db:
+    with connect(settings) as db:
         issue = get_issue(db, ref)
         row = find_subscriber(db, email)
     run = _run(settings, issue, lambda state: None, test=True)
@@ -173,7 +173,7 @@ def send_test(settings: Settings, ref: str, address: str, transport: Transport |
 
 def status(settings: Settings, ref: str) -> tuple[dict, dict[str, int], list[dict]]:
     """Counts per state and the rows that failed or wait for a retry, with the server's reply."""
-    with open_db(settings.db_path) as db:
+    with connect(settings) as db:
         issue = get_issue(db, ref)
         return issue, deliveries.counts(db, issue["id"]), deliveries.problems(db, issue["id"])
 
@@ -232,7 +232,7 @@ def _worker(run: Run, work: queue.Queue, transport_or_factory) -> None:
     log = None
     try:
         transport = transport_or_factory if not callable(transport_or_factory) else transport_or_factory()
-        log = DeliveryLog(open_db(run.settings.db_path), run.issue["id"])
+        log = DeliveryLog(connect(run.settings), run.issue["id"])
         for row in iter(work.get, None):
             if run.stop.is_set():
                 continue

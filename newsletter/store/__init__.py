@@ -13,6 +13,6 @@ Every other stage calls these named functions; another database would be one mor
 implementation of this package.
 """
 
-from newsletter.store.db import Database, issue_lock, open_db, transaction, translate
+from newsletter.store.db import Database, connect, issue_lock, open_db, transaction, translate
 
-__all__ = ["Database", "issue_lock", "open_db", "transaction", "translate"]
+__all__ = ["Database", "connect", "issue_lock", "open_db", "transaction", "translate"]

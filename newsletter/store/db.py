@@ -99,6 +99,11 @@ def open_db(path: Path, *, create: bool = False, looked: str = "") -> Database:
     return Database(conn, path)
 
 
+def connect(settings) -> Database:
+    """The database the settings name (it must exist; see `open_db`)."""
+    return open_db(settings.db_path, looked=settings.db_source)
+
+
 def _check_writable(path: Path) -> None:
     """Refuse a read-only database before SQLite opens it, and mend what a refused open left.
 

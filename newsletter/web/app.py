@@ -34,7 +34,7 @@ from newsletter.audience.confirmations import Refused, send_confirmation
 from newsletter.config import Settings
 from newsletter.delivery import transports
 from newsletter.errors import NewsletterError
-from newsletter.store import open_db
+from newsletter.store import connect
 from newsletter.web import forms
 from newsletter.web.pages import ARCHIVE_CSP, Pages, SecurityHeaders
 
@@ -78,7 +78,7 @@ class Site:
     async def _db(self, fn, *args):
         """Run `fn(db, *args)` in a worker thread on a connection of its own."""
         def call():
-            with open_db(self.settings.db_path) as db:
+            with connect(self.settings) as db:
                 return fn(db, *args)
         return await run_in_threadpool(call)
 
@@ -127,7 +127,7 @@ class Site:
         and 'newsletter confirmations send' picks it up."""
         transport = None
         try:
-            with open_db(self.settings.db_path) as db:
+            with connect(self.settings) as db:
                 transport = self.transport_factory()
                 send_confirmation(db, self.settings, self.key, consent_id, transport)
         except (NewsletterError, Refused, sqlite3.Error) as e:

@@ -43,7 +43,7 @@ from newsletter.compose.issue import ComposeRequest
 from newsletter.compose.select import Options
 from newsletter.config import Settings
 from newsletter.errors import InputError, NewsletterError
-from newsletter.store import Database, open_db, translate
+from newsletter.store import Database, connect, translate
 from newsletter.store.issues import get_issue, issue_items, latest_draft
 from newsletter.web.preview_page import fragments, issue_document, page
 from newsletter.web.view import View, find_issue, make_view, reader
@@ -88,7 +88,7 @@ class Preview:
     def refresh(self, recompose: bool) -> None:
         """Read the issue again (re-composing it first if asked and it is a draft)."""
         settings = self.load_settings()
-        with open_db(settings.db_path) as db:
+        with connect(settings) as db:
             issue = self._issue(db)
             if recompose and issue["status"] == "draft":
                 items = issue_items(db, issue["id"])

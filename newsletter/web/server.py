@@ -8,7 +8,7 @@ from typing import Callable
 
 from newsletter.config import Settings
 from newsletter.errors import ConfigError
-from newsletter.store import open_db
+from newsletter.store import connect
 from newsletter.web.app import create_app
 
 
@@ -31,7 +31,7 @@ def run(settings: Settings, announce: Callable[[str], None] = print) -> None:
     import uvicorn
 
     app = create_app(settings)
-    open_db(settings.db_path).close()  # refuse a missing database before the first request
+    connect(settings).close()  # refuse a missing database before the first request
     host, port = settings.serve.host, settings.serve.port
     sock = listen(host, port)
     server = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", server_header=False)

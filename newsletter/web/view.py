@@ -13,7 +13,7 @@ from newsletter.config import Settings
 from newsletter.errors import NotFound
 from newsletter.mail.addresses import normalise_email
 from newsletter.mail.export import export, message
-from newsletter.store import Database, open_db
+from newsletter.store import Database, connect
 from newsletter.store.issues import get_issue, issue_items, latest_draft
 from newsletter.store.subscribers import find_subscriber
 
@@ -71,7 +71,7 @@ def make_view(db: Database, settings: Settings, issue: dict, recipient: Recipien
 
 
 def load_view(settings: Settings, ref: str | None, email: str | None) -> View:
-    with open_db(settings.db_path) as db:
+    with connect(settings) as db:
         return make_view(db, settings, find_issue(db, ref), reader(db, email))
 
 

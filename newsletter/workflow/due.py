@@ -11,7 +11,7 @@ from newsletter.config import Settings
 from newsletter.delivery.schedule import due, parse_at, schedule
 from newsletter.delivery.send import SendOptions, SendSummary
 from newsletter.errors import CheckError, StoreError
-from newsletter.store import open_db
+from newsletter.store import connect
 from newsletter.store.issues import get_issue
 from newsletter.workflow.send import preflight, send
 
@@ -20,7 +20,7 @@ def schedule_issue(settings: Settings, ref: str, at: str, force: bool = False) -
     """Schedule a draft for local time `at`; it must pass the preflight checks now (they run
     again when it is due) unless `force`."""
     when = parse_at(settings, at)
-    with open_db(settings.db_path) as db:
+    with connect(settings) as db:
         issue = get_issue(db, ref)
         if not force and issue["status"] in ("draft", "scheduled"):
             preflight(settings, db, issue)

@@ -17,7 +17,7 @@ from newsletter.config import Settings
 from newsletter.delivery.send import SendOptions, SendSummary, send_issue
 from newsletter.errors import CheckError, NewsletterError
 from newsletter.publish import archive
-from newsletter.store import Database, open_db
+from newsletter.store import Database, connect
 
 
 def preflight(settings: Settings, db: Database, issue: dict) -> None:
@@ -48,7 +48,7 @@ def send(settings: Settings, ref: str, opts: SendOptions, *, force: bool = False
 def publish(settings: Settings) -> str:
     """Rebuild the web archive; a failure is reported, not raised."""
     try:
-        with open_db(settings.db_path) as db:
+        with connect(settings) as db:
             result = archive.build(db, settings)
     except NewsletterError as e:
         return f"Warning: the web archive was not updated: {e}"
