@@ -10,7 +10,7 @@ import json
 from datetime import date, timedelta
 from pathlib import Path
 
-from newsletter import config, dates
+from newsletter import config, dates, files
 from newsletter.audience import subscribers
 from newsletter.compose.issue import ComposeRequest
 from newsletter.compose.select import Options
@@ -24,6 +24,7 @@ REFERENCE_DATE = date(2026, 11, 24)
 PACKAGE_DEMO = Path(__file__).parent / "_demo"
 SOURCE_DEMO = Path(__file__).parent.parent / "data" / "demo"
 DATE_FIELDS = ("published", "deadline", "starts", "ends")
+CONTENT_FILES = {"article": "articles", "job": "jobs", "ad": "ads"}
 
 DEMO_CONFIG = """\
 # Demo configuration written by `newsletter demo`; see `newsletter init` for all settings.
@@ -62,15 +63,19 @@ def demo_data_dir() -> Path:
     return PACKAGE_DEMO if PACKAGE_DEMO.is_dir() else SOURCE_DEMO
 
 
-def load_content(kind: str, shift: timedelta) -> list[ingest.RawRow]:
+def shifted_rows(kind: str, shift: timedelta) -> list[dict]:
     """Demo rows of one kind with every date moved by `shift`."""
-    name = {"article": "articles", "job": "jobs", "ad": "ads"}[kind]
-    rows = json.loads((demo_data_dir() / f"{name}.json").read_text(encoding="utf-8"))
+    rows = json.loads((demo_data_dir() / f"{CONTENT_FILES[kind]}.json").read_text(encoding="utf-8"))
     for row in rows:
         for key in DATE_FIELDS:
             if row.get(key):
                 row[key] = _shift(row[key], shift)
-    return [ingest.RawRow(i, row) for i, row in enumerate(rows, start=1)]
+    return rows
+
+
+def load_content(kind: str, shift: timedelta) -> list[ingest.RawRow]:
+    """Demo rows of one kind, dates moved by `shift`, as an import reads them."""
+    return [ingest.RawRow(i, row) for i, row in enumerate(shifted_rows(kind, shift), start=1)]
 
 
 def _shift(value: str, shift: timedelta) -> str:
@@ -80,14 +85,15 @@ def _shift(value: str, shift: timedelta) -> str:
 
 
 def create(folder: Path, issue_date: date | None = None, force: bool = False) -> ComposeResult:
-    """Write folder/newsletter.toml, import the demo content and four demo readers, compose an issue."""
+    """Write folder/newsletter.toml and the demo content (content/*.json, dated around the
+    issue date), import the content and four demo readers as a user would, compose an issue."""
     folder = Path(folder)
     config_path = folder / "newsletter.toml"
     if config_path.exists() and not force:
         raise InputError(f"{config_path} already exists - remove the folder or pass --force to rebuild the demo")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        config_path.write_text(DEMO_CONFIG, encoding="utf-8")
+        (folder / "content").mkdir(parents=True, exist_ok=True)
+        files.atomic_write(config_path, DEMO_CONFIG.encode("utf-8"))
     except OSError as e:
         raise InputError(f"Cannot write {folder}: {e.strerror} - choose another folder") from None
     settings = config.load(config=config_path)
@@ -98,14 +104,16 @@ def create(folder: Path, issue_date: date | None = None, force: bool = False) ->
     shift = issue_date - REFERENCE_DATE
     db = open_db(settings.db_path, create=True)
     for kind in KINDS:
-        report = ingest.import_rows(db, load_content(kind, shift), kind, f"demo {kind}s")
+        path = folder / "content" / f"{CONTENT_FILES[kind]}.json"
+        files.atomic_write(path, json.dumps(shifted_rows(kind, shift), ensure_ascii=False, indent=2).encode("utf-8"))
+        report = ingest.import_source(db, str(path), kind)
         if report.rejected:
             raise InputError(f"Demo content is broken: {report.rejected[0]}")
     readers = subscribers.import_csv(db, demo_data_dir() / "subscribers.csv", consent_source="Demo-Leserliste")
     if readers.invalid:
         raise InputError(f"Demo readers are broken: {readers.invalid[0]}")
     intro = folder / "editorial.txt"
-    intro.write_text((demo_data_dir() / "editorial.txt").read_text(encoding="utf-8"), encoding="utf-8")
+    files.atomic_write(intro, (demo_data_dir() / "editorial.txt").read_bytes())
     request = ComposeRequest(options=Options(issue_date=issue_date), number=_number(issue_date), intro=intro)
     return compose_issue(db, settings, request)
 

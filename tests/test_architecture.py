@@ -150,3 +150,10 @@ def test_sql_lives_only_in_the_store():
 def test_no_module_over_400_lines(module, path):
     lines = len(path.read_text(encoding="utf-8").splitlines())
     assert lines <= MAX_LINES, f"{module} has {lines} lines - split it along the ideas it holds"
+
+
+def test_the_store_knows_the_newest_migration():
+    from newsletter.store import schema
+    from newsletter.store.db import LATEST_MIGRATION
+
+    assert max(name for name in vars(schema) if re.fullmatch(r"m\d{3}_\w+", name)) == LATEST_MIGRATION

@@ -10,27 +10,21 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from newsletter import __version__
 from newsletter.errors import NewsletterError
 
-app = typer.Typer(
-    help="Compose, check and send the newsletter from a SQLite store.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-)
+def commands() -> typer.Typer:
+    """A command module's own collection of commands and noun groups; the root app
+    (`newsletter.cli`) loads a module when one of its commands is run."""
+    return typer.Typer(add_completion=False, rich_markup_mode=None)
 
 
-def group(name: str, help: str) -> typer.Typer:
-    """A noun group (`newsletter subscribers ...`) on the app."""
+def group(app: typer.Typer, name: str, help: str) -> typer.Typer:
+    """A noun group (`newsletter subscribers ...`) in a command module."""
     sub = typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None)
     app.add_typer(sub, name=name)
     return sub
@@ -93,31 +87,3 @@ def database(settings_=None):
 
     s = settings_ or settings()
     return s, connect(s)
-
-
-def version_callback(value: bool) -> None:
-    if value:
-        typer.echo(f"newsletter {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def main_options(
-    config_path: Annotated[Optional[Path], typer.Option("--config", "-c", help="newsletter.toml to use [env: NEWSLETTER_CONFIG]", show_default=False)] = None,
-    db: Annotated[Optional[Path], typer.Option("--db", help="SQLite database [env: NEWSLETTER_DB]", show_default=False)] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Print the version.")] = False,
-) -> None:
-    """Compose, check and send the newsletter. Start with: newsletter demo"""
-    state.config, state.db, state.debug = config_path, db, debug
-
-
-def main() -> None:
-    """Console-script entry point."""
-    try:
-        app()
-    except NewsletterError as e:  # raised outside a command (e.g. while resolving options)
-        if state.debug:
-            raise
-        print(f"Error: {e}", file=sys.stderr)
-        sys.exit(e.exit_code)

@@ -7,10 +7,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from newsletter.cli.base import command, database, group
+from newsletter.cli.base import command, commands, database, group
 
-bounces_app = group("bounces", "Bounces and spam complaints read from returned mail.")
-unsubscribes_app = group("unsubscribes", "Unsubscribe requests sent to the List-Unsubscribe mailto address.")
+app = commands()
+bounces_app = group(app, "bounces", "Bounces and spam complaints read from returned mail.")
+unsubscribes_app = group(app, "unsubscribes", "Unsubscribe requests sent to the List-Unsubscribe mailto address.")
 
 # The mail source, shared by both imports.
 PathArg = Annotated[Optional[Path], typer.Argument(

@@ -7,9 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from newsletter.cli.base import IssueArg, JsonOpt, app, command, settings
+from newsletter.cli.base import IssueArg, JsonOpt, command, commands, settings
 
 
+app = commands()
 @command(app)
 def check(
     issue: IssueArg,

@@ -7,11 +7,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from newsletter.cli.base import EncodingOpt, JsonOpt, SinceOpt, UntilOpt, app, command, database, group, state
+from newsletter.cli.base import EncodingOpt, JsonOpt, SinceOpt, UntilOpt, command, commands, database, group, state
 
-articles_app = group("articles", "Articles in the store.")
-jobs_app = group("jobs", "Job ads in the store.")
-ads_app = group("ads", "Paid ads (Anzeigen) in the store.")
+app = commands()
+articles_app = group(app, "articles", "Articles in the store.")
+jobs_app = group(app, "jobs", "Job ads in the store.")
+ads_app = group(app, "ads", "Paid ads (Anzeigen) in the store.")
 KINDS = ("article", "job", "ad")
 
 

@@ -8,9 +8,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from newsletter.cli.base import IssueArg, app, command, database, group
+from newsletter.cli.base import IssueArg, command, commands, database, group
 
-issues_app = group("issues", "Composed issues.")
+app = commands()
+issues_app = group(app, "issues", "Composed issues.")
 FORMATS = ("html", "mjml", "txt", "eml")
 
 

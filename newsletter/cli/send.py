@@ -8,9 +8,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from newsletter.cli.base import IssueArg, app, command, settings
+from newsletter.cli.base import IssueArg, command, commands, settings
 
 
+app = commands()
 @command(app)
 def send(
     issue: IssueArg,

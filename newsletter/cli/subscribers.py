@@ -7,9 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from newsletter.cli.base import EncodingOpt, JsonOpt, command, database, group
+from newsletter.cli.base import EncodingOpt, JsonOpt, command, commands, database, group
 
-subscribers_app = group("subscribers", "Subscribers, their consent and the suppression list.")
+app = commands()
+subscribers_app = group(app, "subscribers", "Subscribers, their consent and the suppression list.")
 STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
 
 ConsentSource = typer.Option(

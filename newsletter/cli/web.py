@@ -8,9 +8,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from newsletter.cli.base import app, command, database, group, settings
+from newsletter.cli.base import command, commands, database, group, settings
 
-confirmations_app = group("confirmations", "Confirmation (double opt-in) mails to pending subscribers.")
+app = commands()
+confirmations_app = group(app, "confirmations", "Confirmation (double opt-in) mails to pending subscribers.")
 
 
 @command(app)

@@ -26,6 +26,7 @@ from markupsafe import Markup
 from newsletter import dates
 from newsletter.config import Settings
 from newsletter.content.sanitize import html_to_text
+from newsletter.compose.inline import cache_dir, inline_css
 from newsletter.errors import RenderError
 
 PACKAGE_TEMPLATES = Path(__file__).parents[1] / "_templates"  # in an installed wheel
@@ -79,12 +80,8 @@ def caption(text: str | None, credit: str | None) -> str:
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
     """Compiled templates kept between runs (keyed by source, so edits invalidate them):
     compiling the issue templates costs more than rendering them."""
-    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "newsletter" / "jinja"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-    return jinja2.FileSystemBytecodeCache(str(folder))
+    folder = cache_dir("jinja")
+    return jinja2.FileSystemBytecodeCache(str(folder)) if folder else None
 
 
 def render(settings: Settings, context: dict) -> Rendered:
@@ -152,57 +149,6 @@ def mjml_to_html(source: str) -> str:
     # screen reader jump to it; a client that shows the mail in a page of its own drops it.
     html = html.replace('role="article"', 'role="main"', 1)
     return _IMG_HEIGHT.sub(r"\1height:auto", html)
-
-
-class _NoNetwork:
-    """premailer's HTTP session. It never fetches anything (allow_network=False); if it tried,
-    it would fail here rather than reach out."""
-
-    def get(self, url, *args, **kwargs):
-        raise RenderError(f"The template links a remote stylesheet ({url}) - inline the CSS in <mj-style>")
-
-
-def _premailer():
-    """premailer, imported without `requests`: it imports requests only to fetch remote
-    stylesheets, which we never let it do, and requests costs a tenth of a second a run."""
-    if "premailer" not in sys.modules and "requests" not in sys.modules:
-        sys.modules["requests"] = types.ModuleType("requests")
-        try:
-            import premailer
-        finally:
-            del sys.modules["requests"]
-    import premailer
-
-    return premailer
-
-
-def inline_css(html: str) -> str:
-    """Inline the CSS; keep @media rules (responsive columns, dark mode) in <style>."""
-    import cssutils
-
-    premailer = _premailer()
-    import premailer.merge_style
-    from premailer import Premailer
-
-    cssutils.log.setLevel(logging.CRITICAL)
-    # premailer re-validates every inline style against cssutils' profiles, compiling
-    # hundreds of regexes on first use (~0.4 s a process). The CSS is our templates' own
-    # and `disable_validation` below already covers <style>; skip it for inline styles too.
-    inspect.unwrap(premailer.merge_style.csstext_to_pairs).__defaults__ = (False,)
-    inlined = Premailer(
-        html,
-        allow_network=False,
-        keep_style_tags=False,
-        strip_important=False,
-        remove_classes=False,
-        disable_validation=True,
-        align_floating_images=False,  # no floats here; it re-parses every <img> style
-        disable_basic_attributes=["width", "height", "align", "bgcolor"],
-        cssutils_logging_level=logging.CRITICAL,
-        session=_NoNetwork(),
-    ).transform(pretty_print=False)
-    # lxml drops the doctype; without it clients render in quirks mode.
-    return inlined if inlined.lstrip()[:9].lower() == "<!doctype" else "<!doctype html>" + inlined
 
 
 _URL = re.compile(r"https?://\S+|mailto:\S+")

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import binascii
 import re
 
 CRLF = b"\r\n"
@@ -25,17 +26,37 @@ _QP[ord("\t")] = "\t"
 
 
 def qp_encode(text: str) -> bytes:
-    """Quoted-printable body text: CRLF line ends, no line over 76 characters.
+    """Quoted-printable body text: CRLF line ends, no line over 76 characters, and no line
+    that starts with '.' or 'From ' (the body goes on the wire without dot-stuffing).
 
     The result has no terminator after its last line, so encoded pieces can be joined
-    with soft line breaks (`=\\r\\n`) and decode to the concatenated text.
+    with soft line breaks (`=\\r\\n`) and decode to the concatenated text. binascii encodes
+    each line in C; the rare line it would start with '.' or 'From ' is encoded by hand.
     """
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    return CRLF.join(_qp_line(line) for line in lines)
+    return CRLF.join(_fast_line(line) for line in lines)
 
 
-def _qp_line(line: str) -> bytes:
-    data = line.encode("utf-8")
+def _fast_line(line: str) -> bytes:
+    encoded = binascii.b2a_qp(line.encode("utf-8"), quotetabs=False, istext=True, header=False)
+    if b"\n." in encoded or b"\nFrom " in encoded or encoded[:1] == b"." or encoded[:5] == b"From ":
+        return CRLF.join(_safe_start(physical) for physical in encoded.split(b"\n"))
+    return encoded.replace(b"\n", CRLF)
+
+
+def _safe_start(physical: bytes) -> bytes:
+    """An encoded line that starts with '.' or 'From ', encoded again by hand (it may become
+    two lines); any other line as it is."""
+    if physical[:1] != b"." and physical[:5] != b"From ":
+        return physical
+    soft = physical.endswith(b"=")
+    fixed = _qp_line(binascii.a2b_qp(physical[:-1] if soft else physical))
+    return fixed + b"=" if soft else fixed
+
+
+def _qp_line(data: bytes | str) -> bytes:
+    if isinstance(data, str):
+        data = data.encode("utf-8")
     tokens = [_QP[b] for b in data]
     if tokens and tokens[-1] in (" ", "\t"):
         tokens[-1] = f"={data[-1]:02X}"  # trailing whitespace would be stripped in transit

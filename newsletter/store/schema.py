@@ -1,7 +1,8 @@
 """The schema: every change is a migration registered on `migrations` (sqlite-utils'
 `Migrations`: each one runs in its own transaction together with its record in
-`_sqlite_migrations`). Opening an older database applies whatever it lacks; `NAMES` lets the
-store see without importing sqlite-utils that nothing is pending.
+`_sqlite_migrations`). Opening an older database applies whatever it lacks; `store.db` knows
+the newest migration's name, so it can see without importing sqlite-utils that nothing is
+pending.
 """
 
 from __future__ import annotations
@@ -158,8 +159,3 @@ def m007_check_results(db: sqlite_utils.Database) -> None:
          "checked_at": str},
         pk="issue_id", foreign_keys=[("issue_id", "issues", "id")],
     )
-
-
-# Every migration's name: opening a database checks these against _sqlite_migrations with
-# plain sqlite3, so sqlite-utils is imported only when one is pending.
-NAMES = frozenset(name for name in list(globals()) if re.match(r"m\d{3}_", name))
