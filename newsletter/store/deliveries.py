@@ -94,10 +94,13 @@ class DeliveryLog:
     def __init__(self, db: Database, issue_id: int) -> None:
         self.db, self.issue_id = db, issue_id
         self.pending: list[Callable[[], object]] = []
+        self.issue_marked = False
 
     def sending(self, delivery_id: int, message_id: str, stamp: str) -> None:
-        self._sql("update issues set status = 'sending', updated_at = ? where id = ?"
-                  " and status in ('draft', 'scheduled')", [stamp, self.issue_id])
+        if not self.issue_marked:  # once per connection is enough: the first mark moves the issue
+            self._sql("update issues set status = 'sending', updated_at = ? where id = ?"
+                      " and status in ('draft', 'scheduled')", [stamp, self.issue_id])
+            self.issue_marked = True
         self._row(delivery_id, "sending", stamp, message_id=message_id, attempt=True)
         self.flush()
 
