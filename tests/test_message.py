@@ -1,4 +1,4 @@
-"""The .eml of an issue against ../shared/EMAIL-RULES.md, checked on the produced bytes."""
+"""The .eml of an issue against the message rules of docs/checks.md, checked on the produced bytes."""
 
 from __future__ import annotations
 

@@ -24,7 +24,6 @@ with warnings.catch_warnings():  # Starlette 1.x nudges towards httpx2; httpx is
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-pytestmark = pytest.mark.filterwarnings("ignore::starlette.exceptions.StarletteDeprecationWarning")
 
 SECRET = "test-secret-0123456789abcdef"
 KEY = SECRET.encode()

@@ -250,7 +250,7 @@ def text_link_checks(ctx: Context) -> list[Result]:
     return [ok("text.links", f"all {len(urls)} article, job and ad links in the text part")]
 
 
-# --- the message (.eml): its rules are in mailrules --------------------------------------------
+# --- the message (.eml): its rules are in checks.message --------------------------------------------
 
 def message_checks(ctx: Context) -> list[Result]:
     if ctx.eml is None:

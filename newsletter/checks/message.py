@@ -57,7 +57,7 @@ def mime_parts(eml: bytes) -> list[tuple[str, str, bytes]]:
 
 
 def check_message(settings: Settings, eml: bytes, subject: str) -> list[Result]:
-    """The EMAIL-RULES.md rules on one built message, one named result per rule."""
+    """The message rules (docs/checks.md) on one built message, one named result per rule."""
     fields = headers_of(eml)
     values: dict[str, list[str]] = {}
     for name, raw in fields:
@@ -259,12 +259,13 @@ def _structure(eml: bytes) -> Result:
     bad = [f"{t} {c} {e}" for t, c, e in parts if c != "utf-8" or e not in ("quoted-printable", "base64")]
     if bad:
         return fail("eml.structure", f"expected charset=utf-8 and quoted-printable or base64: {listing(bad)}")
-    return ok("eml.structure", "multipart/alternative: text/plain, then text/html; utf-8, quoted-printable")
+    encodings = " and ".join(sorted({e for _, _, e in parts}))
+    return ok("eml.structure", f"multipart/alternative: text/plain, then text/html; utf-8, {encodings}")
 
 
 def _feedback_id(value: str) -> Result:
     fields = value.strip().split(":")
     if not 2 <= len(fields) <= 4 or not all(fields) or not 5 <= len(fields[-1]) <= 15:
-        return fail("eml.feedback-id", f"Feedback-ID {value!r} is not 'a:b:c:SenderId' with a SenderId "
-                    "of 5-15 characters - fix [send] feedback_id")
+        return fail("eml.feedback-id", f"Feedback-ID {value!r} is not 1 to 3 fields and a SenderId "
+                    "('campaign:customer:type:SenderId'), the SenderId 5-15 characters - fix [send] feedback_id")
     return ok("eml.feedback-id", value)

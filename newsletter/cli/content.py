@@ -64,7 +64,7 @@ def demo(
     result = demo_module.create(folder, issue_date, force=force)
     typer.echo(f"Demo ready in {folder}/ (config: {folder}/newsletter.toml)")
     print_compose_result(result)
-    typer.echo(f"Try: cd {folder} && newsletter issues show {result.issue['slug']}")
+    typer.echo(f"Next: cd {folder} && newsletter preview latest  (or follow the README's tour)")
 
 
 @command(app, "import")

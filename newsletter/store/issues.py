@@ -47,7 +47,8 @@ def last_sent_issue(db: Database) -> dict | None:
 def issue_items(db: Database, issue_id: int) -> list[dict]:
     """The frozen item list of an issue joined with the items, in layout order."""
     out = []
-    for row in db.query("select * from issue_items where issue_id = ? order by section, position", [issue_id]):
+    order = "case section when 'lead' then 0 when 'articles' then 1 when 'jobs' then 2 else 3 end"
+    for row in db.query(f"select * from issue_items where issue_id = ? order by {order}, position", [issue_id]):
         item = db.one(f"select * from {TABLES[row['kind']]} where id = ?", [row["item_id"]])
         out.append({**row, "item": item})
     return out
