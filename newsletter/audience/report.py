@@ -1,0 +1,64 @@
+"""What one returned mail says, and whether a failure is hard or soft.
+
+    a reader (dsn, detectors) → Failure per recipient, kind() → Report → newsletter.bounces
+
+Kinds. Hard: the mail failed for good with a 5.x.x status. Soft: a 4.x.x status, Action:
+delayed, a failure that gives no code, and 5.x.x codes that say nothing about the address:
+X.2.2 (mailbox full), X.3.4 (message too big), X.4.7 (delivery time expired), X.6.X (content)
+and X.7.X (policy: spam filters, block lists, DMARC) - a block list entry for our server
+must not suppress every reader at that provider.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+NOT_FAILED = ("delivered", "relayed", "expanded")
+ADDRESS_CODES = (550, 551, 553)        # basic replies that mean "no such mailbox" (RFC 5321)
+NOT_THE_ADDRESS = ("2.2", "3.4", "4.7")  # subject.detail of 5.x.x codes counted as soft
+MAX_TEXT = 1000
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed recipient of a bounce."""
+
+    address: str       # Final-Recipient ('' when missing)
+    original: str      # Original-Recipient ('' when missing)
+    action: str        # failed | delayed | '' (a failure that names no action)
+    kind: str          # hard | soft
+    status: str        # RFC 3463 code such as 5.1.1 ('' when the report gives none)
+    diagnostic: str    # the remote server's reply as reported
+
+
+@dataclass
+class Report:
+    """What one mail says, before anything is looked up."""
+
+    kind: str                                           # bounce | complaint | ignored | unparseable
+    reason: str = ""                                    # why ignored or unparseable
+    failures: list[Failure] = field(default_factory=list)
+    addresses: list[str] = field(default_factory=list)  # complaint: who the original went to
+    verp: list[str] = field(default_factory=list)       # VERP tokens (unverified)
+    unsubscribe: list[str] = field(default_factory=list)  # tokens in the returned List-Unsubscribe
+    original_id: str | None = None                      # Message-ID of the message that came back
+    queue_id: str | None = None                         # else the warning MTA's id of it ('exim:ID@host')
+    detail: str = ""                                    # complaint: who reported it, with what
+    mail_id: str = ""                                   # the bounce mail's Message-ID (or hash)
+    received_at: str | None = None                      # the bounce mail's Date, UTC
+
+
+def kind(action: str, status: str, code: int | None) -> str | None:
+    """'hard', 'soft' or None (this recipient did not fail); see the module docstring."""
+    if action in NOT_FAILED:
+        return None
+    permanent = status[:1] == "5" if status else bool(code and code >= 500)
+    transient = status[:1] == "4" if status else bool(code and 400 <= code < 500)
+    if action not in ("failed", "delayed") and not (permanent or transient):
+        return None  # neither the action nor a code says that it failed
+    if action == "delayed" or not permanent:
+        return "soft"
+    if status:
+        subject, _, detail = status[2:].partition(".")
+        return "soft" if subject in ("6", "7") or f"{subject}.{detail}" in NOT_THE_ADDRESS else "hard"
+    return "hard" if code in ADDRESS_CODES else "soft"
