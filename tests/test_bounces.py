@@ -234,6 +234,27 @@ def test_kind_follows_action_and_status(readers, action, status_code, diagnostic
     assert delivery(readers, "anna.schmidt@example.net")["status"] == ("failed" if kind == "hard" else "sent")
 
 
+@pytest.mark.parametrize("action,status_field,kind", [
+    ("failed", "550", "hard"),
+    ("failure", "550 Requested action not taken: mailbox unavailable", "hard"),
+    ("failed", "452", "soft"),
+])
+def test_three_digit_status_is_read_as_the_basic_code(action, status_field, kind):
+    """Some MTAs write an SMTP reply where the RFC 3463 code belongs ("Status: 550")."""
+    raw = fixture("postfix-user-unknown.eml", ("Action: failed", f"Action: {action}"),
+                  ("Status: 5.1.1", f"Status: {status_field}"), (DIAGNOSTIC + "\n", ""))
+    [failure] = read_report(raw).failures
+    assert (failure.action, failure.kind, failure.status, failure.diagnostic) == ("failed", kind, "", status_field)
+
+
+def test_three_digit_status_fails_the_delivery_with_its_code(readers):
+    raw = fixture("postfix-user-unknown.eml", ("Status: 5.1.1", "Status: 550"), (DIAGNOSTIC + "\n", ""))
+    run_import(readers, readers.write("dsn.eml", raw))
+    assert status(readers, "anna.schmidt@example.net") == "bounced"
+    row = delivery(readers, "anna.schmidt@example.net")
+    assert (row["status"], row["last_code"], row["last_reply"]) == ("failed", 550, "bounce -: 550")
+
+
 # --- soft bounces ------------------------------------------------------------------------------
 
 BERND = READERS["bernd.voll@example.org"]

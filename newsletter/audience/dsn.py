@@ -84,10 +84,16 @@ def _from_dsn(msg: Message, part: Message) -> Report:
 
 
 def _failure(block: Message) -> Failure | None:
-    diagnostic = field_value(block, "Diagnostic-Code")
-    status = enhanced(field_value(block, "Status")) or enhanced(strip_type(diagnostic))
+    diagnostic, status_field = field_value(block, "Diagnostic-Code"), field_value(block, "Status")
+    status = enhanced(status_field) or enhanced(strip_type(diagnostic))
+    # Some MTAs write an SMTP reply where the RFC 3463 code belongs ("Status: 550 ..."): its
+    # basic code still says whether the mail failed, and its text is all the diagnosis there is.
+    code = basic(strip_type(diagnostic)) or (None if enhanced(status_field) else basic(status_field))
+    if not diagnostic and code and not status:
+        diagnostic = status_field
     action = (field_value(block, "Action").lower().split() or [""])[0]
-    found = kind(action, status, basic(strip_type(diagnostic)))
+    action = "failed" if action.startswith("fail") else action  # "Action: failure" is seen too
+    found = kind(action, status, code)
     if found is None:
         return None
     return Failure(address_of(block.get("Final-Recipient")), address_of(block.get("Original-Recipient")),
