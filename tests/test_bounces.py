@@ -1,6 +1,7 @@
 """`newsletter bounces import` and `newsletter unsubscribes import`: hand-written DSNs (Postfix,
-Exim, Office 365, Gmail), an ARF complaint, an out-of-office reply and garbage, read from a
-single .eml, an mbox, a Maildir and an IMAP server over TLS on 127.0.0.1, checked in the store.
+Exim, Office 365, Gmail), real ones made by Postfix, an ARF complaint, an out-of-office reply
+and garbage, read from a single .eml, an mbox, a Maildir and an IMAP server over TLS on
+127.0.0.1, checked in the store.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ READERS = {
     "clara.muster@mailprovider-example.com": "<1795503734.3c4d5e6f708192a3b4c5@stadtmarketing-demo.de>",
     "mara.voll@kunde-beispiel.de": "<1795503740.000000000000000000aa@stadtmarketing-demo.de>",
     "erika.muster@example.org": "<1795503741.000000000000000000bb@stadtmarketing-demo.de>",
+    "tom.unbekannt@example.com": "<1795503742.000000000000000000cc@stadtmarketing-demo.de>",
+    "petra.voll@postfach.example.com": "<1795503743.000000000000000000dd@stadtmarketing-demo.de>",
+    "karl.voll@postfach.example.com": "<1795503744.000000000000000000ee@stadtmarketing-demo.de>",
+    "jana.quota@quota.example.com": "<1795503745.000000000000000000ff@stadtmarketing-demo.de>",
 }
 ALL_BOUNCES = ["arf-abuse.eml", "exim-delayed.eml", "exim-user-unknown.eml", "garbage.bin",
                "gmail-no-such-user.eml", "office365-recipient-not-found.eml", "out-of-office.eml",
@@ -215,6 +220,12 @@ DIAGNOSTIC = ("Diagnostic-Code: smtp; 550 5.1.1 <anna.schmidt@example.net>: Reci
      "soft"),
     ("failed", "5.7.26", "550 5.7.26 Unauthenticated email is not accepted (DMARC)", "soft"),
     ("failed", "5.2.2", "552 5.2.2 Mailbox over quota", "soft"),
+    ("failed", "5.0.0", "552 Mailbox full", "soft"),  # generic 5.0.0: the server's words decide
+    ("failed", "5.0.0", "550 Requested action not taken: quota exceeded", "soft"),
+    ("failed", "5.0.0", "550 Message size exceeds fixed maximum message size", "soft"),
+    ("failed", "5.0.0", "550 Requested action not taken: mailbox unavailable", "hard"),
+    ("failed", "", "554 delivery error: no such user here", "hard"),
+    ("failed", "", "554 Transaction failed", "soft"),
     ("failed", "4.4.1", "Connection timed out", "soft"),
     ("delayed", "4.4.1", "Connection timed out", "soft"),
     ("delivered", "2.0.0", "250 2.0.0 Ok: queued", None),
@@ -253,6 +264,48 @@ def test_three_digit_status_fails_the_delivery_with_its_code(readers):
     assert status(readers, "anna.schmidt@example.net") == "bounced"
     row = delivery(readers, "anna.schmidt@example.net")
     assert (row["status"], row["last_code"], row["last_reply"]) == ("failed", 550, "bounce -: 550")
+
+
+# --- real Postfix output (fixtures/bounces/README.md says how it was made) -----------------------
+
+@pytest.mark.parametrize("name,address,action,kind,status_code,diagnostic", [
+    ("postfix-real-user-unknown.eml", "tom.unbekannt@example.com", "failed", "hard", "5.1.1",
+     "X-Postfix; user unknown"),
+    ("postfix-real-error-mailbox-full.eml", "jana.quota@quota.example.com", "failed", "soft", "5.0.0",
+     "X-Postfix; mailbox full"),
+    ("postfix-real-mailbox-full-delayed.eml", "petra.voll@postfach.example.com", "delayed", "soft", "4.2.2",
+     "smtp; 452 4.2.2 <petra.voll@postfach.example.com>: Mailbox full"),
+    ("postfix-real-mailbox-full-expired.eml", "petra.voll@postfach.example.com", "failed", "soft", "4.2.2",
+     "smtp; 452 4.2.2 <petra.voll@postfach.example.com>: Mailbox full"),
+    ("postfix-real-552-delayed.eml", "karl.voll@postfach.example.com", "delayed", "soft", "4.2.2",
+     "smtp; 452 4.2.2 <karl.voll@postfach.example.com>: Mailbox full"),
+    ("postfix-real-552-mailbox-full.eml", "karl.voll@postfach.example.com", "failed", "soft", "5.0.0",
+     "smtp; 552 Mailbox full"),
+])
+def test_real_postfix_bounces(name, address, action, kind, status_code, diagnostic):
+    report = read_report(fixture(name))
+    assert report.kind == "bounce" and report.original_id == READERS[address]
+    assert report.failures == [Failure(address, address, action, kind, status_code, diagnostic)]
+
+
+def test_generic_mailbox_full_after_warnings_is_one_soft_bounce(readers, tmp_path):
+    """Postfix warned that karl's mailbox was full (4.2.2), then the server answered "552
+    Mailbox full" without an enhanced code and Postfix bounced it as 5.0.0: a full mailbox, not
+    a dead address, so karl stays a reader; both mails are about one message."""
+    mails = [fixture("postfix-real-552-delayed.eml"), fixture("postfix-real-552-mailbox-full.eml")]
+    result = run_import(readers, write_mbox(tmp_path / "karl.mbox", mails))
+    assert "hard 0, soft 2" in summary(result) and "marked bounced 0" in summary(result)
+    assert {e["original_message_id"] for e in events(readers)} == {READERS["karl.voll@postfach.example.com"]}
+    assert status(readers, "karl.voll@postfach.example.com") == "active"
+    assert delivery(readers, "karl.voll@postfach.example.com")["status"] == "sent"
+
+
+def test_real_postfix_user_unknown_bounces_the_reader(readers):
+    result = run_import(readers, FIXTURES / "postfix-real-user-unknown.eml")
+    assert "hard 1" in summary(result) and "marked bounced 1" in summary(result)
+    assert status(readers, "tom.unbekannt@example.com") == "bounced"
+    assert delivery(readers, "tom.unbekannt@example.com")["status"] == "failed"
+    active_except(readers, "tom.unbekannt@example.com")
 
 
 # --- soft bounces ------------------------------------------------------------------------------

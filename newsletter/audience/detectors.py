@@ -47,7 +47,7 @@ def from_exim(msg: Message) -> Report | None:
         if action == "failed" and listed and address.lower() not in listed:
             continue  # not among the failed recipients Exim names in the header
         status, code = enhanced(details), basic(details)
-        failures.append(Failure(address, "", action, kind(action, status, code), status, details[:MAX_TEXT]))
+        failures.append(Failure(address, "", action, kind(action, status, code, details), status, details[:MAX_TEXT]))
     if not failures:
         return Report("unparseable", "Exim bounce without a recognisable failed address")
     original = _headers_after_marker(copy)

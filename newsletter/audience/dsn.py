@@ -93,7 +93,7 @@ def _failure(block: Message) -> Failure | None:
         diagnostic = status_field
     action = (field_value(block, "Action").lower().split() or [""])[0]
     action = "failed" if action.startswith("fail") else action  # "Action: failure" is seen too
-    found = kind(action, status, code)
+    found = kind(action, status, code, f"{status_field} {diagnostic}")
     if found is None:
         return None
     return Failure(address_of(block.get("Final-Recipient")), address_of(block.get("Original-Recipient")),

@@ -7,16 +7,31 @@ delayed, a failure that gives no code, and 5.x.x codes that say nothing about th
 X.2.2 (mailbox full), X.3.4 (message too big), X.4.7 (delivery time expired), X.6.X (content)
 and X.7.X (policy: spam filters, block lists, DMARC) - a block list entry for our server
 must not suppress every reader at that provider.
+
+Generic codes. A 5.0.0, or a bare SMTP reply code without an enhanced one, says only that the
+mail failed; Postfix writes 5.0.0 for every 5xx reply that lacks an enhanced code ("552 Mailbox
+full") and for its error transport ("X-Postfix; mailbox full"). There the server's words decide:
+mailbox full, quota, message too large: soft; user unknown, no such user, does not exist: hard.
+Otherwise 5.0.0 is hard, and a bare code is hard only when it is one that means "no such
+mailbox" (550, 551, 553).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 NOT_FAILED = ("delivered", "relayed", "expanded")
 ADDRESS_CODES = (550, 551, 553)        # basic replies that mean "no such mailbox" (RFC 5321)
 NOT_THE_ADDRESS = ("2.2", "3.4", "4.7")  # subject.detail of 5.x.x codes counted as soft
 MAX_TEXT = 1000
+# What a server writes about a generic failure (see "Generic codes" above), English and German.
+NOT_THE_ADDRESS_TEXT = re.compile(
+    r"mailbox (is |ist )?(full|voll)|postfach (ist )?voll|quota|storage allocation|insufficient (storage|space)|"
+    r"over ?size|too (large|big)|exceed\w*\W+(\w+\W+){0,4}size|size\W+(\w+\W+){0,4}exceed", re.IGNORECASE)
+ADDRESS_TEXT = re.compile(
+    r"user unknown|unknown (user|recipient)|no such (user|mailbox|recipient|address)|does ?n[o']t exist|"
+    r"(user|recipient|mailbox) not found|no mailbox here|(benutzer|empf\S*nger|adresse) unbekannt", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -48,8 +63,9 @@ class Report:
     received_at: str | None = None                      # the bounce mail's Date, UTC
 
 
-def kind(action: str, status: str, code: int | None) -> str | None:
-    """'hard', 'soft' or None (this recipient did not fail); see the module docstring."""
+def kind(action: str, status: str, code: int | None, text: str = "") -> str | None:
+    """'hard', 'soft' or None (this recipient did not fail), from the action, the RFC 3463
+    status, the basic reply code and the server's `text`; see the module docstring."""
     if action in NOT_FAILED:
         return None
     permanent = status[:1] == "5" if status else bool(code and code >= 500)
@@ -58,7 +74,11 @@ def kind(action: str, status: str, code: int | None) -> str | None:
         return None  # neither the action nor a code says that it failed
     if action == "delayed" or not permanent:
         return "soft"
-    if status:
+    if status and status != "5.0.0":
         subject, _, detail = status[2:].partition(".")
         return "soft" if subject in ("6", "7") or f"{subject}.{detail}" in NOT_THE_ADDRESS else "hard"
-    return "hard" if code in ADDRESS_CODES else "soft"
+    if NOT_THE_ADDRESS_TEXT.search(text):
+        return "soft"
+    if ADDRESS_TEXT.search(text):
+        return "hard"
+    return "hard" if status or code in ADDRESS_CODES else "soft"
