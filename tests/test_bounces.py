@@ -48,6 +48,9 @@ ALL_BOUNCES = ["arf-abuse.eml", "exim-delayed.eml", "exim-user-unknown.eml", "ga
                "gmail-no-such-user.eml", "office365-recipient-not-found.eml", "out-of-office.eml",
                "postfix-mailbox-full-delayed.eml", "postfix-user-unknown.eml", "qmail-bounce.eml",
                "reader-reply.eml"]
+OTHER_FORMATS = ["dovecot-quota-rejected.eml", "postfix-real-552-delayed.eml", "postfix-real-552-mailbox-full.eml",
+                 "postfix-real-error-mailbox-full.eml", "postfix-real-mailbox-full-delayed.eml",
+                 "postfix-real-mailbox-full-expired.eml", "postfix-real-user-unknown.eml"]
 
 
 @pytest.fixture
@@ -264,6 +267,25 @@ def test_three_digit_status_fails_the_delivery_with_its_code(readers):
     assert status(readers, "anna.schmidt@example.net") == "bounced"
     row = delivery(readers, "anna.schmidt@example.net")
     assert (row["status"], row["last_code"], row["last_reply"]) == ("failed", 550, "bounce -: 550")
+
+
+def test_dovecot_quota_rejection_is_a_soft_bounce_not_an_auto_reply(readers):
+    """Dovecot refuses a message for a full mailbox with a disposition notification marked
+    Auto-Submitted: auto-replied (rejected): a soft bounce of that reader."""
+    result = run_import(readers, FIXTURES / "dovecot-quota-rejected.eml")
+    assert "hard 0, soft 1" in summary(result) and "ignored 0" in summary(result)
+    [event] = events(readers)
+    assert (event["email"], event["kind"], event["status"]) == ("mara.voll@kunde-beispiel.de", "soft", "")
+    assert event["diagnostic"] == ("Your message to <mara.voll@kunde-beispiel.de> was automatically rejected: "
+                                   "Quota exceeded (mailbox for user is full)")
+    assert event["original_message_id"] == READERS["mara.voll@kunde-beispiel.de"]
+    assert status(readers, "mara.voll@kunde-beispiel.de") == "active"
+
+
+def test_read_receipt_is_no_rejection():
+    raw = fixture("dovecot-quota-rejected.eml",
+                  ("automatic-action/MDN-sent-automatically; deleted", "manual-action/MDN-sent-manually; displayed"))
+    assert read_report(raw).kind == "ignored"
 
 
 # --- real Postfix output (fixtures/bounces/README.md says how it was made) -----------------------
@@ -646,7 +668,7 @@ HOSTILE = [b"\n", b"\n\n", b";", b"<", b">", b"\x00", b"\xff", b"=?utf-8?q?", b"
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(ALL_BOUNCES),
+@given(st.sampled_from(ALL_BOUNCES + OTHER_FORMATS),
        st.lists(st.tuples(st.integers(min_value=0, max_value=6000),
                           st.sampled_from(HOSTILE) | st.binary(max_size=20)), max_size=6))
 @example("reader-reply.eml", [(0, b"Subject: =?iso-885\xff9-1?q?x?=\n")])

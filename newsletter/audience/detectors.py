@@ -1,12 +1,18 @@
-"""Bounces without an RFC 3464 delivery status: Exim's text notices.
+"""Bounces without an RFC 3464 delivery status: Exim's text notices and Dovecot's rejections.
 
-    Message (no message/delivery-status part) → from_exim → Report | None (not this kind)
+    Message (no message/delivery-status part) → from_exim | from_rejection → Report | None (not this kind)
 
 Exim's text bounce says "This message was created automatically by mail delivery software",
 lists the failed addresses indented under it and the remote server's reply below each. Its
 delay warnings return no headers; they name the message by the warning host's queue id
 instead ("The message identifier is: 1tF7Qm-0003aD-3y"), kept as `queue_id`. The returned
 headers of a failure follow its "------ This is a copy of the message" line.
+
+Dovecot's LDA, and Sieve's reject, refuse a message in the recipient's own mailbox ("Quota
+exceeded (mailbox for user is full)") with a disposition notification (RFC 8098, Disposition:
+automatic-action/...; deleted) marked Auto-Submitted: auto-replied (rejected). It is a failure
+of that recipient, not an automatic reply, and always soft: the mailbox that refused the
+message exists.
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ import re
 from email.message import Message
 from email.utils import getaddresses
 
-from newsletter.audience.mailparts import (POLICY, basic, body_text, enhanced, first_address, from_mail_system,
-                                           message_id, sender, unsubscribe_tokens, verp_tokens)
+from newsletter.audience.mailparts import (POLICY, address_of, basic, body_text, enhanced, field_value, find,
+                                           first_address, from_mail_system, message_id, part_text, returned_message,
+                                           sender, unsubscribe_tokens, verp_tokens)
 from newsletter.audience.report import MAX_TEXT, Failure, Report, kind
 
 EXIM_MARK = "This message was created automatically by mail delivery software"
@@ -54,6 +61,27 @@ def from_exim(msg: Message) -> Report | None:
     return Report("bounce", failures=failures, verp=verp_tokens(msg, original),
                   original_id=message_id(original.get("Message-ID") if original else None),
                   queue_id=_exim_queue_id(msg, head), unsubscribe=unsubscribe_tokens(original))
+
+
+def from_rejection(msg: Message) -> Report | None:
+    """The rejection by the recipient's mailbox (Dovecot, Sieve) `msg` is, or None."""
+    part = find(msg, "message/disposition-notification")
+    if part is None:
+        return None
+    fields = part.get_payload(0) if part.is_multipart() else \
+        email.message_from_string(part_text(part), policy=POLICY)
+    if not re.match(r"automatic-action/[\w-]+;\s*deleted", field_value(fields, "Disposition"), re.IGNORECASE):
+        return None  # a read receipt or another notification, not a refusal
+    address = address_of(fields.get("Final-Recipient"))
+    if not address:
+        return Report("unparseable", "rejection notice without a Final-Recipient")
+    reason = " ".join(body_text(msg).split())
+    original = returned_message(msg)
+    return Report("bounce", failures=[Failure(address, address_of(fields.get("Original-Recipient")), "failed", "soft",
+                                              enhanced(reason), reason[:MAX_TEXT])],
+                  verp=verp_tokens(msg, original), unsubscribe=unsubscribe_tokens(original),
+                  original_id=message_id(fields.get("Original-Message-ID"))
+                  or message_id(original.get("Message-ID") if original else None))
 
 
 def _exim_queue_id(msg: Message, text: str) -> str | None:

@@ -5,7 +5,8 @@
                                unsubscribe tokens; the Message-ID of the message that came back)
 
 A mail is a bounce when it carries a message/delivery-status part (RFC 3464; per recipient:
-Final-Recipient, Action, Status, Diagnostic-Code) or is Exim's text bounce (read in
+Final-Recipient, Action, Status, Diagnostic-Code), is a refusal by the recipient's mailbox
+(Dovecot's "Quota exceeded" rejection) or Exim's text bounce (both read in
 newsletter.audience.detectors). It is a complaint when it carries a message/feedback-report
 (ARF, RFC 5965) with Feedback-Type: abuse. Anything else is never guessed at: automatic replies
 (out-of-office) are reported as ignored, all other mails as unparseable, each with the reason.
@@ -25,7 +26,7 @@ import re
 from email.message import Message
 from email.utils import getaddresses
 
-from newsletter.audience.detectors import from_exim
+from newsletter.audience.detectors import from_exim, from_rejection
 from newsletter.audience.mailparts import (POLICY, VERP_RE, address_of, auto_reply_marker, basic, decoded, enhanced,
                                            field_value, find, from_mail_system, message_id, part_text,
                                            returned_message, strip_type, unsubscribe_tokens, utc, verp_tokens)
@@ -53,9 +54,10 @@ def _classify(msg: Message) -> Report:
     feedback = find(msg, "message/feedback-report")
     if feedback is not None:
         return _from_arf(msg, feedback)
-    exim = from_exim(msg)
-    if exim is not None:
-        return exim
+    for reader in (from_rejection, from_exim):
+        report = reader(msg)
+        if report is not None:
+            return report
     sender, subject = decoded(msg.get("From")), decoded(msg.get("Subject"))
     seen = f"From: {sender or '-'}, Subject: {subject[:80] or '-'}"
     if from_mail_system(msg) or BOUNCE_SUBJECT.search(subject):
