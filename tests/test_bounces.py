@@ -48,9 +48,10 @@ ALL_BOUNCES = ["arf-abuse.eml", "exim-delayed.eml", "exim-user-unknown.eml", "ga
                "gmail-no-such-user.eml", "office365-recipient-not-found.eml", "out-of-office.eml",
                "postfix-mailbox-full-delayed.eml", "postfix-user-unknown.eml", "qmail-bounce.eml",
                "reader-reply.eml"]
-OTHER_FORMATS = ["dovecot-quota-rejected.eml", "postfix-real-552-delayed.eml", "postfix-real-552-mailbox-full.eml",
-                 "postfix-real-error-mailbox-full.eml", "postfix-real-mailbox-full-delayed.eml",
-                 "postfix-real-mailbox-full-expired.eml", "postfix-real-user-unknown.eml"]
+OTHER_FORMATS = ["dovecot-quota-rejected.eml", "forwarded-postfix-bounce.eml", "postfix-real-552-delayed.eml",
+                 "postfix-real-552-mailbox-full.eml", "postfix-real-error-mailbox-full.eml",
+                 "postfix-real-mailbox-full-delayed.eml", "postfix-real-mailbox-full-expired.eml",
+                 "postfix-real-user-unknown.eml"]
 
 
 @pytest.fixture
@@ -280,6 +281,25 @@ def test_dovecot_quota_rejection_is_a_soft_bounce_not_an_auto_reply(readers):
                                    "Quota exceeded (mailbox for user is full)")
     assert event["original_message_id"] == READERS["mara.voll@kunde-beispiel.de"]
     assert status(readers, "mara.voll@kunde-beispiel.de") == "active"
+
+
+def test_bounce_forwarded_as_an_attachment_is_read_as_that_bounce(readers):
+    """The editors forwarded a bounce from their own mailbox (Thunderbird, as attachment)."""
+    path = FIXTURES / "forwarded-postfix-bounce.eml"
+    result = run_import(readers, path)
+    assert "hard 1" in summary(result) and "marked bounced 1" in summary(result)
+    assert status(readers, "tom.unbekannt@example.com") == "bounced"
+    assert delivery(readers, "tom.unbekannt@example.com")["status"] == "failed"
+    [event] = events(readers)
+    assert event["message_id"] == "<6b1f0e2a-9c4d-4e7f-a1b2-3c4d5e6f7a8b@stadtmarketing-demo.de>"  # the forward
+    assert event["received_at"] == "2026-11-29T11:40:25+00:00"  # when Postfix wrote the bounce
+    assert "already imported 1" in summary(run_import(readers, path))
+
+
+def test_forwarded_mail_that_is_no_bounce_stays_unparseable():
+    raw = fixture("forwarded-postfix-bounce.eml", ("Action: failed", "Action: delivered"))
+    report = read_report(raw)
+    assert report.kind == "unparseable" and "Subject: WG: Undelivered Mail Returned to Sender" in report.reason
 
 
 def test_read_receipt_is_no_rejection():

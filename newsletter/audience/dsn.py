@@ -12,6 +12,10 @@ newsletter.audience.detectors). It is a complaint when it carries a message/feed
 (out-of-office) are reported as ignored, all other mails as unparseable, each with the reason.
 Whether a failure is hard or soft is decided in newsletter.audience.report.
 
+Forwarded bounces. A mail that is none of these but has a bounce or complaint attached
+(message/rfc822, as mail programs forward) is read as that attached mail: its report, dated
+by its own Date; the forwarding mail's Message-ID keeps it from being imported twice.
+
 The returned message. Its Message-ID comes from the message/rfc822 or text/rfc822-headers
 part, a DSN's X-Original-Message-ID, or the headers after Exim's "This is a copy" line.
 
@@ -28,12 +32,13 @@ from email.utils import getaddresses
 
 from newsletter.audience.detectors import from_exim, from_rejection
 from newsletter.audience.mailparts import (POLICY, VERP_RE, address_of, auto_reply_marker, basic, decoded, enhanced,
-                                           field_value, find, from_mail_system, message_id, part_text,
+                                           field_value, find, from_mail_system, message_id, part_text, parts,
                                            returned_message, strip_type, unsubscribe_tokens, utc, verp_tokens)
 from newsletter.audience.report import MAX_TEXT, Failure, Report, kind
 
 __all__ = ["Failure", "Report", "read_report"]
 
+MAX_FORWARDS = 3  # a bounce forwarded as an attachment of a forward of a forward, and no deeper
 BOUNCE_SUBJECT = re.compile(r"undeliver|delivery status|delivery fail|mail delivery|returned mail|"
                             r"failure notice|unzustellbar|nicht zugestellt|zustellung fehlgeschlagen", re.IGNORECASE)
 
@@ -43,21 +48,14 @@ def read_report(raw: bytes) -> Report:
     msg = email.message_from_bytes(raw, policy=POLICY)
     report = _classify(msg) if msg.keys() else Report("unparseable", "not a mail (no header lines)")
     report.mail_id = message_id(msg.get("Message-ID")) or "sha256:" + hashlib.sha256(raw).hexdigest()
-    report.received_at = utc(msg.get("Date"))
+    report.received_at = report.received_at or utc(msg.get("Date"))
     return report
 
 
-def _classify(msg: Message) -> Report:
-    status_part = find(msg, "message/delivery-status", "message/global-delivery-status")
-    if status_part is not None:
-        return _from_dsn(msg, status_part)
-    feedback = find(msg, "message/feedback-report")
-    if feedback is not None:
-        return _from_arf(msg, feedback)
-    for reader in (from_rejection, from_exim):
-        report = reader(msg)
-        if report is not None:
-            return report
+def _classify(msg: Message, depth: int = 0) -> Report:
+    report = _read_as_is(msg) or _forwarded(msg, depth)
+    if report is not None:
+        return report
     sender, subject = decoded(msg.get("From")), decoded(msg.get("Subject"))
     seen = f"From: {sender or '-'}, Subject: {subject[:80] or '-'}"
     if from_mail_system(msg) or BOUNCE_SUBJECT.search(subject):
@@ -66,6 +64,33 @@ def _classify(msg: Message) -> Report:
     if marker:
         return Report("ignored", f"automatic reply ({marker}), not a bounce")
     return Report("unparseable", f"neither a delivery status notification nor a complaint report ({seen})")
+
+
+def _read_as_is(msg: Message) -> Report | None:
+    """The report of a mail in a format read here, or None."""
+    status_part = find(msg, "message/delivery-status", "message/global-delivery-status")
+    if status_part is not None:
+        return _from_dsn(msg, status_part)
+    feedback = find(msg, "message/feedback-report")
+    if feedback is not None:
+        return _from_arf(msg, feedback)
+    return from_rejection(msg) or from_exim(msg)
+
+
+def _forwarded(msg: Message, depth: int) -> Report | None:
+    """The bounce or complaint in an attached message: someone forwarded it to the bounce
+    mailbox. It is dated by its own Date, when the remote server wrote it."""
+    if depth >= MAX_FORWARDS:
+        return None
+    for part in parts(msg):
+        if part is not msg and part.get_content_type() in ("message/rfc822", "message/global") \
+                and part.is_multipart():
+            inner = part.get_payload(0)
+            report = _classify(inner, depth + 1)
+            if report.kind in ("bounce", "complaint"):
+                report.received_at = utc(inner.get("Date"))
+                return report
+    return None
 
 
 def _from_dsn(msg: Message, part: Message) -> Report:
