@@ -230,6 +230,9 @@ DIAGNOSTIC = ("Diagnostic-Code: smtp; 550 5.1.1 <anna.schmidt@example.net>: Reci
     ("failed", "5.0.0", "550 Requested action not taken: mailbox unavailable", "hard"),
     ("failed", "", "554 delivery error: no such user here", "hard"),
     ("failed", "", "554 Transaction failed", "soft"),
+    ("failed", "5.0.0", "554 5.7.1 <anna.schmidt@example.net>: Relay access denied", "soft"),  # the server's code
+    ("failed", "5.0.0", "554 Too many hops, mail loop detected", "soft"),
+    ("failed", "", "554 This account has been disabled or discontinued", "hard"),
     ("failed", "4.4.1", "Connection timed out", "soft"),
     ("delayed", "4.4.1", "Connection timed out", "soft"),
     ("delivered", "2.0.0", "250 2.0.0 Ok: queued", None),
@@ -260,6 +263,15 @@ def test_three_digit_status_is_read_as_the_basic_code(action, status_field, kind
                   ("Status: 5.1.1", f"Status: {status_field}"), (DIAGNOSTIC + "\n", ""))
     [failure] = read_report(raw).failures
     assert (failure.action, failure.kind, failure.status, failure.diagnostic) == ("failed", kind, "", status_field)
+
+
+def test_status_comment_is_the_diagnosis_and_action_error_is_a_failure():
+    """Sun's MTA explains a bare 5.0.0 in the Status field; OpenSMTPD writes "Action: error"."""
+    raw = fixture("postfix-user-unknown.eml", ("Action: failed", "Action: error"),
+                  ("Status: 5.1.1", "Status: 5.0.0 (recipient reached disk quota)"), (DIAGNOSTIC + "\n", ""))
+    [failure] = read_report(raw).failures
+    assert (failure.action, failure.kind, failure.status, failure.diagnostic) == \
+        ("failed", "soft", "5.0.0", "5.0.0 (recipient reached disk quota)")
 
 
 def test_three_digit_status_fails_the_delivery_with_its_code(readers):

@@ -112,14 +112,17 @@ def _from_dsn(msg: Message, part: Message) -> Report:
 
 def _failure(block: Message) -> Failure | None:
     diagnostic, status_field = field_value(block, "Diagnostic-Code"), field_value(block, "Status")
-    status = enhanced(status_field) or enhanced(strip_type(diagnostic))
+    status, said = enhanced(status_field), enhanced(strip_type(diagnostic))
+    if not status or (status[1:] == ".0.0" and said[:1] == status[:1]):
+        status = said or status  # the remote server's 5.7.1 says more than a relay's generic 5.0.0
     # Some MTAs write an SMTP reply where the RFC 3463 code belongs ("Status: 550 ..."): its
     # basic code still says whether the mail failed, and its text is all the diagnosis there is.
     code = basic(strip_type(diagnostic)) or (None if enhanced(status_field) else basic(status_field))
-    if not diagnostic and code and not status:
+    if not diagnostic and status_field != status:
         diagnostic = status_field
     action = (field_value(block, "Action").lower().split() or [""])[0]
-    action = "failed" if action.startswith("fail") else action  # "Action: failure" is seen too
+    if action.startswith("fail") or action == "error":
+        action = "failed"  # "Action: failure" and OpenSMTPD's "Action: error" are seen too
     found = kind(action, status, code, f"{status_field} {diagnostic}")
     if found is None:
         return None

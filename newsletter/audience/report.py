@@ -11,7 +11,8 @@ must not suppress every reader at that provider.
 Generic codes. A 5.0.0, or a bare SMTP reply code without an enhanced one, says only that the
 mail failed; Postfix writes 5.0.0 for every 5xx reply that lacks an enhanced code ("552 Mailbox
 full") and for its error transport ("X-Postfix; mailbox full"). There the server's words decide:
-mailbox full, quota, message too large: soft; user unknown, no such user, does not exist: hard.
+mailbox full, quota, message too large, spam or block lists, an unreachable host, a mail loop or
+a temporary error: soft; user unknown, no such user, does not exist, account disabled: hard.
 Otherwise 5.0.0 is hard, and a bare code is hard only when it is one that means "no such
 mailbox" (550, 551, 553).
 """
@@ -26,12 +27,21 @@ ADDRESS_CODES = (550, 551, 553)        # basic replies that mean "no such mailbo
 NOT_THE_ADDRESS = ("2.2", "3.4", "4.7")  # subject.detail of 5.x.x codes counted as soft
 MAX_TEXT = 1000
 # What a server writes about a generic failure (see "Generic codes" above), English and German.
-NOT_THE_ADDRESS_TEXT = re.compile(
-    r"mailbox (is |ist )?(full|voll)|postfach (ist )?voll|quota|storage allocation|insufficient (storage|space)|"
-    r"over ?size|too (large|big)|exceed\w*\W+(\w+\W+){0,4}size|size\W+(\w+\W+){0,4}exceed", re.IGNORECASE)
-ADDRESS_TEXT = re.compile(
-    r"user unknown|unknown (user|recipient)|no such (user|mailbox|recipient|address)|does ?n[o']t exist|"
-    r"(user|recipient|mailbox) not found|no mailbox here|(benutzer|empf\S*nger|adresse) unbekannt", re.IGNORECASE)
+NOT_THE_ADDRESS_TEXT = re.compile("|".join([
+    r"\b(mail ?box|mail ?folder|inbox|postfach|account|disk)\b[^.]{0,20}\b(full|voll)\b", r"quota",
+    r"storage allocation", r"insufficient (storage|space)",                              # a full mailbox
+    r"over ?size", r"too (large|big)", r"exceed\w*\W+(\w+\W+){0,4}size", r"size\W+(\w+\W+){0,4}exceed",  # too big
+    r"spam", r"unsolicited", r"black ?list", r"block ?list", r"blocked",                # a filter or policy
+    r"not reachable", r"unreachable", r"not responding", r"timed? ?out", r"name service error",
+    r"host not found", r"too many hops", r"loop", r"temporar",                          # the way there
+]), re.IGNORECASE)
+ADDRESS_TEXT = re.compile("|".join([
+    r"(user|addressee|recipient) (unknown|not known)", r"unknown (user|recipient|address)",
+    r"no such (user|mailbox|recipient|address)", r"does ?n[o']t exist", r"(user|recipient|mailbox) not found",
+    r"no mailbox here", r"not listed in", r"invalid (recipient|address|mailbox|user)", r"no longer (valid|exists)",
+    r"(account|address|mailbox) (has been |is )?(disabled|discontinued|deactivated|closed|deleted)",
+    r"(benutzer|empf\S*nger|adresse) unbekannt", r"existiert nicht", r"n'existe pas",
+]), re.IGNORECASE)
 
 
 @dataclass(frozen=True)
