@@ -1,6 +1,9 @@
 """Reading returned mail: one mail in, one neutral Report out, no database and no subscriber.
 
-    raw bytes → read_report → Report: bounce | complaint | ignored | unparseable
+    raw bytes → read_report → the formats read here (RFC 3464 DSN, ARF, a mailbox's rejection, Exim)
+                            → else the bounce attached to it (forwarded)
+                            → else flufl.bounce's detectors (newsletter.audience.fallback)
+                            → Report: bounce | complaint | ignored | unparseable
                               (recipients with action, status, diagnostic and kind; VERP and
                                unsubscribe tokens; the Message-ID of the message that came back)
 
@@ -8,19 +11,23 @@ A mail is a bounce when it carries a message/delivery-status part (RFC 3464; per
 Final-Recipient, Action, Status, Diagnostic-Code), is a refusal by the recipient's mailbox
 (Dovecot's "Quota exceeded" rejection) or Exim's text bounce (both read in
 newsletter.audience.detectors). It is a complaint when it carries a message/feedback-report
-(ARF, RFC 5965) with Feedback-Type: abuse. Anything else is never guessed at: automatic replies
-(out-of-office) are reported as ignored, all other mails as unparseable, each with the reason.
+(ARF, RFC 5965) with Feedback-Type: abuse. These readers come first: they know the status
+codes, the returned message and the VERP address, where a heuristic knows only an address.
 Whether a failure is hard or soft is decided in newsletter.audience.report.
 
-Forwarded bounces. A mail that is none of these but has a bounce or complaint attached
+Forwarded bounces. A mail in none of these formats that has a bounce or complaint attached
 (message/rfc822, as mail programs forward) is read as that attached mail: its report, dated
 by its own Date; the forwarding mail's Message-ID keeps it from being imported twice.
 
-The returned message. Its Message-ID comes from the message/rfc822 or text/rfc822-headers
-part, a DSN's X-Original-Message-ID, or the headers after Exim's "This is a copy" line.
+Everything else goes to flufl.bounce's detectors (qmail, Yahoo, Exchange, old Postfix and
+others), unless it is an automatic reply that does not look like a bounce: an out-of-office
+note is reported as ignored. What no detector recognises is unparseable, with the reason.
 
-The tokens found here are unverified: newsletter.bounces checks them against the secret.
-"""
+The returned message. Its Message-ID comes from the message/rfc822 or text/rfc822-headers
+part, a DSN's X-Original-Message-ID, the headers after Exim's "This is a copy" line, or those
+quoted below a text notice ("--- Below this line is a copy of the message.").
+
+The tokens found here are unverified: newsletter.bounces checks them against the secret."""
 
 from __future__ import annotations
 
@@ -31,6 +38,7 @@ from email.message import Message
 from email.utils import getaddresses
 
 from newsletter.audience.detectors import from_exim, from_rejection
+from newsletter.audience.fallback import from_flufl
 from newsletter.audience.mailparts import (POLICY, VERP_RE, address_of, auto_reply_marker, basic, decoded, enhanced,
                                            field_value, find, from_mail_system, message_id, part_text, parts,
                                            returned_message, strip_type, unsubscribe_tokens, utc, verp_tokens)
@@ -53,14 +61,19 @@ def read_report(raw: bytes) -> Report:
 
 
 def _classify(msg: Message, depth: int = 0) -> Report:
-    report = _read_as_is(msg) or _forwarded(msg, depth)
-    if report is not None:
+    report = _read_as_is(msg)
+    if report is not None and report.kind != "unparseable":
         return report
     sender, subject = decoded(msg.get("From")), decoded(msg.get("Subject"))
-    seen = f"From: {sender or '-'}, Subject: {subject[:80] or '-'}"
-    if from_mail_system(msg) or BOUNCE_SUBJECT.search(subject):
-        return Report("unparseable", f"looks like a bounce but has no delivery status this importer reads ({seen})")
+    looks_like_bounce = from_mail_system(msg) or bool(BOUNCE_SUBJECT.search(subject))
     marker = auto_reply_marker(msg, subject)
+    # flufl.bounce's heuristics are not let loose on an out-of-office note: an address in it is no failure.
+    report = _forwarded(msg, depth) or (from_flufl(msg) if looks_like_bounce or not marker else None) or report
+    if report is not None:
+        return report
+    seen = f"From: {sender or '-'}, Subject: {subject[:80] or '-'}"
+    if looks_like_bounce:
+        return Report("unparseable", f"looks like a bounce but is in no format this importer reads ({seen})")
     if marker:
         return Report("ignored", f"automatic reply ({marker}), not a bounce")
     return Report("unparseable", f"neither a delivery status notification nor a complaint report ({seen})")
