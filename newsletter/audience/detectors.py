@@ -37,9 +37,9 @@ EXIM_COPY = re.compile(r"^-{6} (This is a copy of the message|The body of the me
 def from_exim(msg: Message) -> Report | None:
     """The Exim text bounce or warning `msg` is, or None when it is none."""
     text = body_text(msg)
-    if EXIM_MARK not in " ".join(text.split()) or not from_mail_system(msg):
-        return None
     flat = " ".join(text.split())
+    if EXIM_MARK not in flat or not from_mail_system(msg):
+        return None
     if EXIM_FAILED in flat:
         action = "failed"
     elif EXIM_DELAYED in flat:
@@ -68,8 +68,9 @@ def from_rejection(msg: Message) -> Report | None:
     part = find(msg, "message/disposition-notification")
     if part is None:
         return None
-    fields = part.get_payload(0) if part.is_multipart() else \
-        email.message_from_string(part_text(part), policy=POLICY)
+    payload = part.get_payload()
+    fields = payload[0] if isinstance(payload, list) and payload else \
+        email.message_from_string(part_text(part) if isinstance(payload, str) else "", policy=POLICY)
     if not re.match(r"automatic-action/[\w-]+;\s*deleted", field_value(fields, "Disposition"), re.IGNORECASE):
         return None  # a read receipt or another notification, not a refusal
     address = address_of(fields.get("Final-Recipient"))
