@@ -39,8 +39,10 @@ from datetime import timedelta
 from email.message import Message
 
 from newsletter import clock, config, tokens
-from newsletter.audience.dsn import MAX_TEXT, POLICY, TOKEN_RE, Report, decoded, read_report, smtp_reply, utc
+from newsletter.audience.dsn import read_report
 from newsletter.audience.mailboxes import Mail, Source
+from newsletter.audience.mailparts import POLICY, TOKEN_RE, decoded, smtp_reply, utc
+from newsletter.audience.report import MAX_TEXT, Report
 from newsletter.config import Bounces, Settings
 from newsletter.errors import InputError
 from newsletter.mail.addresses import normalise_email
