@@ -1,4 +1,4 @@
-"""Applying returned mail: bounces and complaints (as read by newsletter.dsn) and unsubscribe
+"""Applying returned mail: bounces and complaints (as read by newsletter.audience.dsn) and unsubscribe
 requests sent to the List-Unsubscribe mailto address change the subscribers' statuses.
 
     Source (mailboxes) → dsn.read_report (one mail) → match subscribers

@@ -41,7 +41,7 @@ def open_source(path: Path | None, imap: str | None, user: str | None, folder: s
 @command(bounces_app, "import")
 def bounces_import(path: PathArg = None, imap: ImapOpt = None, imap_user: ImapUserOpt = None,
                    imap_folder: ImapFolderOpt = None) -> None:
-    """Record bounces (DSNs, Exim bounces) and complaints (ARF) and suppress those readers.
+    """Record bounces (DSNs, Exim and other servers' notices) and complaints (ARF) and suppress those readers.
 
     A hard bounce marks the reader bounced, soft ones do once soft_limit different messages bounced within soft_window_days (section bounces of newsletter.toml; repeated delay warnings about one message count once); a complaint marks the reader complained.
 
