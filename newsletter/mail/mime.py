@@ -79,7 +79,22 @@ def _qp_line(data: bytes | str) -> bytes:
 
 def join_qp(pieces: list[bytes]) -> bytes:
     """Join separately encoded QP pieces with soft line breaks (invisible when decoded)."""
-    return b"=\r\n".join(pieces)
+    return b"=\r\n".join([_room_for_soft_break(p) for p in pieces[:-1]] + pieces[-1:])
+
+
+def _room_for_soft_break(piece: bytes) -> bytes:
+    """`piece` with its last line short enough to take the joining '=' (at most 75 characters),
+    broken before an escape sequence rather than inside one."""
+    start = piece.rfind(CRLF) + 2 if CRLF in piece else 0
+    last = piece[start:]
+    if len(last) < QP_WIDTH:
+        return piece
+    cut = QP_WIDTH - 1
+    if last[cut - 1:cut] == b"=":
+        cut -= 1
+    elif last[cut - 2:cut - 1] == b"=":
+        cut -= 2
+    return piece[:start] + last[:cut] + b"=" + CRLF + _safe_start(last[cut:])
 
 
 # --- headers ---------------------------------------------------------------------------------
