@@ -19,6 +19,7 @@ from newsletter.errors import ConfigError
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                "--disable-component-update", "--no-first-run", "--disable-sync"]
+IMAGE_TIMEOUT = 5  # seconds for an image that is fetched for real
 INSTALL = "apt-get install chromium and pip install -e '.[browser]' (Playwright)"
 
 
@@ -48,14 +49,37 @@ def chromium() -> Iterator[object]:
             browser.close()
 
 
-def open_page(browser, html: str, *, width: int = 600, scheme: str = "light", height: int = 800):
-    """A new page (in its own context) showing `html` offline; close it with `page.context.close()`."""
-    context = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=1,
+def open_page(browser, html: str, *, width: int = 600, scheme: str = "light", height: int = 800,
+              fetch: tuple[str, ...] = (), missed: list[str] | None = None, scale: float = 1):
+    """A new page (in its own context) showing `html` offline; close it with `page.context.close()`.
+
+    `fetch`: image URLs to load from the network after all (the one ad of a Beleg); one that
+    cannot be loaded gets the placeholder too and is added to `missed`."""
+    context = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=scale,
                                   color_scheme=scheme)
     page = context.new_page()
-    page.route("**/*", offline)
+    page.route("**/*", fetching(set(fetch), missed if missed is not None else []) if fetch else offline)
     page.set_content(html, wait_until="load")
     return page
+
+
+def fetching(urls: set[str], missed: list[str]):
+    """Like `offline`, but the images in `urls` are fetched for real (within IMAGE_TIMEOUT)."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    def handle(route) -> None:
+        request = route.request
+        if request.resource_type == "image" and request.url in urls:
+            try:
+                response = route.fetch(timeout=IMAGE_TIMEOUT * 1000)
+                if response.ok:
+                    route.fulfill(response=response)
+                    return
+            except PlaywrightError:
+                pass
+            missed.append(request.url)
+        offline(route)
+    return handle
 
 
 def offline(route) -> None:

@@ -56,6 +56,9 @@ register_number = "HRB 98765"
 vat_id = "DE999999999"
 managing_directors = ["Erika Beispiel", "Jonas Probe"]
 responsible_for_content = "Erika Beispiel, Anschrift wie oben"
+
+[tracking]
+clicks = "aggregate"     # count clicks per link, for nobody in particular (newsletter report)
 """
 
 

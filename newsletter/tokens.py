@@ -11,25 +11,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 from dataclasses import dataclass
 
 from newsletter import clock
-from newsletter.errors import ConfigError
-
-SECRET_ENV = "NEWSLETTER_SECRET"
-MIN_SECRET = 16
-
-
-def secret() -> bytes:
-    value = os.environ.get(SECRET_ENV, "")
-    if len(value) < MIN_SECRET:
-        raise ConfigError(
-            f"{SECRET_ENV} is not set (or shorter than {MIN_SECRET} characters) - it signs the "
-            "unsubscribe links; set it, e.g. export NEWSLETTER_SECRET=$(python -c "
-            "'import secrets; print(secrets.token_urlsafe(32))'), and keep it stable"
-        )
-    return value.encode()
 
 
 def _mac(key: bytes, purpose: str, list_id: str, subscriber_id: int | str) -> str:

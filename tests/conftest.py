@@ -86,6 +86,13 @@ class Project:
         """The database as the product opens it (for calling its functions)."""
         return open_db(self.settings().db_path)
 
+    def link(self, url: str, issue_id: int = 1) -> str:
+        """How `url` appears in issue `issue_id`: its counted short link when the demo config's
+        [tracking] clicks made one, else the URL itself."""
+        row = self.db().execute("select code from links where issue_id = ? and url = ? and position is not null",
+                                [issue_id, url]).fetchone()
+        return f"https://www.stadtmarketing-demo.de/c/{row[0]}" if row else url
+
     def write(self, name: str, text: str | bytes) -> Path:
         path = self.root / name
         path.parent.mkdir(parents=True, exist_ok=True)

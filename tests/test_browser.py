@@ -54,7 +54,7 @@ def first_article_url(composed) -> str:
     db.close()
     with_image = [e["item"] for e in entries if e["item"]["image"]]
     assert with_image, "the demo issue needs an article with an image"
-    return with_image[0]["url"]
+    return composed.link(with_image[0]["url"])
 
 
 @pytest.fixture

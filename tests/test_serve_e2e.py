@@ -163,3 +163,32 @@ def test_serve_help_has_an_example(project):
     for args in (["serve", "--help"], ["confirmations", "send", "--help"]):
         result = project.run(*args)
         assert result.exit_code == 0 and "Example:" in result.stdout
+
+
+def test_counted_links_from_a_received_mail_redirect_count_and_report(live):
+    """The demo counts clicks: a link taken from a message the SMTP server received leads to its
+    article through the live `serve`, and the report says what happened."""
+    reader = "lea.leserin@example.org"
+    assert live.run("subscribers", "add", reader, "--consent-source", "Telefon").exit_code == 0
+    assert live.run("compose", "--date", SLUG, "--number", NUMBER).exit_code == 0
+    sent = live.run("send", SLUG, "--yes")
+    assert sent.exit_code == 0 and "1 sent" in sent.output, sent.output
+    [issue] = received(live.smtp, reader)
+    html = issue.get_body(("html",)).get_content()
+    link = re.search(r'<h2[^>]*><a href="(https://www\.stadtmarketing-demo\.de/c/[^"]+)"', html)[1]
+    lead_url = live.db().execute("select url from links where code = ?", [link.rsplit("/", 1)[1]]).fetchone()[0]
+    assert lead_url.startswith("https://www.stadtmarketing-demo.de/artikel/")
+
+    browser = {"user-agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"}
+    answer = httpx.get(on_live(link, live.base), headers=browser, follow_redirects=False)
+    assert answer.status_code == 302 and answer.headers["location"] == lead_url
+    assert httpx.head(on_live(link, live.base), headers=browser, follow_redirects=False).status_code == 302
+    scanner = {"user-agent": "Mozilla/5.0 (compatible; SafeLinks; +https://aka.ms/safelinks)"}
+    assert httpx.get(on_live(link, live.base), headers=scanner, follow_redirects=False).status_code == 302
+    tampered = httpx.get(on_live(link[:-1] + ("x" if link[-1] != "x" else "y"), live.base), follow_redirects=False)
+    assert tampered.status_code == 404 and "location" not in tampered.headers
+
+    report = json.loads(live.run("report", SLUG, "--json").stdout)
+    assert report["delivered"] == 1 and (report["human"], report["automated"], report["readers"]) == (1, 2, 1)
+    [lead] = [entry for entry in report["links"] if entry["url"] == lead_url]
+    assert (lead["section"], lead["human"], lead["unique"], lead["automated"], lead["rate"]) == ("lead", 1, 1, 2, 100.0)

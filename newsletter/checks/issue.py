@@ -8,7 +8,7 @@ failure says exactly which rule broke. The rules come from the product's docs/ch
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from urllib.parse import urlsplit
 
@@ -17,6 +17,7 @@ from newsletter.checks.message import check_message, mime_parts
 from newsletter.checks.page import Page, norm
 from newsletter.checks.result import Result, fail, listing, ok, warn
 from newsletter.compose.personal import PLACEHOLDERS, unsubscribe_url
+from newsletter.compose.tracking import PATH, short_url
 from newsletter.config import Settings
 
 WARN_AT = 0.9  # of the size budget
@@ -36,6 +37,11 @@ class Context:
     today: date
     eml: bytes | None   # the message for the sample reader (None: it cannot be built)
     eml_error: str = ""
+    links: list[dict] = field(default_factory=list)  # the issue's counted links ([tracking] clicks)
+
+    def short_links(self) -> dict[str, str]:
+        """Target -> the counted short link that stands for it."""
+        return {link["url"]: short_url(self.settings.publication.base_url, link["code"]) for link in self.links}
 
 
 # --- subject and preheader ----------------------------------------------------------------------
@@ -243,11 +249,40 @@ def job_checks(ctx: Context) -> list[Result]:
 
 def text_link_checks(ctx: Context) -> list[Result]:
     urls = [e["item"]["url"] for e in ctx.items]
-    absent = [u for u in urls if not re.search(re.escape(u) + r"(?![^\s)>\]])", ctx.text)]
+    short = ctx.short_links()
+    absent = [u for u in urls if not any(re.search(re.escape(link) + r"(?![^\s)>\]])", ctx.text)
+                                         for link in (u, short.get(u)) if link)]
     if absent:
         return [fail("text.links", f"not in the text part: {listing(absent)} - write every item's "
                      "link out in issue.txt.j2")]
     return [ok("text.links", f"all {len(urls)} article, job and ad links in the text part")]
+
+
+# --- counted links ([tracking] clicks) -------------------------------------------------------
+
+def tracking_checks(ctx: Context) -> list[Result]:
+    on = ctx.settings.tracking.clicks == "aggregate"
+    base = ctx.settings.publication.base_url.rstrip("/")
+    pattern = re.compile(re.escape(base + PATH) + r"[A-Za-z0-9_-]*")
+    found = {m.group(0) for m in pattern.finditer("\n".join(ctx.page.links) + "\n" + ctx.text)}
+    if not on and not found:
+        return []
+    results = []
+    if on and not base.startswith("https://"):
+        results.append(warn("tracking.base-url", f"[publication] base_url {base!r} is not https: counted "
+                            "links would send readers over plain http - set an https base_url"))
+    known = set(ctx.short_links().values())
+    unknown = sorted(found - known)
+    if unknown:
+        results.append(fail("tracking.links", f"short links this issue does not know: {listing(unknown)} "
+                            "- re-compose the issue (compose --replace)"))
+    elif on and not found:
+        results.append(warn("tracking.links", "[tracking] clicks is on, but this issue's links are not counted "
+                            "- re-compose it (compose --replace) to count them"))
+    else:
+        results.append(ok("tracking.links", f"{len(known)} counted links via {base}{PATH} - newsletter serve "
+                          "must answer there"))
+    return results
 
 
 # --- the message (.eml): its rules are in checks.message --------------------------------------------
@@ -260,4 +295,4 @@ def message_checks(ctx: Context) -> list[Result]:
 
 CHECKS = (subject_checks, preheader_checks, html_size, style_size, lang_check, image_checks,
           link_checks, remote_font_check, unsubscribe_checks, impressum_checks, ad_checks, job_checks,
-          text_link_checks, message_checks)
+          text_link_checks, tracking_checks, message_checks)

@@ -24,6 +24,7 @@ from newsletter.errors import NewsletterError
 from newsletter.mail.export import export
 from newsletter.store import Database, connect, transaction
 from newsletter.store.checks import last_result, save_result
+from newsletter.store.clicks import links_of
 from newsletter.store.issues import get_issue, issue_items
 
 
@@ -39,7 +40,7 @@ def run_checks(settings: Settings, issue: dict, db: Database) -> Report:
     items = issue_items(db, issue["id"])
     eml, error = _build_eml(settings, issue)
     ctx = Context(settings, issue, items, Page(issue["html"] or ""), norm(issue["text"] or ""),
-                  dates.today(settings.publication.timezone), eml, error)
+                  dates.today(settings.publication.timezone), eml, error, links_of(db, issue["id"]))
     report = Report(issue)
     for check in CHECKS:
         report.results.extend(check(ctx))
@@ -72,7 +73,7 @@ def content_hash(issue: dict, items: list[dict]) -> str:
 def settings_hash(settings: Settings) -> str:
     """The settings the checks read: the publication, Impressum, size budget, sending headers
     and the check settings themselves."""
-    relevant = {name: dataclasses.asdict(getattr(settings, name)) for name in ("publication", "impressum", "check")}
+    relevant = {name: dataclasses.asdict(getattr(settings, name)) for name in ("publication", "impressum", "check", "tracking")}
     relevant["budget"] = settings.compose.size_budget
     relevant["feedback_id"] = settings.send.feedback_id
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode("utf-8")).hexdigest()

@@ -2,7 +2,7 @@
 
 The root group knows every command's name and one-line help from the table below, so
 `newsletter --help` lists them without loading any of them; running a command imports its one
-module (`content`, `issues`, `check`, `send`, `web`, `subscribers`, `bounces`), which imports the
+module (`content`, `issues`, `check`, `send`, `reports`, `web`, `subscribers`, `bounces`), which imports the
 core it needs only when the command runs. A test keeps the table and the commands' own help
 texts equal.
 """
@@ -35,6 +35,8 @@ COMMANDS = {
     "schedule": ("send", "Schedule an issue; cron runs 'newsletter run-due' to send it."),
     "unschedule": ("send", "Take an issue off the schedule (it becomes a draft again)."),
     "run-due": ("send", "Send every scheduled issue that is due; silent when nothing is."),
+    "report": ("reports", "Delivery and clicks of an issue: per section and link, human and automated, per 100 delivered."),
+    "stats": ("reports", "One line per sent issue with the trend: delivered, unsubscribes, bounces, click rate."),
     "preview": ("web", "Show an issue in the browser: 600/375 px, light/dark, text part, headers, size and items."),
     "archive": ("web", "Build the web archive of sent issues: index.html, one page per issue and feed.xml (RSS)."),
     "serve": ("web", "Run the web app for sign-up (double opt-in), one-click unsubscribe and the archive."),

@@ -21,12 +21,13 @@ def preview(
     as_email: Annotated[Optional[str], typer.Option("--as", help="Personalise for this subscriber (default: a sample reader).", show_default=False)] = None,
     no_open: Annotated[bool, typer.Option("--no-open", help="Print the address, do not open a browser.")] = False,
     screenshot: Annotated[Optional[Path], typer.Option("--screenshot", help="Write desktop.png, mobile.png and dark.png into this folder and exit.", show_default=False)] = None,
+    clicks: Annotated[bool, typer.Option("--clicks", help="Show each link's human clicks beside it (a click map of a sent issue).")] = False,
 ) -> None:
     """Show an issue in the browser: 600/375 px, light/dark, text part, headers, size and items.
 
     A draft is re-composed and the page reloads itself when a template, the config or the database changes.
 
-    Example: newsletter preview --as erika@example.org
+    Example: newsletter preview --as erika@example.org (or: newsletter preview latest --clicks)
     """
     flags = {"preview.port": (port, "--port")}
     s = settings(**flags)
@@ -34,7 +35,7 @@ def preview(
         from newsletter.web.screenshots import screenshots
         from newsletter.web.view import load_view
 
-        for path in screenshots(load_view(s, issue, as_email).html, screenshot):
+        for path in screenshots(load_view(s, issue, as_email, clicks).html, screenshot):
             typer.echo(f"Wrote {path}")
         return
     import webbrowser
@@ -42,7 +43,7 @@ def preview(
     from newsletter.web import preview as previewing
 
     server = previewing.start(lambda: settings(**flags), issue, as_email, s.preview.host, s.preview.port,
-                              report=lambda message: typer.echo(message, err=True))
+                              report=lambda message: typer.echo(message, err=True), clicks=clicks)
     typer.echo(f"Preview of {server.preview.view.issue['slug']} at {server.url} - press Ctrl-C to stop")
     if not no_open:
         webbrowser.open(server.url)

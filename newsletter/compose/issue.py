@@ -15,13 +15,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from newsletter import clock, dates
-from newsletter.compose import personal, render
+from newsletter.compose import personal, render, tracking
 from newsletter.compose.links import Rewrite, rewrite_links
 from newsletter.compose.select import Options, Selection, select
 from newsletter.config import Settings
 from newsletter.content.sanitize import clean_html, clean_text, html_to_text
 from newsletter.errors import ConfigError, InputError, StoreError
 from newsletter.store import Database
+from newsletter.store.clicks import link_key, save_links
 from newsletter.store.issues import get_issue, issue_items, save_draft, taken_slugs
 
 SUBJECT_MAX = 78  # what `newsletter check` asks of a subject
@@ -49,6 +50,7 @@ class Draft:
     selection: Selection
     previous: dict | None          # the draft this one replaces
     notes: list[str] = field(default_factory=list)
+    links: list[dict] = field(default_factory=list)  # counted links ([tracking] clicks)
 
     @property
     def items(self) -> list[tuple]:
@@ -74,16 +76,23 @@ def prepare(db: Database, settings: Settings, req: ComposeRequest, rewrite: Rewr
     meta = _meta(db, settings, req, selection, previous, notes)
     meta["slug"] = previous["slug"] if previous else free_slug(db, meta["issue_date"])  # the web link names it
     rendered = render.render(settings, context(settings, meta, selection))
-    html_part, text_part = rewrite_links(rendered.html, rendered.text, rewrite) if rewrite else (rendered.html, rendered.text)
+    counted = tracking.rewriter(settings, link_key(db), meta["slug"], selection) \
+        if settings.tracking.clicks == "aggregate" else None
+    html_part, text_part = rendered.html, rendered.text
+    for step in (rewrite, counted):
+        if step is not None:
+            html_part, text_part = rewrite_links(html_part, text_part, step)
     row = {**meta, "mjml": rendered.mjml, "html": html_part, "text": text_part, "status": "draft",
            "updated_at": clock.stamp()}
-    return Draft(row, selection, previous, notes)
+    return Draft(row, selection, previous, notes, list(counted.links.values()) if counted else [])
 
 
 def save(db: Database, draft: Draft, html_size: int) -> dict:
     """Store the draft with its items (inside the caller's transaction); the stored row."""
     issue_id = save_draft(db, {**draft.row, "html_size": html_size}, draft.items,
                           draft.previous["id"] if draft.previous else None)
+    if draft.links:
+        save_links(db, issue_id, draft.row["slug"], draft.links)
     return get_issue(db, issue_id)
 
 

@@ -1,6 +1,6 @@
 """The one step between rendering an issue and building its messages where links change.
 
-`rewrite_links` hands every link of the rendered HTML (each `href`) and every URL written out
+`rewrite_links` hands every link of the rendered HTML (each `<a href>`) and every URL written out
 in the text part to a `Rewrite`, once per issue, and puts back what it returns; a rewrite that
 returns the URL unchanged leaves it alone. Links that are the reader's own (the unsubscribe
 link, with its placeholder token) are never offered: they must reach the reader as they are.
@@ -17,7 +17,7 @@ from newsletter.compose.personal import PLACEHOLDERS
 # (url, where) -> the URL to use instead; `where` is "html" or "text".
 Rewrite = Callable[[str, str], str]
 
-_HREF = re.compile(r'(\bhref=")([^"]*)(")')
+_HREF = re.compile(r'(<a\s[^>]*?\bhref=")([^"]*)(")', re.I)  # links readers follow, not <link> stylesheets
 _TEXT_URL = re.compile(r"https://[^\s<>()\"]+")
 _PERSONAL = tuple(PLACEHOLDERS.values())
 

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from newsletter.config.sections import (SECTIONS, Archive, Bounces, Check, Compose, Impressum, Preview,
-                                        Publication, Send, Serve, Smtp)
+                                        Publication, Send, Serve, Smtp, Tracking)
 from newsletter.errors import ConfigError
 
 CONFIG_ENV = "NEWSLETTER_CONFIG"
@@ -28,7 +28,7 @@ DEFAULT_CONFIG = Path("newsletter.toml")
 DEFAULT_DB = Path("data/newsletter.db")
 
 __all__ = ["Settings", "load", "secret", "write_default", "Publication", "Impressum", "Compose", "Send",
-           "Smtp", "Check", "Preview", "Archive", "Serve", "Bounces", "SECTIONS"]
+           "Smtp", "Check", "Preview", "Archive", "Serve", "Tracking", "Bounces", "SECTIONS"]
 
 
 @dataclass
@@ -46,6 +46,7 @@ class Settings:
     preview: Preview = field(default_factory=Preview)
     archive: Archive = field(default_factory=Archive)
     serve: Serve = field(default_factory=Serve)
+    tracking: Tracking = field(default_factory=Tracking)
     bounces: Bounces = field(default_factory=Bounces)
     db_source: str = "the default"  # where db_path came from, for messages
 

@@ -134,6 +134,15 @@ class Serve:
 
 
 @dataclass
+class Tracking:
+    # "aggregate": compose points each content link at <base_url>/c/<code> (served by `newsletter
+    # serve`), which counts clicks per issue and link and identifies nobody; "off": links as they are.
+    clicks: str = setting("off", choices=("off", "aggregate"))
+    # more user-agent fragments (lower case) whose requests count as automated, beside the built-in list
+    automated_agents: list[str] = setting(None, factory=list)
+
+
+@dataclass
 class Bounces:
     soft_limit: int = setting(3, min=1)          # soft bounces within soft_window_days mark a reader bounced
     soft_window_days: int = setting(30, min=1)
@@ -141,4 +150,4 @@ class Bounces:
 
 SECTIONS = {"publication": Publication, "impressum": Impressum, "compose": Compose,
             "send": Send, "smtp": Smtp, "check": Check, "preview": Preview, "archive": Archive,
-            "serve": Serve, "bounces": Bounces}
+            "serve": Serve, "tracking": Tracking, "bounces": Bounces}

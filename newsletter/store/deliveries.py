@@ -63,6 +63,11 @@ def counts(db: Database, issue_id: int) -> dict[str, int]:
     return out
 
 
+def first_sent(db: Database, issue_id: int) -> str | None:
+    """When the issue's first message was accepted (None: none yet)."""
+    return db.value("select min(sent_at) from deliveries where issue_id = ? and status = 'sent'", [issue_id])
+
+
 def problems(db: Database, issue_id: int) -> list[dict]:
     """Rows that failed, wait for a retry or were left unconfirmed, with the server's reply."""
     return db.query(

@@ -40,6 +40,12 @@ def sent_issues(db: Database) -> list[dict]:
     return db.query("select * from issues where status = 'sent' order by issue_date desc, id desc")
 
 
+def next_sent_after(db: Database, issue: dict) -> dict | None:
+    """The issue sent after `issue` (None: it is the newest)."""
+    return db.one("select * from issues where status = 'sent' and sent_at > ? order by sent_at, id limit 1",
+                  [issue["sent_at"]])
+
+
 def last_sent_issue(db: Database) -> dict | None:
     return db.one("select * from issues where status = 'sent' order by sent_at desc, id desc limit 1")
 

@@ -7,11 +7,15 @@ pending.
 
 from __future__ import annotations
 
+import base64
 import re
+import secrets
 import sqlite3
 
 import sqlite_utils
 from sqlite_utils import Migrations
+
+from newsletter import clock
 
 migrations = Migrations("newsletter")
 
@@ -159,3 +163,30 @@ def m007_check_results(db: sqlite_utils.Database) -> None:
          "checked_at": str},
         pk="issue_id", foreign_keys=[("issue_id", "issues", "id")],
     )
+
+
+@migrations()
+def m008_links_and_clicks(db: sqlite_utils.Database) -> None:
+    # Counted links (`[tracking] clicks`): one row per issue and target, kept when an issue's own
+    # rows go, so a link in an old mail still leads where it did. No foreign key on purpose.
+    db["links"].create(
+        {"id": int, "code": str, "issue_id": int, "issue_slug": str, "url": str, "kind": str,
+         "item_id": int, "section": str, "label": str, "position": int, "created_at": str},
+        pk="id", not_null={"code", "issue_id", "url"},
+    )
+    db["links"].create_index(["code"], unique=True)
+    db["links"].create_index(["issue_id"])
+    # Counts per link and hour (local time); nothing that names or singles out a reader.
+    db["clicks"].create(
+        {"link_id": int, "hour": str, "human": int, "automated": int, "unique_human": int},
+        pk=("link_id", "hour"), defaults={"human": 0, "automated": 0, "unique_human": 0},
+    )
+    # Estimated different readers per issue and hour who clicked anything.
+    db["issue_clicks"].create(
+        {"issue_id": int, "hour": str, "unique_human": int},
+        pk=("issue_id", "hour"), defaults={"unique_human": 0},
+    )
+    # Keys the product makes for itself (the link signing key); never a reader's data.
+    db["keys"].create({"name": str, "value": str, "created_at": str}, pk="name")
+    db["keys"].insert({"name": "links", "value": base64.b64encode(secrets.token_bytes(32)).decode(),
+                       "created_at": clock.stamp()})

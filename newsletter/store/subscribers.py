@@ -156,3 +156,12 @@ class FirstSeen:
 
     def __exit__(self, *exc) -> None:
         self.db.execute("drop table if exists temp.import_seen")
+
+
+def unsubscribed_between(db: Database, issue_id: int, start: str, end: str | None) -> int:
+    """Readers who got issue `issue_id` and unsubscribed from `start` until `end` (None: until
+    now): the unsubscribes that followed that issue."""
+    return db.value(
+        "select count(*) from subscribers s join deliveries d on d.subscriber_id = s.id"
+        " where d.issue_id = ? and d.status = 'sent' and s.status = 'unsubscribed'"
+        " and s.unsubscribed_at >= ? and (? is null or s.unsubscribed_at < ?)", [issue_id, start, end, end])

@@ -3,7 +3,7 @@
 Routes: the sign-up form (GET/POST /subscribe, also JSON), the confirmation link
 (GET shows a button, POST /confirm/TOKEN activates), the unsubscribe link (GET shows a button,
 POST /u/TOKEN unsubscribes; also the RFC 8058 one-click POST), the static web archive
-(/archive/...) and /health. Requests are parsed and answered here; everything else happens in
+(/archive/...), the counted links (/c/CODE, `web.clicks`) and /health. Requests are parsed and answered here; everything else happens in
 `newsletter.audience.consent`, on a database connection opened per request in a worker thread.
 
 Every answer carries strict security headers; pages are German (`web.pages`), plain HTML with
@@ -36,6 +36,7 @@ from newsletter.delivery import transports
 from newsletter.errors import NewsletterError
 from newsletter.store import connect
 from newsletter.web import forms
+from newsletter.web.clicks import Clicks
 from newsletter.web.pages import ARCHIVE_CSP, Pages, SecurityHeaders
 
 log = logging.getLogger("newsletter.web")
@@ -203,6 +204,9 @@ class Site:
     def not_found(self) -> Response:
         return self.pages.page("not_found", 404)
 
+    def link_unknown(self) -> Response:
+        return self.pages.page("link_unknown", 404)
+
     async def http_error(self, request: Request, exc: HTTPException) -> Response:
         if exc.status_code == 404:
             return self.not_found()
@@ -224,6 +228,7 @@ def create_app(settings: Settings, *, key: bytes | None = None, transport_factor
     key = key if key is not None else config.signing_key()
     settings.require_base_url("newsletter serve (confirmation and unsubscribe links)")
     site = Site(settings, key, transport_factory or (lambda: transports.make(settings)))
+    clicks = Clicks(settings, site.link_unknown)
     app = Starlette(routes=[
         Route("/subscribe", by_method(site.subscribe_form, site.subscribe), methods=["GET", "POST"]),
         Route("/confirm/{token}", by_method(site.confirm_page, site.confirm), methods=["GET", "POST"]),
@@ -231,11 +236,12 @@ def create_app(settings: Settings, *, key: bytes | None = None, transport_factor
         Route("/archive", site.archive_root, methods=["GET"]),
         Route("/archive/{path:path}", site.archive, methods=["GET"]),
         Route("/health", site.health, methods=["GET"]),
+        Route("/c/{code}", clicks.answer, methods=["GET"]),  # and HEAD, which counts as automated
         *(routes or []),
     ], exception_handlers={HTTPException: site.http_error, NewsletterError: site.unavailable,
                            sqlite3.Error: site.unavailable, Exception: site.server_error})
     app.add_middleware(SecurityHeaders)
-    app.state.site = site
+    app.state.site, app.state.clicks = site, clicks
     return app
 
 

@@ -74,8 +74,9 @@ class Preview:
     """The current view of one issue, rebuilt when its sources change."""
 
     def __init__(self, load_settings: Callable[[], Settings], ref: str | None, email: str | None,
-                 report: Callable[[str], None] = lambda message: None) -> None:
+                 report: Callable[[str], None] = lambda message: None, clicks: bool = False) -> None:
         self.load_settings, self.ref, self.email, self.report = load_settings, ref, email, report
+        self.clicks = clicks
         self.view: View | None = None
         self.error: str | None = None
         self.version = 0
@@ -94,7 +95,7 @@ class Preview:
                 items = issue_items(db, issue["id"])
                 compose_issue(db, settings, recompose_request(issue, items, settings.compose.size_budget))
                 issue = get_issue(db, issue["id"])
-            view = make_view(db, settings, issue, reader(db, self.email))
+            view = make_view(db, settings, issue, reader(db, self.email), self.clicks)
         self._inputs, self._store = sources(settings)
         self._publish(view, None)
 
@@ -261,9 +262,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def start(load_settings: Callable[[], Settings], ref: str | None, email: str | None, host: str, port: int,
-          report: Callable[[str], None] = lambda message: None) -> PreviewServer:
-    """Build the first view and listen on host:port (port 0: any free one); call serve_forever()."""
-    preview = Preview(load_settings, ref, email, report)
+          report: Callable[[str], None] = lambda message: None, clicks: bool = False) -> PreviewServer:
+    """Build the first view and listen on host:port (port 0: any free one); call serve_forever().
+    `clicks`: show the issue as a click map, updated as clicks come in."""
+    preview = Preview(load_settings, ref, email, report, clicks)
     preview.refresh(recompose=False)
     try:
         server = PreviewServer(preview, host, port)

@@ -13,6 +13,8 @@ from newsletter.config import Settings
 from newsletter.errors import NotFound
 from newsletter.mail.addresses import normalise_email
 from newsletter.mail.export import export, message
+from newsletter.reports.clickmap import click_map
+from newsletter.reports.issue import issue_report
 from newsletter.store import Database, connect
 from newsletter.store.issues import get_issue, issue_items, latest_draft
 from newsletter.store.subscribers import find_subscriber
@@ -62,17 +64,20 @@ def reader(db: Database, email: str | None) -> Recipient:
     return Recipient(email=row["email"], salutation=salutation(row), token=SAMPLE.token)
 
 
-def make_view(db: Database, settings: Settings, issue: dict, recipient: Recipient) -> View:
+def make_view(db: Database, settings: Settings, issue: dict, recipient: Recipient, clicks: bool = False) -> View:
+    """The view of `issue`; `clicks`: as a click map (each counted link's clicks beside it)."""
     built = message(settings, issue)
     eml = export(settings, issue, "eml", recipient, built=built)
-    return View(issue, recipient, export(settings, issue, "html", recipient).decode("utf-8"),
-                export(settings, issue, "txt", recipient).decode("utf-8"), readable_headers(eml),
-                issue_items(db, issue["id"]), settings.compose.size_budget)
+    page = export(settings, issue, "html", recipient).decode("utf-8")
+    if clicks:
+        page = click_map(page, issue_report(db, settings, str(issue["id"])), settings.publication.base_url)
+    return View(issue, recipient, page, export(settings, issue, "txt", recipient).decode("utf-8"),
+                readable_headers(eml), issue_items(db, issue["id"]), settings.compose.size_budget)
 
 
-def load_view(settings: Settings, ref: str | None, email: str | None) -> View:
+def load_view(settings: Settings, ref: str | None, email: str | None, clicks: bool = False) -> View:
     with connect(settings) as db:
-        return make_view(db, settings, find_issue(db, ref), reader(db, email))
+        return make_view(db, settings, find_issue(db, ref), reader(db, email), clicks)
 
 
 def readable_headers(eml: bytes) -> str:

@@ -1,0 +1,146 @@
+"""What an issue achieved, from counts alone: delivery outcomes from the delivery log and bounce
+events, reader interest from the counted links (`[tracking] clicks`).
+
+    issues + deliveries + bounce_events + subscribers + links/clicks → IssueReport
+
+No figure here is about a reader: clicks are counted per link and hour, unique clicks are an
+estimate (see `web.clicks`), and automated requests (scanners, previews) stand beside the
+human ones, never inside them. Rates are per 100 delivered messages.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from newsletter.config import Settings
+from newsletter.store import Database
+from newsletter.store.bounces import events_by_issue
+from newsletter.store.clicks import hourly, issue_readers, links_of
+from newsletter.store.deliveries import counts, first_sent
+from newsletter.store.issues import get_issue, next_sent_after
+from newsletter.store.subscribers import unsubscribed_between
+
+SECTIONS = {"lead": "Aufmacher", "articles": "Weitere Meldungen", "jobs": "Stellenmarkt", "ads": "Anzeigen",
+            "header": "Kopf (Logo)", "footer": "Fuß (Social Media)", "text": "Links im Text"}
+SECTION_ORDER = tuple(SECTIONS)
+DAYS = 7
+
+
+def per_100(count: int, delivered: int) -> float | None:
+    return round(100 * count / delivered, 1) if delivered else None
+
+
+@dataclass
+class LinkStat:
+    section: str
+    kind: str
+    label: str
+    url: str
+    code: str
+    item_id: int | None
+    human: int
+    unique: int
+    automated: int
+    rate: float | None      # estimated unique clicks per 100 delivered
+
+
+@dataclass
+class SectionStat:
+    section: str
+    name: str
+    links: int
+    human: int
+    unique: int
+    automated: int
+    rate: float | None
+
+
+@dataclass
+class IssueReport:
+    issue: dict             # id, slug, number, subject, issue_date, status, sent_at
+    delivered: int
+    failed: int
+    deferred: int
+    bounced: int
+    complained: int
+    unsubscribed: int
+    readers: int            # estimated different readers who clicked anything
+    human: int
+    automated: int
+    tracked: bool           # the issue's links were counted
+    sections: list[SectionStat] = field(default_factory=list)
+    links: list[LinkStat] = field(default_factory=list)
+    days: list[dict] = field(default_factory=list)   # first DAYS days after sending: day, human, automated
+
+    @property
+    def rate(self) -> float | None:
+        return per_100(self.readers, self.delivered)
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out["rate"] = self.rate
+        return out
+
+    def as_csv(self) -> str:
+        """One row per link, the columns of the link table."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["issue", "section", "kind", "label", "url", "human_clicks", "unique_clicks_estimated",
+                         "per_100_delivered", "automated_clicks", "delivered"])
+        for link in self.links:
+            writer.writerow([self.issue["slug"], link.section, link.kind, link.label, link.url, link.human,
+                             link.unique, "" if link.rate is None else link.rate, link.automated, self.delivered])
+        return buffer.getvalue()
+
+
+def issue_report(db: Database, settings: Settings, ref: str) -> IssueReport:
+    issue = get_issue(db, ref)
+    delivery = counts(db, issue["id"])
+    delivered = delivery.get("sent", 0)
+    events = events_by_issue(db, issue["id"])
+    unsubscribed, started = 0, first_sent(db, issue["id"])
+    if started:
+        following = next_sent_after(db, issue) if issue.get("sent_at") else None
+        unsubscribed = unsubscribed_between(db, issue["id"], started, following["sent_at"] if following else None)
+    links = [LinkStat(row["section"] or "text", row["kind"], row["label"] or row["url"], row["url"], row["code"],
+                      row["item_id"], row["human"], row["unique_human"], row["automated"],
+                      per_100(row["unique_human"], delivered)) for row in links_of(db, issue["id"])]
+    report = IssueReport(
+        issue={k: issue.get(k) for k in ("id", "slug", "number", "subject", "issue_date", "status", "sent_at")},
+        delivered=delivered, failed=delivery.get("failed", 0), deferred=delivery.get("deferred", 0),
+        bounced=events["hard"] + events["soft"], complained=events["complaint"], unsubscribed=unsubscribed,
+        readers=issue_readers(db, issue["id"]), human=sum(link.human for link in links),
+        automated=sum(link.automated for link in links), tracked=bool(links), links=links)
+    report.sections = _sections(links, delivered)
+    report.days = _days(hourly(db, issue["id"]), started or issue.get("sent_at"), issue["issue_date"],
+                        settings.publication.timezone)
+    return report
+
+
+def _sections(links: list[LinkStat], delivered: int) -> list[SectionStat]:
+    out = []
+    for section in SECTION_ORDER:
+        mine = [link for link in links if link.section == section]
+        if mine:
+            unique = sum(link.unique for link in mine)
+            out.append(SectionStat(section, SECTIONS[section], len(mine), sum(link.human for link in mine), unique,
+                                   sum(link.automated for link in mine), per_100(unique, delivered)))
+    return out
+
+
+def _days(hours: list[dict], started: str | None, issue_date: str, zone_name: str) -> list[dict]:
+    """Clicks per local day for the first DAYS days from the send (or the issue date)."""
+    zone = ZoneInfo(zone_name)
+    start = datetime.fromisoformat(started).astimezone(zone).date() if started else date.fromisoformat(issue_date)
+    days = {start + timedelta(days=n): {"human": 0, "automated": 0} for n in range(DAYS)}
+    for row in hours:
+        moment = datetime.strptime(row["hour"], "%Y-%m-%dT%H").replace(tzinfo=timezone.utc)
+        day = moment.astimezone(zone).date()
+        if day in days:
+            days[day]["human"] += row["human"]
+            days[day]["automated"] += row["automated"]
+    return [{"day": day.isoformat(), **values} for day, values in sorted(days.items())]

@@ -1,0 +1,100 @@
+"""Counted links and their click counts (`[tracking] clicks = "aggregate"`).
+
+    links         one row per issue and target: the short code, where it leads, what it is
+    clicks        per link and hour: human, automated, estimated unique human clicks
+    issue_clicks  per issue and hour: estimated different readers who clicked anything
+    keys          the key that signs the short codes (made once per database)
+
+Nothing here names, numbers or singles out a reader: no address, token, subscriber id, client
+address or hash of one is ever written (a test holds the tables to that).
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Iterable
+
+from newsletter import clock
+from newsletter.store.db import Database, connect, transaction
+
+LINK_KEY = "links"
+
+
+def counting_connection(settings) -> Database:
+    """A connection for counting clicks: counts are not money, so commits skip the fsync
+    (WAL with synchronous=NORMAL: a power cut may lose the last counts, never corrupt them)."""
+    db = connect(settings)
+    db.execute("PRAGMA synchronous = NORMAL")
+    return db
+
+
+def link_key(db: Database) -> bytes:
+    """The key that signs this database's short links (made on first use)."""
+    value = db.value("select value from keys where name = ?", [LINK_KEY])
+    if value is None:
+        db.execute("insert or ignore into keys (name, value, created_at) values (?, ?, ?)",
+                   [LINK_KEY, base64.b64encode(secrets.token_bytes(32)).decode(), clock.stamp()])
+        value = db.value("select value from keys where name = ?", [LINK_KEY])
+    return base64.b64decode(value)
+
+
+def save_links(db: Database, issue_id: int, slug: str, links: Iterable[dict]) -> None:
+    """Store an issue's counted links (inside the caller's transaction). Links a re-composed draft
+    no longer has keep their row, so a copy already mailed still leads somewhere, but lose their
+    position and drop out of the issue's report."""
+    links = list(links)
+    db.execute("update links set position = null where issue_id = ?", [issue_id])
+    db.executemany(
+        "insert into links (code, issue_id, issue_slug, url, kind, item_id, section, label, position, created_at)"
+        " values (:code, :issue_id, :slug, :url, :kind, :item_id, :section, :label, :position, :now)"
+        " on conflict (code) do update set kind = excluded.kind, item_id = excluded.item_id,"
+        " section = excluded.section, label = excluded.label, position = excluded.position",
+        [{**link, "issue_id": issue_id, "slug": slug, "now": clock.stamp()} for link in links])
+
+
+def link_by_code(db: Database, code: str) -> dict | None:
+    return db.one("select * from links where code = ?", [code])
+
+
+def links_of(db: Database, issue_id: int) -> list[dict]:
+    """The issue's current links in the order they appear, with their counts summed."""
+    return db.query(
+        "select l.*, coalesce(sum(c.human), 0) as human, coalesce(sum(c.automated), 0) as automated,"
+        " coalesce(sum(c.unique_human), 0) as unique_human"
+        " from links l left join clicks c on c.link_id = l.id"
+        " where l.issue_id = ? and l.position is not null group by l.id order by l.position", [issue_id])
+
+
+def add_counts(db: Database, links: dict[tuple[int, str], list[int]], issues: dict[tuple[int, str], int]) -> None:
+    """Add counts in one transaction: `links` maps (link id, hour) to [human, automated,
+    unique human] (negative numbers move a click that turned out automated); `issues` maps
+    (issue id, hour) to estimated unique readers."""
+    with_rows = [(lid, hour, h, a, u) for (lid, hour), (h, a, u) in links.items() if h or a or u]
+    issue_rows = [(iid, hour, u) for (iid, hour), u in issues.items() if u]
+    if not with_rows and not issue_rows:
+        return
+    with transaction(db):
+        db.executemany(
+            "insert into clicks (link_id, hour, human, automated, unique_human) values (?, ?, ?, ?, ?)"
+            " on conflict (link_id, hour) do update set human = human + excluded.human,"
+            " automated = automated + excluded.automated, unique_human = unique_human + excluded.unique_human",
+            with_rows)
+        db.executemany(
+            "insert into issue_clicks (issue_id, hour, unique_human) values (?, ?, ?)"
+            " on conflict (issue_id, hour) do update set unique_human = unique_human + excluded.unique_human",
+            issue_rows)
+
+
+def hourly(db: Database, issue_id: int) -> list[dict]:
+    """Per hour: human and automated clicks on all of the issue's links, and unique readers."""
+    return db.query(
+        "select hour, sum(human) as human, sum(automated) as automated,"
+        " (select coalesce(sum(unique_human), 0) from issue_clicks i where i.issue_id = ? and i.hour = c.hour)"
+        " as readers from clicks c join links l on l.id = c.link_id where l.issue_id = ?"
+        " group by hour order by hour", [issue_id, issue_id])
+
+
+def issue_readers(db: Database, issue_id: int) -> int:
+    """Estimated different readers who clicked anything in the issue (summed per day)."""
+    return db.value("select coalesce(sum(unique_human), 0) from issue_clicks where issue_id = ?", [issue_id])

@@ -1,0 +1,225 @@
+"""The counted links of `newsletter serve`: GET or HEAD /c/CODE answers 302 to the link's stored
+target and adds one to its counts; an unknown or altered code gets a plain 404 page and never a
+redirect.
+
+Each request counts as **human** or **automated**. Automated are HEAD requests, known security
+scanners and link-preview agents (by user agent, plus `[tracking] automated_agents`), requests
+without a user agent, and one client that fetches several different links of the same issue
+within seconds (a scanner following every link of a mail; the clicks of that burst it had
+already made move over to automated as well).
+
+Unique clicks are estimated with a keyed hash of client address and user agent. The key is
+random, lives only in this process's memory and is replaced at midnight (publication's time
+zone), so the hashes cannot be linked across days or recomputed by anyone later; neither they
+nor any address is ever written. A reader who clicks on two days, or after serve restarted,
+counts twice: the estimate errs upwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import sqlite3
+import hmac
+import secrets
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timezone
+from zoneinfo import ZoneInfo
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from newsletter import clock
+from newsletter.compose.tracking import CODE_LENGTH, valid
+from newsletter.config import Settings
+from newsletter.errors import NewsletterError
+from newsletter.store import Database
+from newsletter.store.clicks import add_counts, counting_connection, link_by_code, link_key
+
+log = logging.getLogger("newsletter.web")
+
+# Lower-case fragments of user agents that are not a person clicking: mail security gateways
+# that open every link before delivery, and apps that fetch a link to show a preview.
+AUTOMATED_AGENTS = (
+    "bot", "crawler", "spider", "preview", "scanner", "safelinks", "safe links", "ms-office",
+    "microsoft office existence", "proofpoint", "urldefense", "mimecast", "barracuda", "messagelabs",
+    "symantec", "trendmicro", "trend micro", "fireeye", "forcepoint", "sophos", "ironport", "zscaler",
+    "checkpoint", "virustotal", "facebookexternalhit", "whatsapp", "skypeuripreview", "slack",
+    "python-", "python/", "curl/", "wget", "go-http-client", "java/", "okhttp", "libwww", "httpclient",
+    "headlesschrome", "phantomjs", "axios/", "node-fetch",
+)
+BURST_LINKS = 4           # different links of one issue ...
+BURST_SECONDS = 5.0       # ... within this many seconds from one client: a scanner
+MAX_REMEMBERED = 1_000_000  # hashes kept per day before the sets start over (uniques then err upwards)
+
+
+@dataclass
+class _Click:
+    at: float
+    link_id: int
+    hour: str
+    human: bool
+    unique: bool
+    issue_unique: bool
+
+
+class ClickCounter:
+    """Classifies clicks and keeps what is needed for uniques and bursts, in memory only."""
+
+    def __init__(self, timezone_name: str, extra_agents: tuple[str, ...] = ()) -> None:
+        self.zone = ZoneInfo(timezone_name)
+        self.agents = AUTOMATED_AGENTS + tuple(a.lower() for a in extra_agents if a)
+        self._day: str | None = None
+        self._key = b""
+        self._seen_links: set[tuple[int, bytes]] = set()
+        self._seen_issues: set[tuple[int, bytes]] = set()
+        self._recent: dict[tuple[bytes, int], deque[_Click]] = {}
+
+    def automated_agent(self, user_agent: str) -> bool:
+        agent = user_agent.lower()
+        return not agent.strip() or any(fragment in agent for fragment in self.agents)
+
+    def count(self, link: dict, method: str, client: str, user_agent: str):
+        """The changes to the stored counts for one request: ({(link id, hour): [human,
+        automated, unique]}, {(issue id, hour): unique readers})."""
+        now = clock.now()
+        self._rotate(now)
+        hour = now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H")
+        links: dict[tuple[int, str], list[int]] = {}
+        issues: dict[tuple[int, str], int] = {}
+
+        def add(link_id: int, at_hour: str, human: int, automated: int, unique: int) -> None:
+            counts = links.setdefault((link_id, at_hour), [0, 0, 0])
+            counts[0] += human
+            counts[1] += automated
+            counts[2] += unique
+
+        visitor = hmac.new(self._key, f"{client}\0{user_agent}".encode(), hashlib.sha256).digest()[:16]
+        issue_id, link_id = link["issue_id"], link["id"]
+        automated = method == "HEAD" or self.automated_agent(user_agent)
+        burst = self._burst(visitor, issue_id, link_id, clock.monotonic())
+        if not automated and burst is not None:
+            automated = True
+            for earlier in burst:  # the burst's earlier clicks were a scanner's too
+                if earlier.human:
+                    earlier.human = False
+                    add(earlier.link_id, earlier.hour, -1, 1, -1 if earlier.unique else 0)
+                    if earlier.unique:
+                        self._seen_links.discard((earlier.link_id, visitor))
+                    if earlier.issue_unique:
+                        issues[(issue_id, earlier.hour)] = issues.get((issue_id, earlier.hour), 0) - 1
+                        self._seen_issues.discard((issue_id, visitor))
+        click = _Click(clock.monotonic(), link_id, hour, not automated, False, False)
+        if automated:
+            add(link_id, hour, 0, 1, 0)
+        else:
+            click.unique = self._first(self._seen_links, (link_id, visitor))
+            click.issue_unique = self._first(self._seen_issues, (issue_id, visitor))
+            add(link_id, hour, 1, 0, int(click.unique))
+            if click.issue_unique:
+                issues[(issue_id, hour)] = issues.get((issue_id, hour), 0) + 1
+        self._recent[(visitor, issue_id)].append(click)
+        return links, issues
+
+    def _rotate(self, now) -> None:
+        day = now.astimezone(self.zone).date().isoformat()
+        if day != self._day:
+            self._day, self._key = day, secrets.token_bytes(32)
+            self._seen_links, self._seen_issues, self._recent = set(), set(), {}
+
+    def _first(self, seen: set, entry: tuple) -> bool:
+        if entry in seen:
+            return False
+        if len(seen) >= MAX_REMEMBERED:
+            seen.clear()
+        seen.add(entry)
+        return True
+
+    def _burst(self, visitor: bytes, issue_id: int, link_id: int, now: float) -> list[_Click] | None:
+        """The client's recent clicks on this issue if, with this one, they make a burst."""
+        recent = self._recent.setdefault((visitor, issue_id), deque())
+        while recent and recent[0].at <= now - BURST_SECONDS:
+            recent.popleft()
+        if len(self._recent) > 10_000:  # forget clients whose window has passed
+            self._recent = {k: v for k, v in self._recent.items() if v and v[-1].at > now - BURST_SECONDS}
+            self._recent[(visitor, issue_id)] = recent
+        if len({c.link_id for c in recent} | {link_id}) >= BURST_LINKS:
+            return list(recent)
+        return None
+
+
+class Clicks:
+    """The /c/CODE endpoint. One database connection in one thread of its own does all lookups
+    and writes, so counting never waits for another request's connection; counts are committed
+    in groups (every request waits until its count is committed, and the requests that arrive
+    meanwhile share the next commit)."""
+
+    def __init__(self, settings: Settings, not_found) -> None:
+        self.settings, self.not_found = settings, not_found
+        self.counter = ClickCounter(settings.publication.timezone, tuple(settings.tracking.automated_agents))
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clicks")
+        self._db: Database | None = None
+        self._key = b""
+        self._links: dict[str, dict] = {}   # code -> link; a code's target never changes
+        self._pending: deque = deque()      # counts not yet committed
+
+    async def answer(self, request: Request) -> Response:
+        code = request.path_params["code"]
+        if len(code) != CODE_LENGTH:
+            return self.not_found()
+        link = self._links.get(code) or await self._run(self._lookup, code)
+        if link is None:
+            return self.not_found()
+        client = request.client.host if request.client else ""
+        self._pending.append(self.counter.count(link, request.method, client, request.headers.get("user-agent", "")))
+        try:
+            await self._run(self._commit)
+        except (NewsletterError, sqlite3.Error) as e:  # the reader still gets where the link leads
+            log.warning("Clicks not counted (%s) - the database could not be written", e)
+        return RedirectResponse(link["url"], 302)
+
+    async def _run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.worker, fn, *args)
+
+    def _open(self) -> Database:
+        if self._db is None:
+            self._db = counting_connection(self.settings)
+            self._key = link_key(self._db)
+        return self._db
+
+    def _lookup(self, code: str) -> dict | None:
+        link = link_by_code(self._open(), code)
+        if link is None or not valid(self._key, link["issue_slug"], link["url"], code):
+            return None
+        if len(self._links) > 100_000:
+            self._links.clear()
+        self._links[code] = {"id": link["id"], "issue_id": link["issue_id"], "url": link["url"]}
+        return self._links[code]
+
+    def _commit(self) -> None:
+        """Everything pending, in one transaction (nothing when an earlier call took it all)."""
+        links: dict[tuple[int, str], list[int]] = {}
+        issues: dict[tuple[int, str], int] = {}
+        while self._pending:
+            link_delta, issue_delta = self._pending.popleft()
+            for key, (human, automated, unique) in link_delta.items():
+                counts = links.setdefault(key, [0, 0, 0])
+                counts[0] += human
+                counts[1] += automated
+                counts[2] += unique
+            for key, unique in issue_delta.items():
+                issues[key] = issues.get(key, 0) + unique
+        if links or issues:
+            add_counts(self._open(), links, issues)
+
+    def close(self) -> None:
+        self.worker.submit(self._close).result()
+        self.worker.shutdown()
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None

@@ -1,0 +1,171 @@
+"""`newsletter report` and `newsletter stats`: what an issue achieved, from counts that identify
+nobody; the advertiser's Beleg as HTML and PDF; the click map in the preview."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import warnings
+
+import pytest
+from conftest import SLUG
+
+from newsletter.web.app import create_app
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+SECRET = "test-secret-0123456789abcdef"
+BASE = "https://www.stadtmarketing-demo.de"
+READERS = [f"leser{n}@example.org" for n in range(1, 9)]
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+SAFARI = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Version/17.5 Safari/605.1.15"
+
+
+@pytest.fixture
+def sent(composed, monkeypatch, fake_clock):
+    """The demo issue sent (file transport) to eight readers, then clicked: the lead by three
+    readers (one of them twice), the first ad by two, the first job once; a link scanner and a
+    HEAD request on the lead; one reader unsubscribes."""
+    monkeypatch.setenv("NEWSLETTER_SECRET", SECRET)
+    for address in READERS:
+        assert composed.run("subscribers", "add", address, "--consent-source", "Test").exit_code == 0
+    result = composed.run("send", SLUG, "--yes")
+    assert result.exit_code == 0 and "8 sent" in result.output, result.output
+    app = create_app(composed.settings())
+    links = {(r["kind"], r["section"]): r for r in composed.db().query(
+        "select * from links where issue_id = 1 and position is not null order by position desc")}
+    lead, ad, job = links[("article", "lead")], links[("ad", "ads")], links[("job", "jobs")]
+    composed.links = {"lead": lead, "ad": ad, "job": job}
+
+    def click(code: str, client: str, agent: str = FIREFOX, method: str = "GET") -> None:
+        http = TestClient(app, base_url=BASE, client=(client, 40000))
+        answer = http.request(method, f"/c/{code}", headers={"user-agent": agent}, follow_redirects=False)
+        assert answer.status_code == 302
+
+    fake_clock.advance(hours=1)
+    for client in ("192.0.2.1", "192.0.2.2", "192.0.2.3"):
+        click(lead["code"], client)
+    click(lead["code"], "192.0.2.1")
+    fake_clock.advance(days=1)
+    click(ad["code"], "192.0.2.1", SAFARI)
+    click(ad["code"], "192.0.2.4")
+    click(job["code"], "192.0.2.5")
+    click(lead["code"], "192.0.2.9", "Mozilla/5.0 (compatible; Proofpoint URL Defense)")
+    click(lead["code"], "192.0.2.9", method="HEAD")
+    assert composed.run("subscribers", "remove", READERS[0]).exit_code == 0
+    return composed
+
+
+def report_json(project) -> dict:
+    result = project.run("report", SLUG, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_report_json_matches_the_requests_made(sent):
+    r = report_json(sent)
+    assert (r["delivered"], r["failed"], r["bounced"], r["complained"], r["unsubscribed"]) == (8, 0, 0, 0, 1)
+    # 4 lead, 2 ad, 1 job; readers per day: 3 on the first, 3 on the second (.1 again, in another
+    # browser: the estimate errs upwards, never down)
+    assert (r["human"], r["automated"], r["readers"]) == (7, 2, 6)
+    by_url = {link["url"]: link for link in r["links"]}
+    lead, ad, job = (by_url[sent.links[k]["url"]] for k in ("lead", "ad", "job"))
+    assert (lead["human"], lead["unique"], lead["automated"], lead["rate"]) == (4, 3, 2, 37.5)
+    assert (ad["human"], ad["unique"], ad["automated"], ad["rate"]) == (2, 2, 0, 25.0)
+    assert (job["human"], job["unique"], job["automated"]) == (1, 1, 0)
+    sections = {s["section"]: s for s in r["sections"]}
+    assert sections["lead"]["human"] == 4 and sections["ads"]["human"] == 2 and sections["jobs"]["human"] == 1
+    assert sections["articles"]["human"] == 0
+    assert [d["human"] for d in r["days"][:3]] == [4, 3, 0] and len(r["days"]) == 7
+    assert r["rate"] == 75.0  # 6 readers (an estimate) per 8 delivered
+
+
+def test_report_table_csv_and_html(sent, tmp_path):
+    table = sent.run("report", SLUG)
+    assert table.exit_code == 0
+    assert "delivered  8" in table.output and "7 human, about 6 readers (75.0 per 100 delivered); 2 automated" in table.output
+    rows = list(csv.DictReader(io.StringIO(sent.run("report", SLUG, "--csv").stdout)))
+    lead = next(row for row in rows if row["url"] == sent.links["lead"]["url"])
+    assert (lead["human_clicks"], lead["unique_clicks_estimated"], lead["automated_clicks"]) == ("4", "3", "2")
+    page = tmp_path / "bericht.html"
+    assert sent.run("report", SLUG, "--html", page).exit_code == 0
+    html = page.read_text(encoding="utf-8")
+    assert html.count("<svg") == 2 and '<html lang="de">' in html
+    assert not re.search(r"<script|<link\b|\bsrc=\"http|@import", html, re.I)  # no external assets
+    assert "Auswertung" in html and "37,5" in html
+
+
+def test_report_of_an_issue_without_counted_links_says_so(content):
+    content.set_config("tracking", "clicks", '"off"')
+    assert content.run("compose", "--date", SLUG).exit_code == 0
+    result = content.run("report", SLUG)
+    assert result.exit_code == 0 and "not counted for this issue" in result.output
+    assert content.run("report", "2099-01-01").exit_code == 1
+
+
+def test_stats_lines_and_trend(sent, tmp_path):
+    result = sent.run("stats", "--last", "12")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"11/2026\s+\S+\s+8\s+1\s+0\s+6\s+75\.0", result.output)
+    assert "trend (oldest to newest)" in result.output
+    lines = json.loads(sent.run("stats", "--json").stdout)
+    assert [(x["slug"], x["delivered"], x["readers"]) for x in lines] == [(SLUG, 8, 6)]
+    page = tmp_path / "entwicklung.html"
+    assert sent.run("stats", "--html", page).exit_code == 0
+    assert page.read_text(encoding="utf-8").count("<svg") == 4
+
+
+def test_stats_without_sent_issues(composed):
+    result = composed.run("stats")
+    assert result.exit_code == 0 and "No sent issues yet" in result.output
+
+
+@pytest.mark.browser
+def test_beleg_is_german_html_and_a_pdf_with_the_ads_screenshot(sent, tmp_path):
+    from browsing import CHROMIUM, unavailable
+
+    if not CHROMIUM.exists():
+        unavailable(f"{CHROMIUM} does not exist")
+    out = tmp_path / "belege"
+    result = sent.run("report", SLUG, "--ad", "all", "--out", out, "--no-images")
+    assert result.exit_code == 0, result.output
+    pdfs, pages = sorted(out.glob("*.pdf")), sorted(out.glob("*.html"))
+    assert len(pdfs) == len(pages) == 2
+    ad = sent.links["ad"]
+    page = next(p for p in pages if f"-anzeige-{ad['item_id']}-" in p.name).read_text(encoding="utf-8")
+    assert "Anzeigenbeleg" in page and "11/2026" in page and ad["label"] in page
+    shot = re.search(r'src="data:image/png;base64,([^"]+)"', page)
+    assert shot and len(shot[1]) > 2000
+    figures = re.findall(r'<div class="figure"><b>([^<]+)</b>([^<]+)</div>', page)
+    assert ("8", "erreichte Empfänger (zugestellte E-Mails)") in figures
+    assert ("2", "Klicks auf die Anzeige") in figures and ("25,0", "je 100 Zugestellte") in figures
+    assert page.count("Gezählt wurden") == 1
+    pdf = next(p for p in pdfs if f"-anzeige-{ad['item_id']}-" in p.name).read_bytes()
+    assert pdf.startswith(b"%PDF-") and b"/Subtype /Image" in pdf and len(pdf) > 10_000
+
+
+def test_beleg_for_an_ad_not_in_the_issue_names_the_ads_it_has(sent, tmp_path):
+    out = tmp_path / "belege"
+    result = sent.run("report", SLUG, "--ad", "999", "--out", out)
+    assert result.exit_code == 1
+    assert "Ad '999' is not in issue" in result.output and "(or use --ad all)" in result.output
+    assert not out.exists()
+
+
+def test_click_map_puts_each_links_clicks_beside_it(sent):
+    from newsletter.store import connect
+    from newsletter.web.view import make_view
+    from newsletter.compose.personal import SAMPLE
+    from newsletter.store.issues import get_issue
+
+    settings = sent.settings()
+    with connect(settings) as db:
+        view = make_view(db, settings, get_issue(db, SLUG), SAMPLE, clicks=True)
+    lead = f'{BASE}/c/{sent.links["lead"]["code"]}'
+    badges = re.findall(rf'<a\s[^>]*href="{re.escape(lead)}"[^>]*><span class="nl-clickmap"[^>]*>(\d+)</span>', view.html)
+    assert badges == ["4", "4", "4"]  # image, headline, button
+    assert "Klickkarte: 7 Klicks von Menschen, geschätzt 6 Leser (75,0 je 100 Zugestellte), 2 automatische" in view.html
