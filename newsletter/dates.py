@@ -102,3 +102,70 @@ def _in_range(d: date, option: str, text: str) -> date:
     if not EARLIEST <= d <= LATEST:
         raise InputError(f"{option} {text!r} is outside {EARLIEST.year}..{LATEST.year} - check the year")
     return d
+
+
+# --- the weekly routine: "Thu 07:00", "2h" --------------------------------------------------
+
+WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6,
+            "mo": 0, "di": 1, "mi": 2, "do": 3, "fr": 4, "sa": 5, "so": 6}
+_WEEKLY = re.compile(r"^([A-Za-z]+)\.?\s+(\d{1,2}):(\d{2})$")
+_DURATION = re.compile(r"^(\d+)\s*(m|min|h|d)$")
+
+
+def parse_weekly(text: str) -> tuple[int, int, int]:
+    """'Thu 07:00' (or German 'Do 07:00', or a full English name) as (weekday 0=Mon, hour,
+    minute); ValueError otherwise."""
+    m = _WEEKLY.match(text.strip())
+    if not m:
+        raise ValueError(text)
+    name, hour, minute = m[1].lower(), int(m[2]), int(m[3])
+    day = WEEKDAYS.get(name[:3] if len(name) > 3 else name)
+    if day is None or len(name) > 3 and name not in ("monday", "tuesday", "wednesday", "thursday", "friday",
+                                                     "saturday", "sunday") or hour > 23 or minute > 59:
+        raise ValueError(text)
+    return day, hour, minute
+
+
+def parse_duration(text: str) -> timedelta:
+    """'30m', '2h', '1d' as a timedelta; ValueError otherwise."""
+    m = _DURATION.match(text.strip().lower())
+    if not m:
+        raise ValueError(text)
+    unit = {"m": "minutes", "min": "minutes", "h": "hours", "d": "days"}[m[2]]
+    return timedelta(**{unit: int(m[1])})
+
+
+def occurrence(weekly: str, tz: str, day: date) -> datetime:
+    """The moment `weekly`'s wall-clock time falls on `day` in `tz` (aware). A time that a
+    switch to summer time skips (02:30 on the last Sunday in March) is the moment the clock
+    would show it had it not jumped (03:30); a time that happens twice is its first."""
+    _, hour, minute = parse_weekly(weekly)
+    local = datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone(tz))
+    return datetime.fromtimestamp(local.timestamp(), local.tzinfo)
+
+
+def last_occurrence(weekly: str, tz: str, now: datetime) -> datetime:
+    """The latest moment at or before `now` that matches `weekly` ('Thu 07:00') in `tz`."""
+    weekday = parse_weekly(weekly)[0]
+    today_ = now.astimezone(zone(tz)).date()
+    for back in range(8):
+        day = today_ - timedelta(days=back)
+        if day.weekday() == weekday:
+            moment = occurrence(weekly, tz, day)
+            if moment <= now:
+                return moment
+    raise AssertionError("a weekday recurs within eight days")
+
+
+def next_occurrence(weekly: str, tz: str, after: datetime) -> datetime:
+    """The first moment at or after `after` that matches `weekly` in `tz` (at: on the night
+    clocks go forward, 02:30 and 03:30 are the same moment)."""
+    weekday = parse_weekly(weekly)[0]
+    start = after.astimezone(zone(tz)).date()
+    for ahead in range(9):
+        day = start + timedelta(days=ahead)
+        if day.weekday() == weekday:
+            moment = occurrence(weekly, tz, day)
+            if moment >= after:
+                return moment
+    raise AssertionError("a weekday recurs within eight days")

@@ -59,6 +59,21 @@ responsible_for_content = "Erika Beispiel, Anschrift wie oben"
 
 [tracking]
 clicks = "aggregate"     # count clicks per link, for nobody in particular (newsletter report)
+
+# The weekly routine: `newsletter run-due` from cron pulls the feeds, composes on Thursday at
+# 07:00, mails the reviewers a copy to approve, and sends at 09:00 if it was approved.
+[autopilot]
+compose_at = "Thu 07:00"
+send_at = "Thu 09:00"
+number = "{week}/{year}"
+approval = "required"
+reviewers = ["chefredaktion@stadtmarketing-demo.de"]
+four_eyes = true
+grace = "2h"
+
+[[feeds]]
+url = "content/feed.xml"   # the site's RSS feed; a path here, https://... in real life
+kind = "article"
 """
 
 
@@ -115,12 +130,44 @@ def create(folder: Path, issue_date: date | None = None, force: bool = False) ->
     readers = subscribers.import_csv(db, demo_data_dir() / "subscribers.csv", consent_source="Demo-Leserliste")
     if readers.invalid:
         raise InputError(f"Demo readers are broken: {readers.invalid[0]}")
+    files.atomic_write(folder / "content" / "feed.xml", feed_xml(shifted_feed(shift)))
     intro = folder / "editorial.txt"
     files.atomic_write(intro, (demo_data_dir() / "editorial.txt").read_bytes())
     request = ComposeRequest(options=Options(issue_date=issue_date), number=_number(issue_date), intro=intro)
     return compose_issue(db, settings, request)
 
 
+def shifted_feed(shift: timedelta) -> list[dict]:
+    """The articles the demo site's feed brings after the demo issue, dates moved by `shift`."""
+    rows = json.loads((demo_data_dir() / "feed_articles.json").read_text(encoding="utf-8"))
+    for row in rows:
+        row["published"] = _shift(row["published"], shift)
+    return rows
+
+
+def feed_xml(rows: list[dict]) -> bytes:
+    """An RSS 2.0 feed of article rows, as a publisher's site would serve it."""
+    from email.utils import format_datetime
+    from xml.sax.saxutils import escape
+
+    items = []
+    for row in rows:
+        published = dates.parse_datetime(row["published"])
+        image = (f'<media:content url="{escape(row["image"])}" medium="image">'
+                 f'<media:description>{escape(row["image_alt"])}</media:description></media:content>'
+                 if row.get("image") else "")
+        items.append(
+            f"<item><title>{escape(row['title'])}</title><link>{escape(row['url'])}</link>"
+            f"<guid>{escape(row['url'])}</guid><dc:creator>{escape(row['author'])}</dc:creator>"
+            f"<category>{escape(row['category'])}</category><pubDate>{format_datetime(published)}</pubDate>"
+            f"<description>{escape(row['teaser'])}</description>{image}</item>")
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0" '
+            'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:media="http://search.yahoo.com/mrss/"><channel>'
+            "<title>Stadtmarketing Brief</title><link>https://www.stadtmarketing-demo.de/</link>"
+            "<description>Neues aus Stadt- und Standortmarketing</description><language>de-de</language>"
+            + "".join(items) + "</channel></rss>\n").encode("utf-8")
+
+
 def _number(d: date) -> str:
-    """Monthly numbering, as the magazine does: '11/2026'."""
-    return f"{d.month}/{d.year}"
+    """Weekly numbering by calendar week, as [autopilot] number = "{week}/{year}": '48/2026'."""
+    return f"{d.isocalendar()[1]}/{d.year}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import re
 import json
 from email import policy
 
@@ -180,7 +181,8 @@ def test_issues_list_show_and_export(composed, tmp_path):
     shown = composed.run("issues", "show", SLUG)
     assert "[neu]" in shown.output
     headings = [line[:-1] for line in shown.output.splitlines() if line.endswith(":") and not line.startswith(" ")]
-    assert headings == ["lead", "articles", "jobs", "ads"]  # in the order the issue shows them
+    assert headings == ["lead", "articles", "jobs", "ads", "timeline"]  # sections in the issue's order
+    assert re.search(r"^  \S+ \S+  composed by \S+: \d+ items$", shown.output, re.M)
     eml = composed.run("export", "1", "--format", "eml")
     message = email.message_from_bytes(eml.stdout_bytes, policy=policy.default)
     assert message.get_content_type() == "multipart/alternative"

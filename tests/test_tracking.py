@@ -146,7 +146,7 @@ def test_head_requests_count_as_automated(tracked):
 
 
 def test_configured_agents_count_as_automated(composed, monkeypatch):
-    composed.write("newsletter.toml", composed.config_path.read_text() + '\nautomated_agents = ["Hauseigener-Pruefer"]\n')
+    composed.set_config("tracking", "automated_agents", '["Hauseigener-Pruefer"]')
     monkeypatch.setenv("NEWSLETTER_SECRET", SECRET)
     composed.http = TestClient(create_app(composed.settings()), base_url=BASE)
     lead = link_of(composed, "article", "lead")

@@ -32,6 +32,7 @@ def compose(
     replace: Annotated[Optional[str], typer.Option("--replace", help="Re-compose this draft (id or slug).", show_default=False)] = None,
     allow_clipping: Annotated[bool, typer.Option("--allow-clipping", help="Save even above the 102 KB clipping budget.")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: out/).", show_default=False)] = None,
+    by: Annotated[Optional[str], typer.Option("--by", help="Who composes, for the timeline and four eyes (default: NEWSLETTER_EDITOR or your login name).", show_default=False)] = None,
 ) -> None:
     """Select recent items, render the issue once and save it as a draft with its outputs.
 
@@ -51,7 +52,7 @@ def compose(
         date_to=dates.option_date(date_to, "--to") if date_to else None,
         categories=category or [], lead=lead, exclude=exclude or [], only=only or [],
     )
-    request = ComposeRequest(options, number, subject, preheader, intro, replace, allow_clipping, out)
+    request = ComposeRequest(options, number, subject, preheader, intro, replace, allow_clipping, out, by)
     s, db = database()
     print_compose_result(compose_issue(db, s, request))
 
@@ -93,7 +94,7 @@ def issues_show(issue: IssueArg) -> None:
     """Show an issue's details and its frozen item list. Example: newsletter issues show latest"""
     from newsletter.compose.issue import show
 
-    _, db = database()
+    s, db = database()
     row, items = show(db, issue)
     typer.echo(f"Issue {row['slug']} (id {row['id']}), {row['status']}")
     for label, key in (("Number", "number"), ("Date", "issue_date"), ("Subject", "subject"),
@@ -104,6 +105,9 @@ def issues_show(issue: IssueArg) -> None:
         if value:
             typer.echo(f"  {label + ':':<11}{value}")
     typer.echo(f"  {'Size:':<11}{row['html_size']:,} bytes (HTML part, encoded)")
+    if row.get("approval"):
+        typer.echo(f"  {'Approval:':<11}{row['approval']} by {row['approval_by']}"
+                   + (f" ({row['approval_note']})" if row.get("approval_note") else ""))
     section = None
     for entry in items:
         if entry["section"] != section:
@@ -111,6 +115,24 @@ def issues_show(issue: IssueArg) -> None:
             typer.echo(f"{section}:")
         new = " [neu]" if entry["is_new"] else ""
         typer.echo(f"  {entry['kind']} {entry['item']['id']}: {entry['item']['title']}{new}  <{entry['item']['url']}>")
+    _timeline(s, db, row)
+
+
+def _timeline(s, db, row: dict) -> None:
+    """composed (by whom, when), review sent, approved or held (by whom), sent, with counts."""
+    from newsletter import dates
+    from newsletter.store.autopilot import events
+
+    happened = events(db, row["id"])
+    if not happened:
+        return
+    zone = dates.zone(s.publication.timezone)
+    typer.echo("timeline:")
+    for event in happened:
+        when = dates.parse_datetime(event["at"]).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+        by = f" by {event['actor']}" if event["actor"] else ""
+        detail = f": {event['detail']}" if event["detail"] else ""
+        typer.echo(f"  {when}  {event['kind']}{by}{detail}")
 
 
 @command(app)

@@ -1,4 +1,4 @@
-"""Sending commands: send, status, schedule, unschedule, run-due."""
+"""Sending commands: send, status, schedule, unschedule, run-due, approve, hold."""
 
 from __future__ import annotations
 
@@ -148,13 +148,56 @@ def unschedule(issue: IssueArg) -> None:
 
 @command(app, "run-due")
 def run_due() -> None:
-    """Send every scheduled issue that is due; silent when nothing is. For cron: */5 * * * * newsletter run-due"""
+    """Do what is due: the weekly routine ([autopilot]) and scheduled sends; silent when nothing is.
+
+    For cron: */5 * * * * newsletter run-due
+    """
     from newsletter.workflow.due import run_due as due_now
 
-    summaries, refused = due_now(settings())
+    summaries, refused, routine = due_now(settings())
+    if routine is not None:
+        for line in routine.lines:
+            typer.echo(line)
+        for summary in routine.sends:
+            print_summary(summary)
+        for line in routine.warnings:
+            typer.echo(f"Warning: {line}", err=True)
+        refused = [*routine.errors, *refused]
     for summary in summaries:
         print_summary(summary)
     for message in refused:
         typer.echo(f"Error: {message}", err=True)
     if refused:
         raise typer.Exit(1)
+
+
+@command(app)
+def approve(
+    issue: IssueArg,
+    by: Annotated[Optional[str], typer.Option("--by", help="Who approves (default: NEWSLETTER_EDITOR or your login name).", show_default=False)] = None,
+) -> None:
+    """Approve an issue for sending: run-due sends it at [autopilot] send_at. Example: newsletter approve latest"""
+    from newsletter.cli.base import database
+    from newsletter.workflow.approval import approve as approve_issue, editor
+
+    s, db = database()
+    row = approve_issue(s, db, issue, by or editor())
+    typer.echo(f"Issue {row['slug']} approved by {row['approval_by']}.")
+
+
+@command(app)
+def hold(
+    issue: IssueArg,
+    by: Annotated[Optional[str], typer.Option("--by", help="Who holds it (default: NEWSLETTER_EDITOR or your login name).", show_default=False)] = None,
+    reason: Annotated[Optional[str], typer.Option("--reason", help="Why, for the timeline and the reviewers.", show_default=False)] = None,
+) -> None:
+    """Hold an issue back: run-due will not send it until it is approved again.
+
+    Example: newsletter hold latest --reason "Termin prüfen"
+    """
+    from newsletter.cli.base import database
+    from newsletter.workflow.approval import editor, hold as hold_issue
+
+    s, db = database()
+    row = hold_issue(s, db, issue, by or editor(), reason or "")
+    typer.echo(f"Issue {row['slug']} held by {row['approval_by']}" + (f" ({reason})" if reason else "") + ".")

@@ -40,6 +40,7 @@ class ComposeRequest:
     replace: str | None = None
     allow_clipping: bool = False
     out_dir: Path | None = None
+    by: str | None = None          # who composes (the timeline, four eyes); default: the editor at the terminal
 
 
 @dataclass

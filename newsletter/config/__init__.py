@@ -18,8 +18,9 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from newsletter.config.sections import (SECTIONS, Archive, Bounces, Check, Compose, Impressum, Preview,
-                                        Publication, Send, Serve, Smtp, Tracking)
+from newsletter.config.sections import (SECTIONS, Archive, Autopilot, Bounces, Check, Compose, Feed, Impressum,
+                                        Preview, Publication, Send, Serve, Smtp, Tracking)
+from newsletter import dates
 from newsletter.errors import ConfigError
 
 CONFIG_ENV = "NEWSLETTER_CONFIG"
@@ -28,7 +29,7 @@ DEFAULT_CONFIG = Path("newsletter.toml")
 DEFAULT_DB = Path("data/newsletter.db")
 
 __all__ = ["Settings", "load", "secret", "write_default", "Publication", "Impressum", "Compose", "Send",
-           "Smtp", "Check", "Preview", "Archive", "Serve", "Tracking", "Bounces", "SECTIONS"]
+           "Smtp", "Check", "Preview", "Archive", "Serve", "Tracking", "Bounces", "Autopilot", "Feed", "SECTIONS"]
 
 
 @dataclass
@@ -48,6 +49,8 @@ class Settings:
     serve: Serve = field(default_factory=Serve)
     tracking: Tracking = field(default_factory=Tracking)
     bounces: Bounces = field(default_factory=Bounces)
+    autopilot: Autopilot | None = None   # None: no [autopilot], run-due only sends scheduled issues
+    feeds: list[Feed] = field(default_factory=list)
     db_source: str = "the default"  # where db_path came from, for messages
 
     @property
@@ -114,9 +117,10 @@ def load(config: Path | None = None, db: Path | None = None,
     path = _config_path(config)
     data = _read_toml(path) if path else {}
     given = {tuple(k.split(".", 1)): v for k, v in (overrides or {}).items() if v[0] is not None}
-    unknown = sorted(set(data) - set(SECTIONS) - {"database"})
+    unknown = sorted(set(data) - set(SECTIONS) - {"database", "autopilot", "feeds"})
     if unknown:
-        raise ConfigError(f"{path}: unknown section [{unknown[0]}] - known are: {', '.join(sorted(SECTIONS))}, database")
+        raise ConfigError(f"{path}: unknown section [{unknown[0]}] - known are: "
+                          f"{', '.join(sorted([*SECTIONS, 'autopilot', 'database']))}, [[feeds]]")
     sections = {}
     for name, cls in SECTIONS.items():
         raw = data.get(name, {})
@@ -124,8 +128,46 @@ def load(config: Path | None = None, db: Path | None = None,
             raise ConfigError(f"{path}: [{name}] must be a table - see 'newsletter init' for the layout")
         sections[name] = _build(cls, name, raw, given, path)
     _check_timezone(sections["publication"].timezone, path)
+    autopilot = _autopilot(data, given, path)
+    feeds = _feeds(data.get("feeds", []), path)
     db_path, db_source = _db_path(db, data, path)
-    return Settings(db_path=db_path, config_path=path, **sections, db_source=db_source)
+    return Settings(db_path=db_path, config_path=path, **sections, autopilot=autopilot, feeds=feeds,
+                    db_source=db_source)
+
+
+def _autopilot(data: dict, given: dict, path: Path | None) -> Autopilot | None:
+    """[autopilot] when the file has it (or the environment sets one of its keys), checked as a whole."""
+    raw = data.get("autopilot")
+    if raw is None and not any(name.startswith("NEWSLETTER_AUTOPILOT_") for name in os.environ):
+        return None
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"{path}: [autopilot] must be a table - see 'newsletter init' for the layout")
+    pilot = _build(Autopilot, "autopilot", raw or {}, given, path)
+    where = f"{path}: [autopilot]"
+    if dates.parse_weekly(pilot.compose_at) == dates.parse_weekly(pilot.send_at):
+        raise ConfigError(f"{where} send_at = {pilot.send_at!r} is compose_at - send at least a few minutes "
+                          "after composing, so the reviewers can look")
+    if pilot.approval == "required" and not pilot.reviewers:
+        raise ConfigError(f"{where} approval = \"required\" needs reviewers - list who approves, "
+                          "e.g. reviewers = [\"chefredaktion@example.de\"], or set approval = \"none\"")
+    return pilot
+
+
+def _feeds(raw, path: Path | None) -> list[Feed]:
+    if isinstance(raw, dict):
+        raw = [raw]
+    if not isinstance(raw, list) or not all(isinstance(entry, dict) for entry in raw):
+        raise ConfigError(f"{path}: feeds must be [[feeds]] tables, each with url and kind - see 'newsletter init'")
+    feeds = []
+    for number, entry in enumerate(raw, start=1):
+        if not entry.get("url"):
+            raise ConfigError(f"{path}: [[feeds]] number {number} has no url - add url = \"https://...\"")
+        feeds.append(_build(Feed, "feeds", entry, {}, path, use_env=False, label=f"[[feeds]] number {number}"))
+    urls = [feed.url for feed in feeds]
+    twice = next((url for url in urls if urls.count(url) > 1), None)
+    if twice:
+        raise ConfigError(f"{path}: the feed {twice} is listed twice under [[feeds]] - keep one")
+    return feeds
 
 
 def _config_path(flag: Path | None) -> Path | None:
@@ -168,12 +210,14 @@ def _read_toml(path: Path) -> dict:
         raise ConfigError(f"Cannot read {path}: {e.strerror} - check its permissions") from None
 
 
-def _build(cls, section: str, raw: dict, given: dict, path: Path | None):
+def _build(cls, section: str, raw: dict, given: dict, path: Path | None, use_env: bool = True,
+           label: str | None = None):
+    label = label or f"[{section}]"
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(
-            f"{path}: unknown setting [{section}] {unknown[0]} - known are: {', '.join(sorted(known))}"
+            f"{path}: unknown setting {label} {unknown[0]} - known are: {', '.join(sorted(known))}"
         )
     values = {}
     for f in dataclasses.fields(cls):
@@ -181,10 +225,10 @@ def _build(cls, section: str, raw: dict, given: dict, path: Path | None):
         if (section, f.name) in given:
             value, flag = given[(section, f.name)]
             where = f"{flag} (for [{section}] {f.name})"
-        elif os.environ.get(name):
+        elif use_env and os.environ.get(name):
             value, where = _from_env(os.environ[name], f, name), name
         elif f.name in raw:
-            value, where = raw[f.name], f"{path}: [{section}] {f.name}"
+            value, where = raw[f.name], f"{path}: {label} {f.name}"
         else:
             continue
         values[f.name] = _checked(value, f, where)
@@ -227,6 +271,11 @@ def _checked(value, f: dataclasses.Field, where: str):
         raise ConfigError(f"{where} must be {_article(kind)}, not {value!r} - fix the value")
     if isinstance(value, str):
         _check_text(value, rule, where)
+    if isinstance(value, list):
+        for item in value:
+            if not isinstance(item, str):
+                raise ConfigError(f"{where} must be a list of texts, not {value!r} - fix the value")
+            _check_text(item, rule, where)
     if rule.get("choices") and value not in rule["choices"]:
         raise ConfigError(f"{where} = {value!r} - use one of {', '.join(rule['choices'])}")
     low, high = rule.get("min"), rule.get("max")
@@ -245,10 +294,43 @@ def _check_text(value: str, rule, where: str) -> None:
         if parts.scheme != "https" or not parts.netloc or any(c.isspace() for c in value):
             raise ConfigError(f"{where} = {value!r} must be an absolute https:// URL - mail clients "
                               "warn about plain http and relative links lead nowhere")
+    if rule.get("weekly"):
+        try:
+            dates.parse_weekly(value)
+        except ValueError:
+            raise ConfigError(f"{where} = {value!r} is not a weekday and time - write e.g. \"Thu 07:00\"") from None
+    if rule.get("duration"):
+        try:
+            dates.parse_duration(value)
+        except ValueError:
+            raise ConfigError(f"{where} = {value!r} is not a duration - write e.g. \"2h\", \"30m\" or \"1d\"") from None
+    if rule.get("pattern"):
+        _check_pattern(value, where)
+    if rule.get("web"):
+        parts = urlsplit(value)
+        is_url = parts.scheme in ("http", "https") and parts.netloc and not any(c.isspace() for c in value)
+        is_path = not parts.scheme and not value.startswith("//")
+        if not (is_url or is_path):
+            raise ConfigError(f"{where} = {value!r} is not a feed address - write https://... (or a file's path)")
     if rule.get("email") and value:
         local, at, domain = value.rpartition("@")
         if not (local and at and "." in domain) or any(c.isspace() or c in "<>,;\"" for c in value):
             raise ConfigError(f"{where} = {value!r} is not an e-mail address - write name@example.de")
+
+
+NUMBER_FIELDS = {"n", "year", "month", "week"}
+
+
+def _check_pattern(value: str, where: str) -> None:
+    import string
+
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+    except ValueError:
+        names = None
+    if names is None or not names & {"n", "week"} or not names <= NUMBER_FIELDS:
+        raise ConfigError(f"{where} = {value!r} must count the issues with {{n}} (per year) or {{week}} "
+                          "(calendar week) and may add {year} and {month} - e.g. \"{n}/{year}\"")
 
 
 def _check_timezone(name: str, path: Path | None) -> None:

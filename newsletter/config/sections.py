@@ -16,10 +16,14 @@ SECURITY = ("starttls", "tls", "none")
 
 
 def setting(default, *, choices: tuple | None = None, min: float | None = None, max: float | None = None,
-            https: bool = False, email: bool = False, lines: bool = False, factory=None):
+            https: bool = False, email: bool = False, lines: bool = False, factory=None, weekly: bool = False,
+            duration: bool = False, pattern: bool = False, web: bool = False):
     """A field with its rule: one of `choices`, a number within `min`..`max`, an https URL
-    (empty allowed), an e-mail address (empty allowed); `lines`: may hold line breaks."""
-    rule = {"choices": choices, "min": min, "max": max, "https": https, "email": email, "lines": lines}
+    (empty allowed), an e-mail address (empty allowed; in a list: each one); `lines`: may hold
+    line breaks; `weekly`: "Thu 07:00"; `duration`: "2h", "30m", "1d"; `pattern`: an issue
+    number pattern with {n}; `web`: an http or https URL (a feed)."""
+    rule = {"choices": choices, "min": min, "max": max, "https": https, "email": email, "lines": lines,
+            "weekly": weekly, "duration": duration, "pattern": pattern, "web": web}
     if factory is not None:
         return field(default_factory=factory, metadata=rule)
     return field(default=default, metadata=rule)
@@ -140,6 +144,25 @@ class Tracking:
     clicks: str = setting("off", choices=("off", "aggregate"))
     # more user-agent fragments (lower case) whose requests count as automated, beside the built-in list
     automated_agents: list[str] = setting(None, factory=list)
+
+
+@dataclass
+class Autopilot:
+    """The weekly routine `run-due` runs on its own (see newsletter.workflow.autopilot)."""
+
+    compose_at: str = setting("Thu 07:00", weekly=True)   # weekday and wall-clock time, publication timezone
+    send_at: str = setting("Thu 09:00", weekly=True)
+    number: str = setting("{n}/{year}", pattern=True)     # issue number; n counts the year's sent issues
+    approval: str = setting("required", choices=("required", "none"))
+    reviewers: list[str] = setting(None, factory=list, email=True)
+    four_eyes: bool = True        # the approver must differ from whoever composed
+    grace: str = setting("2h", duration=True)             # how late a missed step may still run
+
+
+@dataclass
+class Feed:
+    url: str = setting("", web=True)
+    kind: str = setting("article", choices=("article", "job"))
 
 
 @dataclass

@@ -101,11 +101,18 @@ def read_source(source: str) -> tuple[bytes, str]:
 def _fetch(url: str, deadline: float = FETCH_TIMEOUT, headers: dict | None = None) -> bytes:
     """The body at `url`, read within `deadline` seconds in all (a server that drips its answer
     byte by byte cannot hold an import, or cron, for ever)."""
+    return download(url, deadline, headers)[1]
+
+
+def download(url: str, deadline: float = FETCH_TIMEOUT, headers: dict | None = None) -> tuple[int, bytes, dict]:
+    """(status, body, response headers) of `url` within `deadline` seconds in all; a 304 Not
+    Modified (after a conditional request) is (304, b"", headers); other errors are one line."""
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, **(headers or {})})
     ends = time.monotonic() + deadline  # real time: this guards against a slow peer, not a date
     chunks, size = [], 0
     try:
         with urllib.request.urlopen(request, timeout=deadline) as response:
+            status, answer = response.status, {k.lower(): v for k, v in response.headers.items()}
             while size <= MAX_BYTES:
                 left = ends - time.monotonic()
                 if left <= 0:
@@ -117,6 +124,8 @@ def _fetch(url: str, deadline: float = FETCH_TIMEOUT, headers: dict | None = Non
                 chunks.append(chunk)
                 size += len(chunk)
     except urllib.error.HTTPError as e:
+        if e.code == 304:
+            return 304, b"", {k.lower(): v for k, v in e.headers.items()}
         raise InputError(f"{url} answered HTTP {e.code} {e.reason} - check the address") from None
     except (urllib.error.URLError, TimeoutError, OSError) as e:
         reason = getattr(e, "reason", e)
@@ -128,7 +137,7 @@ def _fetch(url: str, deadline: float = FETCH_TIMEOUT, headers: dict | None = Non
         ) from None
     if size > MAX_BYTES:
         raise InputError(f"{url} is larger than {MAX_BYTES // 2**20} MB - download and split it first")
-    return b"".join(chunks)
+    return status, b"".join(chunks), answer
 
 
 def _set_timeout(response, seconds: float) -> None:

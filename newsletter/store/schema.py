@@ -190,3 +190,28 @@ def m008_links_and_clicks(db: sqlite_utils.Database) -> None:
     db["keys"].create({"name": str, "value": str, "created_at": str}, pk="name")
     db["keys"].insert({"name": "links", "value": base64.b64encode(secrets.token_bytes(32)).decode(),
                        "created_at": clock.stamp()})
+
+
+@migrations()
+def m009_autopilot(db: sqlite_utils.Database) -> None:
+    # Who composed an issue and whether it may go out (`approve`, `hold`, the review links).
+    for column in ("composed_by", "approval", "approval_by", "approval_at", "approval_note", "reviewed_hash"):
+        db["issues"].add_column(column, str)
+    # An issue's timeline: composed, review sent, approved or held, sent (`issues show`).
+    db["issue_events"].create(
+        {"id": int, "issue_id": int, "at": str, "kind": str, "actor": str, "detail": str},
+        pk="id", not_null={"issue_id", "at", "kind"},
+    )
+    db["issue_events"].create_index(["issue_id", "at"])
+    # Each step of the weekly routine, once per week: the row is claimed before the step runs,
+    # so overlapping `run-due` calls never compose or send twice.
+    db["autopilot_steps"].create(
+        {"slot": str, "step": str, "status": str, "issue_id": int, "started_at": str, "finished_at": str,
+         "detail": str},
+        pk=("slot", "step"), not_null={"status", "started_at"},
+    )
+    # Conditional requests per feed, and its last error (reported once, not every five minutes).
+    db["feed_state"].create(
+        {"url": str, "etag": str, "last_modified": str, "checked_at": str, "ok_at": str, "error": str},
+        pk="url",
+    )

@@ -3,7 +3,8 @@
 Routes: the sign-up form (GET/POST /subscribe, also JSON), the confirmation link
 (GET shows a button, POST /confirm/TOKEN activates), the unsubscribe link (GET shows a button,
 POST /u/TOKEN unsubscribes; also the RFC 8058 one-click POST), the static web archive
-(/archive/...), the counted links (/c/CODE, `web.clicks`) and /health. Requests are parsed and answered here; everything else happens in
+(/archive/...), the counted links (/c/CODE, `web.clicks`), the review links of the weekly
+routine (/review/..., `web.review`) and /health. Requests are parsed and answered here; everything else happens in
 `newsletter.audience.consent`, on a database connection opened per request in a worker thread.
 
 Every answer carries strict security headers; pages are German (`web.pages`), plain HTML with
@@ -37,6 +38,7 @@ from newsletter.errors import NewsletterError
 from newsletter.store import connect
 from newsletter.web import forms
 from newsletter.web.clicks import Clicks
+from newsletter.web.review import Reviews
 from newsletter.web.pages import ARCHIVE_CSP, Pages, SecurityHeaders
 
 log = logging.getLogger("newsletter.web")
@@ -229,6 +231,7 @@ def create_app(settings: Settings, *, key: bytes | None = None, transport_factor
     settings.require_base_url("newsletter serve (confirmation and unsubscribe links)")
     site = Site(settings, key, transport_factory or (lambda: transports.make(settings)))
     clicks = Clicks(settings, site.link_unknown)
+    reviews = Reviews(site)
     app = Starlette(routes=[
         Route("/subscribe", by_method(site.subscribe_form, site.subscribe), methods=["GET", "POST"]),
         Route("/confirm/{token}", by_method(site.confirm_page, site.confirm), methods=["GET", "POST"]),
@@ -237,6 +240,7 @@ def create_app(settings: Settings, *, key: bytes | None = None, transport_factor
         Route("/archive/{path:path}", site.archive, methods=["GET"]),
         Route("/health", site.health, methods=["GET"]),
         Route("/c/{code}", clicks.answer, methods=["GET"]),  # and HEAD, which counts as automated
+        Route("/review/{action:str}/{index:int}/{token}", by_method(reviews.page, reviews.act), methods=["GET", "POST"]),
         *(routes or []),
     ], exception_handlers={HTTPException: site.http_error, NewsletterError: site.unavailable,
                            sqlite3.Error: site.unavailable, Exception: site.server_error})

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from newsletter import files
+from newsletter import clock, files
 from newsletter.compose.issue import ComposeRequest, prepare, save
 from newsletter.compose.select import Selection
 from newsletter.config import Settings
@@ -17,8 +17,12 @@ from newsletter.errors import InputError, RenderError
 from newsletter.mail.export import FORMATS, export, message
 from newsletter.mail.message import IssueMessage
 from newsletter.store import Database, transaction
+from newsletter.store.autopilot import add_event, set_approval, set_composer
+from newsletter.store.issues import get_issue
+from newsletter.workflow.approval import editor
 
 WARN_AT = 0.9
+CONTENT = ("subject", "preheader", "html", "text", "issue_date", "number")
 
 
 @dataclass
@@ -55,8 +59,23 @@ def compose_issue(db: Database, settings: Settings, req: ComposeRequest) -> Comp
         )
     with transaction(db):
         issue = save(db, draft, size)
+        _record(db, draft.previous, issue, req.by or editor(), len(draft.items))
+        issue = get_issue(db, issue["id"])
         paths = write_outputs(settings, issue, req.out_dir or settings.out_dir, built)
     return ComposeResult(issue, draft.selection, size, budget, paths, draft.previous is not None, draft.notes)
+
+
+def _record(db: Database, previous: dict | None, issue: dict, by: str, items: int) -> None:
+    """The timeline entry and the composer; a re-compose that changed the issue revokes its
+    approval (a re-compose that changed nothing, as the preview's live reload often does, is no event)."""
+    if previous is not None and all(previous.get(k) == issue.get(k) for k in CONTENT):
+        return
+    stamp = clock.stamp()
+    set_composer(db, issue["id"], by)
+    add_event(db, issue["id"], "recomposed" if previous else "composed", stamp, by, f"{items} items")
+    if previous is not None and previous.get("approval") == "approved":
+        set_approval(db, issue["id"], None, None, None)
+        add_event(db, issue["id"], "approval revoked", stamp, by, "re-composed after approval")
 
 
 def write_outputs(settings: Settings, issue: dict, out_dir: Path, built: IssueMessage | None = None) -> dict[str, Path]:

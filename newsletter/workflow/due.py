@@ -1,8 +1,9 @@
-"""What cron's `newsletter run-due` does: send every scheduled issue that is due.
+"""What cron's `newsletter run-due` does: the weekly routine when `[autopilot]` is configured
+(`workflow.autopilot`), then every scheduled issue that is due.
 
-Overlapping runs are safe: the issue lock lets only one process send an issue, and the other
-leaves it alone. An issue that fails its preflight checks stays scheduled and is reported,
-and the others still go.
+Overlapping runs are safe: the routine claims each step before it runs it, and the issue lock
+lets only one process send an issue while the other leaves it alone. An issue that fails its
+preflight checks stays scheduled and is reported, and the others still go.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from newsletter.delivery.send import SendOptions, SendSummary
 from newsletter.errors import CheckError, StoreError
 from newsletter.store import connect
 from newsletter.store.issues import get_issue
+from newsletter.workflow import autopilot
+from newsletter.workflow.autopilot import RoutineReport
 from newsletter.workflow.send import preflight, send
 
 
@@ -27,14 +30,16 @@ def schedule_issue(settings: Settings, ref: str, at: str, force: bool = False) -
         return schedule(settings, db, ref, when)
 
 
-def run_due(settings: Settings) -> tuple[list[SendSummary], list[str]]:
+def run_due(settings: Settings, transport_factory=None) -> tuple[list[SendSummary], list[str], RoutineReport | None]:
+    """(sends of scheduled issues, refusals, what the weekly routine did or None without it)."""
+    routine = autopilot.run(settings, transport_factory) if settings.autopilot else None
     summaries, refused = [], []
     for issue in due(settings):
         try:
-            summaries.append(send(settings, str(issue["id"]), SendOptions()))
+            summaries.append(send(settings, str(issue["id"]), SendOptions(), transport_factory=transport_factory))
         except CheckError as e:
             refused.append(str(e))
         except StoreError as e:
             if "being sent by another process" not in str(e):
                 raise
-    return summaries, refused
+    return summaries, refused, routine

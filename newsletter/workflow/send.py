@@ -17,7 +17,10 @@ from newsletter.config import Settings
 from newsletter.delivery.send import SendOptions, SendSummary, send_issue
 from newsletter.errors import CheckError, NewsletterError
 from newsletter.publish import archive
-from newsletter.store import Database, connect
+from newsletter import clock
+from newsletter.store import Database, connect, transaction
+from newsletter.store.autopilot import add_event
+from newsletter.workflow.approval import editor
 
 
 def preflight(settings: Settings, db: Database, issue: dict) -> None:
@@ -35,11 +38,20 @@ def preflight(settings: Settings, db: Database, issue: dict) -> None:
 
 def send(settings: Settings, ref: str, opts: SendOptions, *, force: bool = False,
          progress: Callable[[str], None] = lambda state: None,
-         on_start: Callable[[int], None] = lambda total: None, transport_factory=None) -> SendSummary:
-    """Check (unless `force`), send, and publish the archive once the issue is out."""
+         on_start: Callable[[int], None] = lambda total: None, transport_factory=None,
+         by: str | None = None) -> SendSummary:
+    """Check (unless `force`), send, and publish the archive once the issue is out; the
+    timeline notes who sent it (`by`, default: the editor at the terminal) and the counts."""
     summary = send_issue(settings, ref, opts, progress=progress, on_start=on_start,
                          transport_factory=transport_factory,
                          check=(lambda db, issue: None) if force else (lambda db, issue: preflight(settings, db, issue)))
+    if summary.attempted:
+        c = summary.counts
+        with connect(settings) as db, transaction(db):
+            add_event(db, summary.issue["id"], "sent" if summary.issue["status"] == "sent" else "sending",
+                      clock.stamp(), by or editor(),
+                      f"{c.get('sent', 0)} delivered, {c.get('failed', 0)} failed, {c.get('deferred', 0)} deferred"
+                      + (" (forced past failed checks)" if force else ""))
     if summary.done and summary.issue["status"] == "sent" and settings.archive.enabled:
         summary.notes.append(publish(settings))
     return summary

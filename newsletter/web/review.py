@@ -1,0 +1,76 @@
+"""The review links of the weekly routine in `newsletter serve`:
+
+    GET  /review/<approve|hold>/<reviewer number>/<token>   a page with the issue and a button
+    POST (the same)                                          approves or holds, as the reviewer
+
+Only the POST acts, so a mail scanner following the link changes nothing. A link is refused
+(404) when forged or made for content that was re-composed since, answered 400 when expired
+and 409 when the issue is already out; with four eyes, the composer's own link is refused (403).
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from newsletter.errors import InputError, NotFound, StoreError
+from newsletter.store import Database
+from newsletter.store.issues import get_issue
+from newsletter.workflow import approval
+from newsletter.workflow.review import check_link, issue_of_token
+
+VIA = "Link in der Freigabe-Mail"
+
+
+class Reviews:
+    def __init__(self, site) -> None:
+        self.site = site
+
+    async def page(self, request: Request) -> Response:
+        state, issue = await self.site._db(self._state, request.path_params)
+        if state != "valid":
+            return self._answer(state)
+        action = request.path_params["action"]
+        return self.site.pages.page(f"review_{action}", quote=issue["subject"])
+
+    async def act(self, request: Request) -> Response:
+        return self._answer(await self.site._db(self._act, request.path_params))
+
+    def _state(self, db: Database, params: dict) -> tuple[str, dict | None]:
+        settings, token = self.site.settings, params["token"][:200]
+        issue_id = issue_of_token(token)
+        try:
+            issue = get_issue(db, str(issue_id)) if issue_id is not None else None
+        except NotFound:
+            issue = None
+        if issue is None:
+            return "invalid", None
+        link = check_link(settings, self.site.key, issue, params["action"], params["index"], token)
+        if link is None:
+            return "invalid", issue
+        if link.expired:
+            return "expired", issue
+        if issue["status"] not in ("draft", "scheduled"):
+            return "closed", issue
+        return "valid", issue
+
+    def _act(self, db: Database, params: dict) -> str:
+        state, issue = self._state(db, params)
+        if state != "valid":
+            return state
+        settings = self.site.settings
+        reviewer = settings.autopilot.reviewers[params["index"]]
+        try:
+            if params["action"] == "approve":
+                approval.approve(settings, db, str(issue["id"]), reviewer, VIA)
+                return "approved"
+            approval.hold(settings, db, str(issue["id"]), reviewer, via=VIA)
+            return "held"
+        except InputError:
+            return "four_eyes"
+        except StoreError:
+            return "closed"
+
+    def _answer(self, state: str) -> Response:
+        status = {"approved": 200, "held": 200, "invalid": 404, "expired": 400, "closed": 409, "four_eyes": 403}[state]
+        return self.site.pages.page(f"review_{state}", status)

@@ -1,0 +1,68 @@
+"""Approving and holding an issue, from the terminal (`newsletter approve|hold`) or from the
+review mail's links (`serve`): who may, and what it records.
+
+An issue needs approval when `[autopilot] approval = "required"`; `run-due` sends it at send
+time only if it is approved then. With `four_eyes`, whoever composed the issue cannot approve
+it. A re-compose that changes the issue revokes an approval (`workflow.compose`). Every step
+lands in the issue's timeline (`issues show`).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+
+from newsletter import clock
+from newsletter.config import Settings
+from newsletter.errors import InputError, StoreError
+from newsletter.store import Database, transaction
+from newsletter.store.autopilot import add_event, set_approval
+from newsletter.store.issues import get_issue
+
+EDITOR_ENV = "NEWSLETTER_EDITOR"
+AUTOPILOT = "autopilot"
+
+
+def editor() -> str:
+    """Who is at the terminal: NEWSLETTER_EDITOR, else the login name."""
+    name = os.environ.get(EDITOR_ENV, "").strip()
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def same_person(a: str | None, b: str | None) -> bool:
+    return bool(a and b) and a.strip().lower() == b.strip().lower()
+
+
+def open_for_approval(issue: dict) -> None:
+    if issue["status"] not in ("draft", "scheduled"):
+        raise StoreError(f"Issue {issue['slug']} is {issue['status']} - only an issue not yet sent can be "
+                         "approved or held")
+
+
+def approve(settings: Settings, db: Database, ref: str, by: str, via: str = "terminal") -> dict:
+    issue = get_issue(db, ref)
+    open_for_approval(issue)
+    pilot = settings.autopilot
+    if pilot and pilot.four_eyes and same_person(by, issue.get("composed_by")):
+        raise InputError(f"{by} composed issue {issue['slug']} and cannot approve it too ([autopilot] four_eyes) "
+                         "- ask another reviewer")
+    stamp = clock.stamp()
+    with transaction(db):
+        set_approval(db, issue["id"], "approved", by, stamp)
+        add_event(db, issue["id"], "approved", stamp, by, via)
+    return get_issue(db, issue["id"])
+
+
+def hold(settings: Settings, db: Database, ref: str, by: str, reason: str = "", via: str = "terminal") -> dict:
+    issue = get_issue(db, ref)
+    open_for_approval(issue)
+    stamp = clock.stamp()
+    with transaction(db):
+        set_approval(db, issue["id"], "held", by, stamp, reason or None)
+        add_event(db, issue["id"], "held", stamp, by, reason or via)
+    return get_issue(db, issue["id"])

@@ -1,0 +1,339 @@
+"""The weekly routine on its own, each time cron calls `newsletter run-due` (`[autopilot]`):
+
+    feeds (conditional requests) → at compose_at: compose the next issue, check it, mail the
+    reviewers a review copy → at send_at: send it if approved (when approval is required) and
+    its checks pass, else hold it and tell the reviewers why → after the send: a summary mail
+
+The week's steps are keyed by the compose time they belong to (the *slot*, local wall-clock
+time) and claimed in the store before they run, so overlapping `run-due` calls never compose or
+send twice. A step runs when its time has come and at most `grace` late; a step missed by more
+(the machine was off) is not caught up but reported to the reviewers: an issue is never sent
+days late by surprise. Times are wall-clock times in the publication's time zone, so the switch
+to and from summer time moves nothing (a time the clock skips runs an hour later that night).
+
+The first time the routine runs, a compose time already past by more than `grace` is skipped
+silently: it belongs to the weeks before the routine was set up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from newsletter import clock, config, dates
+from newsletter.checks.run import run_checks
+from newsletter.compose.issue import ComposeRequest
+from newsletter.compose.select import Options
+from newsletter.config import Settings
+from newsletter.content.pull import FeedResult, pull_feeds
+from newsletter.delivery import transports
+from newsletter.delivery.send import SendOptions, SendSummary
+from newsletter.errors import CheckError, NewsletterError, SelectionError
+from newsletter.store import Database, connect, transaction
+from newsletter.store import autopilot as steps
+from newsletter.store.deliveries import counts as delivery_counts
+from newsletter.store.issues import change_issue, get_issue
+from newsletter.store.subscribers import count_by_status
+from newsletter.workflow.approval import AUTOPILOT
+from newsletter.workflow.compose import compose_issue
+from newsletter.workflow.review import content_hash, mail_each, notice_message, review_message, send_label
+from newsletter.workflow.send import send
+
+
+@dataclass
+class RoutineReport:
+    """What a run did, for the terminal (and cron's mail): silent when nothing happened."""
+
+    lines: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    sends: list[SendSummary] = field(default_factory=list)
+
+
+@dataclass
+class Week:
+    slot: str               # the compose time, local: "2026-12-03T07:00"
+    compose_at: datetime
+    send_at: datetime
+
+
+def week(settings: Settings, now: datetime) -> Week:
+    pilot, tz = settings.autopilot, settings.publication.timezone
+    compose_at = dates.last_occurrence(pilot.compose_at, tz, now)
+    send_at = dates.next_occurrence(pilot.send_at, tz, compose_at)
+    local = compose_at.astimezone(dates.zone(tz))
+    return Week(local.strftime("%Y-%m-%dT%H:%M"), compose_at, send_at)
+
+
+def run(settings: Settings, transport_factory=None) -> RoutineReport:
+    report = RoutineReport()
+    factory = transport_factory or (lambda: transports.make(settings))
+    with connect(settings) as db:
+        feeds = pull_feeds(db, settings)
+        _report_feeds(feeds, report)
+        routine = Routine(settings, db, factory, report, feeds)
+        try:
+            routine.run()
+        finally:
+            routine.close()
+    return report
+
+
+class Routine:
+    def __init__(self, settings: Settings, db: Database, factory, report: RoutineReport,
+                 feeds: list[FeedResult]) -> None:
+        self.settings, self.db, self.factory, self.report, self.feeds = settings, db, factory, report, feeds
+        self.pilot = settings.autopilot
+        self.grace = dates.parse_duration(self.pilot.grace)
+        self.now = clock.now()
+        self.week = week(settings, self.now)
+        self._transport = None
+
+    # -- the steps ---------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        first_run = steps.first_step(self.db) is None
+        self.compose_step(first_run)
+        self.review_again()
+        self.send_step()
+
+    def compose_step(self, first_run: bool) -> None:
+        w = self.week
+        if steps.step_of(self.db, w.slot, "compose") and not self._stale(w.slot, "compose"):
+            return
+        late = self.now - w.compose_at
+        if late > self.grace:
+            if self._claim("compose"):
+                if first_run:
+                    self._finish("compose", "before-start", detail="the routine was set up after this week's compose time")
+                else:
+                    self._finish("compose", "missed", detail=f"run-due did not run between {self._label(w.compose_at)} "
+                                 f"and {self._label(w.compose_at + self.grace)}")
+                    self._notice("Ausgabe nicht erstellt: Zeitpunkt verpasst", [
+                        f"Die Ausgabe für {send_label(self.settings, w.send_at)} sollte am {self._label(w.compose_at)} "
+                        f"erstellt werden; newsletter run-due lief bis {self._label(w.compose_at + self.grace)} nicht "
+                        "(war der Rechner aus?). Damit nichts unerwartet verspätet verschickt wird, holt die "
+                        "Automatik das nicht nach.",
+                        "Sie können die Ausgabe von Hand erstellen und versenden."],
+                        commands=["newsletter compose", "newsletter check latest", "newsletter send latest"])
+                    self.report.warnings.append(f"Missed this week's compose time ({self._label(w.compose_at)}); "
+                                                "reviewers notified")
+            return
+        if self._claim("compose"):
+            self._compose()
+
+    def _compose(self) -> None:
+        w = self.week
+        local = w.send_at.astimezone(dates.zone(self.settings.publication.timezone))
+        number = self.pilot.number.format(n=steps.sent_in_year(self.db, local.year) + 1, year=local.year,
+                                          month=local.month, week=local.isocalendar()[1])
+        request = ComposeRequest(options=Options(issue_date=local.date()), number=number, by=AUTOPILOT)
+        try:
+            result = compose_issue(self.db, self.settings, request)
+        except SelectionError:
+            self._finish("compose", "nothing")
+            self._notice(f"Keine Ausgabe am {send_label(self.settings, w.send_at)}: nichts Neues", [
+                "Seit der letzten Ausgabe sind keine neuen Artikel erschienen, deshalb wurde keine Ausgabe "
+                "erstellt und es wird nichts versandt.", *self._feed_notes()],
+                commands=["newsletter articles list --since 14d"])
+            self.report.lines.append("Nothing new since the last issue: no issue this week; reviewers notified")
+            return
+        except NewsletterError as e:
+            self._finish("compose", "failed", detail=str(e))
+            self._notice("Ausgabe konnte nicht erstellt werden", [
+                f"Beim Erstellen der Ausgabe für {send_label(self.settings, w.send_at)} trat ein Fehler auf:", str(e)],
+                commands=["newsletter compose", "newsletter check latest"])
+            self.report.errors.append(f"Composing this week's issue failed: {e}")
+            return
+        issue = result.issue
+        self._finish("compose", "done", issue["id"])
+        self.report.lines.append(f"Composed {issue['number']} ({issue['slug']}) for "
+                                 f"{self._label(w.send_at)}: {sum(result.selection.counts.values())} items")
+        self._review(issue, first=True)
+
+    def review_again(self) -> None:
+        """The review copy when the last try failed, and a fresh one when the week's draft was
+        re-composed since the last one."""
+        issue = self._issue()
+        if issue is None or issue["status"] != "draft" or self.now >= self.week.send_at:
+            return
+        if issue.get("reviewed_hash") != content_hash(issue):
+            self._review(issue, first=not issue.get("reviewed_hash"))
+
+    def _review(self, issue: dict, first: bool) -> None:
+        try:
+            self._mail_review(issue, first)
+        except NewsletterError as e:
+            self.report.errors.append(f"The review copy of {issue['slug']} was not sent: {e} - run-due tries "
+                                      f"again until {self._label(self.week.send_at)}")
+
+    def _mail_review(self, issue: dict, first: bool) -> None:
+        checks = run_checks(self.settings, issue, self.db)
+        stamp = clock.stamp()
+        with transaction(self.db):
+            steps.add_event(self.db, issue["id"], "checked", stamp, AUTOPILOT,
+                            f"{len(checks.failed)} failed, {len(checks.warnings)} warnings")
+        readers = count_by_status(self.db).get("active", 0)
+        key = config.signing_key() if self.pilot.approval == "required" else None
+        refused = mail_each(self.settings, self._transport_open(), lambda reviewer, index: review_message(
+            self.settings, key, issue, reviewer, index, checks, self.week.send_at, readers, self._feed_notes()))
+        with transaction(self.db):
+            steps.set_reviewed(self.db, issue["id"], content_hash(issue))
+            steps.add_event(self.db, issue["id"], "review sent", clock.stamp(), AUTOPILOT,
+                            ("to " if first else "again, after a re-compose, to ") + ", ".join(self.pilot.reviewers))
+        self.report.lines.append(f"Review copy of {issue['slug']} sent to {len(self.pilot.reviewers)} reviewer(s)"
+                                 + ("" if first else " (re-composed)"))
+        self._refused(refused)
+
+    def send_step(self) -> None:
+        w = self.week
+        if self.now < w.send_at:
+            return
+        issue = self._issue()
+        existing = steps.step_of(self.db, w.slot, "send")
+        if issue is None or (existing and existing["status"] != "failed"):
+            return
+        if issue["status"] not in ("draft", "scheduled"):
+            return  # sent or being sent by hand meanwhile
+        if self.now - w.send_at > self.grace:
+            if self._claim("send-missed"):
+                self._finish("send-missed", "done", issue["id"])
+                reason = f"run-due did not run between {self._label(w.send_at)} and {self._label(w.send_at + self.grace)}"
+                if existing:
+                    reason = f"sending failed until {self._label(w.send_at + self.grace)}: {existing['detail']}"
+                self._notice(f"Ausgabe {issue['number']} nicht versandt: Zeitpunkt verpasst", [
+                    f"Die Ausgabe „{issue['subject']}“ sollte am {send_label(self.settings, w.send_at)} versandt werden; "
+                    f"das ist nicht geschehen ({reason}). Damit sie nicht unerwartet verspätet ankommt, versendet "
+                    "die Automatik sie nicht mehr. Sie können sie von Hand versenden."],
+                    commands=[f"newsletter send {issue['slug']}"])
+                self.report.warnings.append(f"Missed the send time of {issue['slug']}; reviewers notified")
+            return
+        if not self._claim("send", retry_failed=True):
+            return
+        self._send(issue)
+
+    def _send(self, issue: dict) -> None:
+        why = self._hold_reason(issue)
+        if why is None:
+            try:
+                with transaction(self.db):
+                    change_issue(self.db, issue["id"], {"scheduled_at": _utc(self.week.send_at)})
+                summary = send(self.settings, str(issue["id"]), SendOptions(), transport_factory=self.factory,
+                               by=AUTOPILOT)
+            except CheckError as e:
+                why = f"Prüfung fehlgeschlagen: {_failed_checks(str(e))}"
+            except NewsletterError as e:
+                self._finish("send", "failed", issue["id"], str(e))
+                self.report.errors.append(f"Sending {issue['slug']} failed: {e} - run-due tries again until "
+                                          f"{self._label(self.week.send_at + self.grace)}")
+                return
+            else:
+                self._sent(issue, summary)
+                return
+        self._hold(issue, why)
+
+    def _hold_reason(self, issue: dict) -> str | None:
+        if issue.get("approval") == "held":
+            by = issue.get("approval_by") or "?"
+            return f"zurückgestellt von {by}" + (f" ({issue['approval_note']})" if issue.get("approval_note") else "")
+        if self.pilot.approval == "required" and issue.get("approval") != "approved":
+            return "nicht freigegeben"
+        return None
+
+    def _hold(self, issue: dict, why: str) -> None:
+        stamp = clock.stamp()
+        with transaction(self.db):
+            if issue.get("approval") != "held":
+                steps.set_approval(self.db, issue["id"], "held", AUTOPILOT, stamp, why)
+            steps.add_event(self.db, issue["id"], "held", stamp, AUTOPILOT, why)
+        self._finish("send", "held", issue["id"], why)
+        self._notice(f"Ausgabe {issue['number']} zurückgestellt: {why}", [
+            f"Die Ausgabe „{issue['subject']}“ wurde am {send_label(self.settings, self.week.send_at)} nicht versandt: "
+            f"{why}.", "Nach der Klärung können Sie sie von Hand versenden."],
+            commands=[f"newsletter check {issue['slug']}", f"newsletter approve {issue['slug']}",
+                      f"newsletter send {issue['slug']}"])
+        self.report.warnings.append(f"Held {issue['slug']}: {why}; reviewers notified")
+
+    def _sent(self, issue: dict, summary: SendSummary) -> None:
+        self.report.sends.append(summary)
+        c = delivery_counts(self.db, issue["id"])
+        self._finish("send", "sent", issue["id"])
+        if self._claim("summary"):
+            self._notice(f"Ausgabe {issue['number']} versandt", [
+                f"Die Ausgabe „{issue['subject']}“ ist versandt."],
+                facts=[("Zugestellt", f"{c['sent']:,}".replace(",", ".")), ("Fehlgeschlagen", str(c["failed"])),
+                       ("Zurückgestellt (4xx, neuer Versuch folgt)", str(c["deferred"]))],
+                commands=[f"newsletter status {issue['slug']}", f"newsletter report {issue['slug']}"])
+            self._finish("summary", "done", issue["id"])
+            with transaction(self.db):
+                steps.add_event(self.db, issue["id"], "summary sent", clock.stamp(), AUTOPILOT,
+                                "to " + ", ".join(self.pilot.reviewers))
+
+    # -- helpers -------------------------------------------------------------------------------------
+
+    def _issue(self) -> dict | None:
+        step = steps.step_of(self.db, self.week.slot, "compose")
+        if step is None or step["status"] != "done" or not step["issue_id"]:
+            return None
+        return get_issue(self.db, step["issue_id"])
+
+    def _claim(self, step: str, retry_failed: bool = False) -> bool:
+        if retry_failed and steps.retake_failed(self.db, self.week.slot, step, clock.stamp()):
+            return True
+        return steps.claim(self.db, self.week.slot, step, clock.stamp())
+
+    def _stale(self, slot: str, step: str) -> bool:
+        row = steps.step_of(self.db, slot, step)
+        return bool(row and row["status"] == "started"
+                    and datetime.fromisoformat(row["started_at"]) + steps.STALE <= self.now)
+
+    def _finish(self, step: str, status: str, issue_id: int | None = None, detail: str = "") -> None:
+        steps.finish(self.db, self.week.slot, step, status, clock.stamp(), issue_id, detail)
+
+    def _notice(self, title: str, paragraphs: list[str], facts=(), commands=()) -> None:
+        refused = mail_each(self.settings, self._transport_open(),
+                            lambda reviewer, index: notice_message(self.settings, reviewer, title, paragraphs,
+                                                                   list(facts), list(commands)))
+        self._refused(refused)
+
+    def _refused(self, refused: list[str]) -> None:
+        for entry in refused:
+            self.report.errors.append(f"The mail server refused the mail to reviewer {entry}")
+
+    def _feed_notes(self) -> list[str]:
+        return [f"Der Feed {f.url} war nicht abrufbar ({f.error}); seine neuen Beiträge fehlen in dieser Ausgabe."
+                for f in self.feeds if f.error]
+
+    def _transport_open(self):
+        if self._transport is None:
+            self._transport = self.factory()
+            self._transport.open()
+        return self._transport
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def _label(self, moment: datetime) -> str:
+        return moment.astimezone(dates.zone(self.settings.publication.timezone)).strftime("%Y-%m-%d %H:%M")
+
+
+def _report_feeds(feeds: list[FeedResult], report: RoutineReport) -> None:
+    for feed in feeds:
+        if feed.error and feed.error_is_new:
+            report.warnings.append(f"Feed {feed.url}: {feed.error}")
+        elif feed.recovered:
+            report.lines.append(f"Feed {feed.url} works again")
+        if feed.new or feed.updated:
+            report.lines.append(f"Feed {feed.url}: {feed.new} new, {feed.updated} updated")
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def _failed_checks(message: str) -> str:
+    """The check names from a CheckError's message ("... fails 2 preflight checks (a, b) - ...")."""
+    start, end = message.find("("), message.find(")")
+    return message[start + 1:end] if 0 <= start < end else message
+
