@@ -121,6 +121,16 @@ ROUTINE_CONFIG = demo.DEMO_CONFIG[ROUTINE:]
 
 
 @pytest.fixture
+def smtp():
+    """A real SMTP server (aiosmtpd) on 127.0.0.1, stopped after the test."""
+    from smtp_server import Handler, Server
+
+    server = Server(Handler()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def project(tmp_path, monkeypatch) -> Project:
     """An empty project: demo config (complete Impressum) without the weekly routine, no content yet."""
     for name in list(os.environ):

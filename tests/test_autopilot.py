@@ -19,7 +19,7 @@ import pytest
 from conftest import ROUTINE_CONFIG, START, load_demo_content
 
 from newsletter import demo
-from smtp_server import Handler, Server, free_port
+from smtp_server import free_port
 
 BERLIN = ZoneInfo("Europe/Berlin")
 SECRET = "test-secret-0123456789abcdef"
@@ -87,13 +87,6 @@ class Feeds:
 @pytest.fixture
 def feeds():
     server = Feeds()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def smtp():
-    server = Server(Handler()).start()
     yield server
     server.stop()
 

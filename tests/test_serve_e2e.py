@@ -18,7 +18,7 @@ import httpx
 import pytest
 from conftest import NUMBER, SLUG, day
 
-from smtp_server import Handler, Server, free_port
+from smtp_server import Handler, free_port
 
 SECRET = "test-secret-0123456789abcdef"
 # `python -m newsletter` plus the import that registers `serve` (until cli.py imports the module).
@@ -33,13 +33,6 @@ NEW_ARTICLE = {
     "image": "https://www.stadtmarketing-demo.de/bilder/abendmarkt.jpg",
     "image_alt": "Marktstände mit Lichterketten in der Dämmerung.",
 }
-
-
-@pytest.fixture
-def smtp():
-    server = Server(Handler()).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
