@@ -103,7 +103,7 @@ def test_only_active_readers_and_suppressed_skipped(sending):
     assert len(received) == 4
 
 
-def test_transient_replies_are_retried_with_backoff(sending):
+def test_transient_replies_are_retried_with_backoff(sending, fake_clock):
     handler = sending.smtp.handler
     handler.rcpt_faults["hans@example.org"] = ["451 4.3.0 Try again later", "452 4.2.2 Mailbox full"]
     handler.data_faults["lea@example.org"] = ["drop"]
@@ -115,6 +115,8 @@ def test_transient_replies_are_retried_with_backoff(sending):
     assert rows["lea@example.org"]["status"] == "sent" and rows["lea@example.org"]["attempts"] == 2
     assert len(handler.received_by("lea@example.org")) == 1
     assert rows["kim@example.org"]["status"] == "sent" and rows["kim@example.org"]["attempts"] == 2
+    # retry_delay 0.01 s, doubled per attempt; one connection takes the readers in order
+    assert fake_clock.sleeps == [0.01, 0.02, 0.01, 0.01]  # hans twice, then kim, then lea
 
 
 def test_sent_bytes_meet_the_email_rules(sending):
