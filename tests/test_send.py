@@ -165,12 +165,15 @@ def test_permanent_failures_and_unknown_user_bounces(sending):
 
 
 def test_parallel_connections_on_a_slow_server(sending):
-    sending.smtp.handler.delay = 0.05
+    handler = sending.smtp.handler
+    handler.delay = 0.05
+    handler.gate = 4  # the first messages wait in DATA until four are there at once
     extra = [(f"leser{i}@example.org", "", "", "", "") for i in range(20)]
     add_readers(sending, extra)
     result = sending.run("send", "1", "--yes", "--connections", "4")
     assert result.exit_code == 0 and "25 sent" in result.output
-    assert len(sending.smtp.handler.messages) == 25
+    assert len(handler.messages) == 25
+    assert handler.peak == 4  # four transactions at once, and never more
 
 
 def test_limit_and_rate(sending, fake_clock):
