@@ -97,10 +97,22 @@ def test_only_active_readers_and_suppressed_skipped(sending):
     db.execute("update subscribers set status = 'unsubscribed' where email = 'hans@example.org'")
     db.conn.commit()
     subscribers.add(sending.store(), "pending@example.org")  # no consent source: pending
-    sending.run("send", "1", "--yes")
-    received = {r for _, rcpts, _ in sending.smtp.handler.messages for r in rcpts}
+    handler = sending.smtp.handler
+    handler.rcpt_faults["max@example.org"] = ["451 4.3.0 Greylisted"] * 3  # deferred in the first run
+    first = sending.run("send", "1", "--yes")
+    assert "3 sent, 1 deferred" in first.output
+    received = {r for _, rcpts, _ in handler.messages for r in rcpts}
     assert "hans@example.org" not in received and "pending@example.org" not in received
-    assert len(received) == 4
+    assert received == {"erika@example.org", "kim@example.org", "lea@example.org"}
+    # Queued while active, bounced before the retry: the next run skips him.
+    db.execute("update subscribers set status = 'bounced' where email = 'max@example.org'")
+    db.conn.commit()
+    second = sending.run("send", "1", "--yes")
+    assert second.exit_code == 0, second.output
+    assert "3 sent, 0 deferred, 0 failed, 0 queued, 0 unconfirmed, 1 skipped" in second.output
+    assert handler.received_by("max@example.org") == [] and len(handler.messages) == 3
+    row = deliveries(sending)["max@example.org"]
+    assert (row["status"], row["last_reply"]) == ("skipped", "subscriber is bounced")
 
 
 def test_transient_replies_are_retried_with_backoff(sending, fake_clock):
