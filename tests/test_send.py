@@ -366,12 +366,18 @@ def test_a_second_process_cannot_send_the_same_issue(sending):
     from newsletter.store import issue_lock
     from newsletter.store.issues import get_issue
 
+    assert sending.run("schedule", "1", "--at", f"{day(-1)} 08:00").exit_code == 0  # due now
     issue = get_issue(sending.store(), "1")
     with issue_lock(sending.settings().db_path, issue):
         result = sending.run("send", "1", "--yes")
         assert result.exit_code == 1 and "being sent by another process" in result.output
-        assert sending.run("run-due").exit_code == 0
-    assert sending.smtp.handler.messages == []
+        due = sending.run("run-due")  # cron's run: leaves the issue to the process holding the lock
+        assert due.exit_code == 0 and due.output == ""
+        assert sending.smtp.handler.messages == []
+        assert sending.db()["issues"].get(1)["status"] == "scheduled"
+    after = sending.run("run-due")
+    assert after.exit_code == 0 and "5 sent" in after.output
+    assert len(sending.smtp.handler.messages) == 5
 
 
 def test_kill_9_mid_send_then_resume_sends_everyone_exactly_once(composed, tmp_path, monkeypatch):
