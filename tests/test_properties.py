@@ -402,8 +402,15 @@ DOMAIN = st.sampled_from(["example.org", "Beispiel.DE", "bücher.de", "x", "-x.d
                           "[1.2.3.4]", "sub.domain.example.com", "a" * 70 + ".de", "xn--bcher-kva.de"])
 
 
+# Valid labels, a valid domain, and with a 64-character local part one character over (and at)
+# the 254 characters an address may have: only the whole address's length decides.
+LONG_DOMAIN = "a" * 63 + "." + "b" * 63 + "." + "c" * 59 + ".de"   # 190 characters
+
+
 @settings(max_examples=300, deadline=None)
 @given(local=LOCAL, domain=DOMAIN)
+@example(local="l" * 64, domain=LONG_DOMAIN)
+@example(local="l" * 64, domain=LONG_DOMAIN[1:])
 def test_a_reused_domain_check_gives_what_a_full_check_gives(local, domain):
     from newsletter.errors import InputError
     from newsletter.mail.addresses import _validated, normalise_email
