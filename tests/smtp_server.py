@@ -39,6 +39,14 @@ class Handler:
         self.log = log
         self.lock = threading.Lock()
         self.helo: list[str] = []   # the name each connection's EHLO gave
+        # Overlap: `in_data` sessions are in DATA now, `peak` at most at once. With `gate` set,
+        # each DATA waits (at most gate_timeout seconds, once) until that many are in DATA together,
+        # so a client's parallel connections show up in `peak` however fast the server is.
+        self.in_data = 0
+        self.peak = 0
+        self.gate = 0
+        self.gate_timeout = 10.0
+        self._gate_open: asyncio.Event | None = None
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
@@ -56,6 +64,27 @@ class Handler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        self.in_data += 1  # the handlers all run on the server's one event loop
+        self.peak = max(self.peak, self.in_data)
+        try:
+            await self._wait_at_gate()
+            return await self._data(server, envelope)
+        finally:
+            self.in_data -= 1
+
+    async def _wait_at_gate(self) -> None:
+        if not self.gate:
+            return
+        if self._gate_open is None:
+            self._gate_open = asyncio.Event()
+        if self.in_data >= self.gate:
+            self._gate_open.set()
+        try:
+            await asyncio.wait_for(self._gate_open.wait(), self.gate_timeout)
+        except asyncio.TimeoutError:
+            self._gate_open.set()  # fewer came: stop holding anyone (the test sees it in `peak`)
+
+    async def _data(self, server, envelope):
         if self.delay:
             await asyncio.sleep(self.delay)
         rcpt = envelope.rcpt_tos[0]

@@ -163,6 +163,16 @@ def test_short_subject_passes_the_length_advice(composed):
     assert statuses(run_check(composed))["subject.length"] == "pass"
 
 
+def test_subject_over_78_characters_warns(composed):
+    subject = "Stadtmarketing Brief: Weihnachtsmarkt, Adventssonntage, Parkhäuser und neue Läden"
+    edit_issue(composed, subject=subject[:78])
+    assert statuses(run_check(composed))["subject.length"] == "pass"  # at the limit
+    edit_issue(composed, subject=subject[:79])
+    result = run_check(composed)
+    assert result.exit_code == 0 and statuses(result)["subject.length"] == "warn"  # advice, not a failure
+    assert detail(result, "subject.length").startswith("79 characters, over 78")
+
+
 def test_missing_preheader_warns(composed):
     edit_issue(composed, preheader="")
     result = run_check(composed)
@@ -267,6 +277,13 @@ def test_impressum_field_missing_from_the_text_fails(content):
     result = assert_fails(content, "impressum.text")
     assert detail(result, "impressum.text").startswith("not in the text part: phone")
     assert statuses(result)["impressum.html"] == "pass"
+
+
+def test_impressum_field_missing_from_the_html_fails(content):
+    compose_with(content, "macros.mjml.j2", "Telefon: {{ impressum.phone }} · ", "")
+    result = assert_fails(content, "impressum.html")
+    assert detail(result, "impressum.html").startswith("not in the HTML part: phone")
+    assert statuses(result)["impressum.text"] == "pass"
 
 
 def test_ad_without_anzeige_label_in_the_html_fails(content):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import json
 import re
+import sqlite3
 from datetime import timedelta
 from email import policy
 
@@ -88,8 +89,22 @@ def test_proof_of_unknown_address_is_one_line_exit_1(project):
 
 # --- forget ----------------------------------------------------------------------------------------
 
+def without_secure_delete(monkeypatch) -> None:
+    """Every new SQLite connection starts with secure_delete off (Debian's SQLite turns it on by
+    default), so only the product's own pragma can overwrite deleted rows."""
+    connect = sqlite3.connect
+
+    def connect_insecurely(*args, **kwargs):
+        conn = connect(*args, **kwargs)
+        conn.execute("PRAGMA secure_delete = OFF")
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", connect_insecurely)
+
+
 def test_forget_erases_everything_but_a_hash(composed, monkeypatch):
     project = composed
+    without_secure_delete(monkeypatch)
     monkeypatch.setenv("NEWSLETTER_SECRET", SECRET)
     project.run("subscribers", "add", "erika@example.org", "--nachname", "Zwiebelmeyer", "--consent-source", "Formular")
     project.run("subscribers", "add", "hans@example.org", "--consent-source", "Formular")

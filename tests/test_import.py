@@ -213,9 +213,13 @@ def test_missing_file_and_unknown_kind(project):
 
 @pytest.mark.parametrize("kind,table", [("article", "articles"), ("job", "jobs"), ("ad", "ads")])
 def test_list_commands(content, kind, table):
-    result = content.run(table, "list", "--since", day(-4).isoformat(), "--json")
+    since = day(-9).isoformat()  # the demo's newest ad starts that day: the bound is inclusive
+    result = content.run(table, "list", "--since", since, "--json")
     assert result.exit_code == 0, result.output
     listed = json.loads(result.stdout)
     date_field = "starts" if kind == "ad" else "published"
-    assert all(r[date_field][:10] >= day(-4).isoformat() for r in listed)
+    rows = sorted(content.db()[table].rows, key=lambda r: (r[date_field], r["id"]), reverse=True)
+    expected = [r["id"] for r in rows if r[date_field][:10] >= since]
+    assert expected and len(expected) < len(rows)  # the filter keeps some rows and drops others
+    assert [r["id"] for r in listed] == expected  # newest first
     assert len(content.run(table, "list").stdout.splitlines()) == len(list(content.db()[table].rows))

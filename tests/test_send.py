@@ -97,13 +97,25 @@ def test_only_active_readers_and_suppressed_skipped(sending):
     db.execute("update subscribers set status = 'unsubscribed' where email = 'hans@example.org'")
     db.conn.commit()
     subscribers.add(sending.store(), "pending@example.org")  # no consent source: pending
-    sending.run("send", "1", "--yes")
-    received = {r for _, rcpts, _ in sending.smtp.handler.messages for r in rcpts}
+    handler = sending.smtp.handler
+    handler.rcpt_faults["max@example.org"] = ["451 4.3.0 Greylisted"] * 3  # deferred in the first run
+    first = sending.run("send", "1", "--yes")
+    assert "3 sent, 1 deferred" in first.output
+    received = {r for _, rcpts, _ in handler.messages for r in rcpts}
     assert "hans@example.org" not in received and "pending@example.org" not in received
-    assert len(received) == 4
+    assert received == {"erika@example.org", "kim@example.org", "lea@example.org"}
+    # Queued while active, bounced before the retry: the next run skips him.
+    db.execute("update subscribers set status = 'bounced' where email = 'max@example.org'")
+    db.conn.commit()
+    second = sending.run("send", "1", "--yes")
+    assert second.exit_code == 0, second.output
+    assert "3 sent, 0 deferred, 0 failed, 0 queued, 0 unconfirmed, 1 skipped" in second.output
+    assert handler.received_by("max@example.org") == [] and len(handler.messages) == 3
+    row = deliveries(sending)["max@example.org"]
+    assert (row["status"], row["last_reply"]) == ("skipped", "subscriber is bounced")
 
 
-def test_transient_replies_are_retried_with_backoff(sending):
+def test_transient_replies_are_retried_with_backoff(sending, fake_clock):
     handler = sending.smtp.handler
     handler.rcpt_faults["hans@example.org"] = ["451 4.3.0 Try again later", "452 4.2.2 Mailbox full"]
     handler.data_faults["lea@example.org"] = ["drop"]
@@ -115,6 +127,8 @@ def test_transient_replies_are_retried_with_backoff(sending):
     assert rows["lea@example.org"]["status"] == "sent" and rows["lea@example.org"]["attempts"] == 2
     assert len(handler.received_by("lea@example.org")) == 1
     assert rows["kim@example.org"]["status"] == "sent" and rows["kim@example.org"]["attempts"] == 2
+    # retry_delay 0.01 s, doubled per attempt; one connection takes the readers in order
+    assert fake_clock.sleeps == [0.01, 0.02, 0.01, 0.01]  # hans twice, then kim, then lea
 
 
 def test_sent_bytes_meet_the_email_rules(sending):
@@ -163,12 +177,15 @@ def test_permanent_failures_and_unknown_user_bounces(sending):
 
 
 def test_parallel_connections_on_a_slow_server(sending):
-    sending.smtp.handler.delay = 0.05
+    handler = sending.smtp.handler
+    handler.delay = 0.05
+    handler.gate = 4  # the first messages wait in DATA until four are there at once
     extra = [(f"leser{i}@example.org", "", "", "", "") for i in range(20)]
     add_readers(sending, extra)
     result = sending.run("send", "1", "--yes", "--connections", "4")
     assert result.exit_code == 0 and "25 sent" in result.output
-    assert len(sending.smtp.handler.messages) == 25
+    assert len(handler.messages) == 25
+    assert handler.peak == 4  # four transactions at once, and never more
 
 
 def test_limit_and_rate(sending, fake_clock):
@@ -349,12 +366,18 @@ def test_a_second_process_cannot_send_the_same_issue(sending):
     from newsletter.store import issue_lock
     from newsletter.store.issues import get_issue
 
+    assert sending.run("schedule", "1", "--at", f"{day(-1)} 08:00").exit_code == 0  # due now
     issue = get_issue(sending.store(), "1")
     with issue_lock(sending.settings().db_path, issue):
         result = sending.run("send", "1", "--yes")
         assert result.exit_code == 1 and "being sent by another process" in result.output
-        assert sending.run("run-due").exit_code == 0
-    assert sending.smtp.handler.messages == []
+        due = sending.run("run-due")  # cron's run: leaves the issue to the process holding the lock
+        assert due.exit_code == 0 and due.output == ""
+        assert sending.smtp.handler.messages == []
+        assert sending.db()["issues"].get(1)["status"] == "scheduled"
+    after = sending.run("run-due")
+    assert after.exit_code == 0 and "5 sent" in after.output
+    assert len(sending.smtp.handler.messages) == 5
 
 
 def test_kill_9_mid_send_then_resume_sends_everyone_exactly_once(composed, tmp_path, monkeypatch):

@@ -13,6 +13,7 @@ import pytest
 from newsletter.audience import subscribers
 from newsletter.cli.subscribers import subscribers_app
 from newsletter.compose.personal import salutation
+from newsletter.mail import addresses
 from newsletter.store.subscribers import SUPPRESSED, active_subscribers
 
 
@@ -81,16 +82,26 @@ def test_invalid_address_is_one_line_error(project, address, needle):
 
 
 def test_no_dns_lookup_even_with_the_network_down(project, monkeypatch):
-    def offline(*args, **kwargs):
-        raise OSError("network is down")
+    # The resolver swallows a failing lookup, so raising alone would let a DNS check slip
+    # through: every attempt is recorded, and there must be none.
+    attempts = []
 
-    monkeypatch.setattr(socket, "getaddrinfo", offline)
-    monkeypatch.setattr(socket.socket, "connect", offline)
-    monkeypatch.setattr(socket.socket, "sendto", offline)
+    def offline(name):
+        def refuse(*args, **kwargs):
+            attempts.append((name, args))
+            raise OSError("network is down")
+        return refuse
+
+    for name in ("getaddrinfo", "gethostbyname", "gethostbyname_ex"):
+        monkeypatch.setattr(socket, name, offline(name))
+    for name in ("connect", "connect_ex", "send", "sendto", "sendall"):
+        monkeypatch.setattr(socket.socket, name, offline(f"socket.{name}"))
+    addresses._checked_domain.cache_clear()  # a domain checked by an earlier test is not checked again
     assert subscribers.normalise_email("max@bücher.de") == "max@xn--bcher-kva.de"
     result = project.run("subscribers", "import", project.write("s.csv", "email\nredaktion@example.de\n"))
     assert result.exit_code == 0, result.output
     assert "1 added" in result.stdout
+    assert attempts == []
 
 
 # --- consent and suppression ---------------------------------------------------------------

@@ -157,14 +157,23 @@ def test_json_sign_up(site):
     assert site.http.post("/subscribe", content=b"[1, 2]", headers={"content-type": "application/json"}).status_code == 400
 
 
-@pytest.mark.parametrize("form,field", [
-    ({"email": "erika@example.org", "name": "Erika"}, "Einwilligung"),
-    ({"email": "erika@", "consent": "ja"}, "gültige E-Mail-Adresse"),
-    ({"consent": "ja"}, "gültige E-Mail-Adresse"),
+CONSENT_MISSING = "Bitte bestätigen Sie die Einwilligung mit dem Häkchen."  # texts.j2, errors.consent
+EMAIL_INVALID = "Bitte geben Sie eine gültige E-Mail-Adresse an (z. B. name@example.de)."  # errors.email
+
+
+@pytest.mark.parametrize("form,field,message", [
+    ({"email": "erika@example.org", "name": "Erika"}, "consent", CONSENT_MISSING),
+    ({"email": "erika@", "consent": "ja"}, "email", EMAIL_INVALID),
+    ({"consent": "ja"}, "email", EMAIL_INVALID),
 ])
-def test_missing_consent_or_bad_address_is_400_with_the_form_again(site, form, field):
+def test_missing_consent_or_bad_address_is_400_with_the_form_again(site, form, field, message):
     r = site.http.post("/subscribe", data=form)
-    assert r.status_code == 400 and field in r.text and 'role="alert"' in r.text
+    assert r.status_code == 400 and 'role="alert"' in r.text
+    # Only the one error, in its own words ("Einwilligung" alone is in every form's consent text).
+    alert = re.search(r'role="alert">(.*?)</div>', r.text, re.S)[1]
+    assert re.findall(r"<li>(.*?)</li>", alert) == [message]
+    inputs = {re.search(r'name="(\w+)"', tag)[1]: tag for tag in re.findall(r"<input\b[^>]*>", r.text)}
+    assert [name for name, tag in inputs.items() if 'aria-invalid="true"' in tag] == [field]
     assert f'value="{form["email"]}"' in r.text if "email" in form else True  # the input is kept
     assert subscriber(site) is None and mails(site) == []
     assert_security_headers(r)
@@ -261,10 +270,14 @@ def test_replayed_confirmation_is_idempotent(site):
     assert subscriber(site) == first
 
 
-def test_forged_and_expired_confirmation_links(site):
+def test_forged_and_expired_confirmation_links(site, fake_clock):
     path = signed_up(site)
+    fake_clock.advance(minutes=10)
     ref, issued, mac = path.rsplit("/", 1)[1].split(".")
-    forged = [f"{ref}.{issued}.{mac[:-2]}AA", f"{ref}.{int(issued, 36) - 1:x}.{mac}", "1", "x" * 5000, "%00"]
+    # Re-dated links, base36 as real ones: before the sign-up, and a minute after it (still
+    # within the sign-up's lifetime, so only the signature can refuse it).
+    redated = [f"{ref}.{tokens._b36(int(issued, 36) + seconds)}.{mac}" for seconds in (-1, 60)]
+    forged = [f"{ref}.{issued}.{mac[:-2]}AA", *redated, "1", "x" * 5000, "%00"]
     for token in forged:
         for method in ("get", "post"):
             r = getattr(site.http, method)(f"/confirm/{token}")
