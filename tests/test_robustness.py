@@ -92,7 +92,7 @@ class Dies:
             raise TransportError("Cannot connect to SMTP server relay:587 (refused) - check the host")
         self.opened = True
 
-    def send(self, sender, recipient, data):
+    def send(self, sender, recipient, data, before_data=None):
         if self.sent >= self.after:
             if self.how == "bug":
                 raise KeyError("a bug in a transport")
@@ -100,6 +100,8 @@ class Dies:
                 self.opened = False
                 self.how = "open"
                 return Result(Outcome.RETRY, None, "connection lost")
+        if before_data is not None:
+            before_data()
         self.sent += 1
         return Result(Outcome.SENT, 250, "ok")
 

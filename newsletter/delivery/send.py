@@ -34,7 +34,7 @@ from newsletter.mail.export import message as issue_message
 from newsletter.mail.message import IssueMessage, list_id
 from newsletter.store import Database, issue_lock, connect
 from newsletter.store import deliveries
-from newsletter.store.deliveries import DeliveryLog
+from newsletter.store.deliveries import DeliveryLog, GroupCommit
 from newsletter.store.issues import change_issue, get_issue
 from newsletter.store.subscribers import active_subscribers, find_subscriber
 
@@ -199,8 +199,9 @@ def _work(run: Run, db: Database, opts: SendOptions, first: Transport, factory) 
     no worker is left to take them."""
     connections = run.settings.send.connections
     work: queue.Queue = queue.Queue(maxsize=connections * 64)
-    threads = [threading.Thread(target=_worker, args=(run, work, first if i == 0 else factory), daemon=True,
-                                name=f"send-{i + 1}") for i in range(connections)]
+    committer = GroupCommit(connect(run.settings))
+    threads = [threading.Thread(target=_worker, args=(run, work, first if i == 0 else factory, committer),
+                                daemon=True, name=f"send-{i + 1}") for i in range(connections)]
     for t in threads:
         t.start()
     try:
@@ -212,6 +213,7 @@ def _work(run: Run, db: Database, opts: SendOptions, first: Transport, factory) 
             _put(work, None, run, threads, final=True)
         for t in threads:
             t.join()
+        committer.close()
 
 
 def _put(work: queue.Queue, item, run: Run, threads: list[threading.Thread], final: bool = False) -> bool:
@@ -227,12 +229,12 @@ def _put(work: queue.Queue, item, run: Run, threads: list[threading.Thread], fin
     return False
 
 
-def _worker(run: Run, work: queue.Queue, transport_or_factory) -> None:
+def _worker(run: Run, work: queue.Queue, transport_or_factory, committer: GroupCommit) -> None:
     transport = None
     log = None
     try:
         transport = transport_or_factory if not callable(transport_or_factory) else transport_or_factory()
-        log = DeliveryLog(connect(run.settings), run.issue["id"])
+        log = DeliveryLog(committer, run.issue["id"])
         for row in iter(work.get, None):
             if run.stop.is_set():
                 continue
@@ -261,8 +263,8 @@ def _deliver(run: Run, log: DeliveryLog, transport: Transport, row: dict) -> str
         run.limiter.wait()                                                                       # wait
         if not transport.is_open:
             transport.open()                                                                     # ensure open
-        log.sending(row["id"], message_id, clock.stamp())                                       # mark sending
-        result = transport.send(sender, row["email"], raw)                                       # post
+        result = transport.send(sender, row["email"], raw,                                       # post, and mark
+                                lambda: log.sending(row["id"], message_id, clock.stamp()))       # it sending first
         if result.outcome is Outcome.SENT:                                                       # record
             log.done(row["id"], "sent", clock.stamp(), code=result.code, reply=result.text, defer=True)
             return "sent"

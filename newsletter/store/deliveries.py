@@ -15,9 +15,7 @@ from newsletter.store.subscribers import set_status
 
 STATES = ("queued", "sending", "sent", "deferred", "failed", "skipped")
 
-# SQLite has one writer at a time. Connections of one process take turns here instead of in
-# SQLite's busy handler, which polls with sleeps of a few milliseconds.
-_WRITE_LOCK = threading.Lock()
+Write = Callable[[Database], object]
 
 
 def enqueue(db: Database, issue_id: int, stamp: str, resend_unconfirmed: bool) -> list[str]:
@@ -85,20 +83,77 @@ def fail_message(db: Database, message_id: str, subscriber_id: int, code: int | 
                " where message_id = ? and subscriber_id = ?", [code, reply, stamp, message_id, subscriber_id])
 
 
+class GroupCommit:
+    """One connection that commits the delivery log's writes for all of a run's connections.
+
+    SQLite has one writer at a time, and each commit waits for the disk (synchronous=FULL, so
+    a 'sending' mark survives a power cut). Writers that arrive while a commit is under way
+    wait for it and go into the next one together: a run with four connections makes about
+    one commit per reply that came in meanwhile, not one per message, and `commit` still
+    returns only once the caller's own writes are on disk.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._cond = threading.Condition()
+        self._queue: list[Write] = []
+        self._filling = 0      # number of the batch the queue fills
+        self._done = -1        # the last batch committed (or failed)
+        self._busy = False
+        self._errors: dict[int, BaseException] = {}
+
+    def commit(self, writes: list[Write]) -> None:
+        with self._cond:
+            self._queue.extend(writes)
+            mine = self._filling
+            while self._done < mine:
+                if self._busy:
+                    self._cond.wait()
+                    continue
+                self._lead()
+            error = self._errors.pop(mine, None)
+        if error is not None:
+            raise error
+
+    def _lead(self) -> None:
+        """Commit the queue as one batch (called holding the condition; releases it meanwhile)."""
+        self._busy = True
+        batch, number = self._queue, self._filling
+        self._queue, self._filling = [], self._filling + 1
+        self._cond.release()
+        error = None
+        try:
+            with transaction(self.db):
+                for write in batch:
+                    write(self.db)
+        except BaseException as e:  # noqa: BLE001 - handed to every writer of the batch
+            error = e
+        finally:
+            self._cond.acquire()
+            self._busy, self._done = False, number
+            if error is not None:
+                self._errors[number] = error
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        self.db.close()
+
+
 class DeliveryLog:
-    """One connection's writes to the delivery log.
+    """One connection's writes to the delivery log (committed through the run's GroupCommit).
 
     Every change is committed at once, except a 'sent' result: it waits and is committed in
     the same transaction as the next row's 'sending' mark (or when the connection ends). So
-    each message costs one commit, and a crash still leaves at most one row per connection in
-    'sending': the one on the wire, or the one whose 250 reply was not yet written down.
-    The first 'sending' mark of a run also moves its issue from draft or scheduled to
-    'sending', in the same commit: an issue is 'sending' once a message of it is on the wire.
+    each message costs at most one commit, and a crash still leaves at most one row per
+    connection in 'sending': the one on the wire, or the one whose 250 reply was not yet
+    written down. The first 'sending' mark of a run also moves its issue from draft or
+    scheduled to 'sending', in the same commit: an issue is 'sending' once a message of it is
+    on the wire.
     """
 
-    def __init__(self, db: Database, issue_id: int) -> None:
-        self.db, self.issue_id = db, issue_id
-        self.pending: list[Callable[[], object]] = []
+    def __init__(self, committer: GroupCommit, issue_id: int) -> None:
+        self.committer, self.issue_id = committer, issue_id
+        self.pending: list[Write] = []
         self.issue_marked = False
 
     def sending(self, delivery_id: int, message_id: str, stamp: str) -> None:
@@ -119,7 +174,7 @@ class DeliveryLog:
 
     def dead_address(self, subscriber_id: int, stamp: str) -> None:
         """The server said the address does not exist: the reader is bounced."""
-        self.pending.append(lambda: set_status(self.db, subscriber_id, "bounced", stamp))
+        self.pending.append(lambda db: set_status(db, subscriber_id, "bounced", stamp))
         self.flush()
 
     def _row(self, delivery_id: int, status: str, stamp: str, *, code=None, reply=None, message_id=None,
@@ -137,18 +192,13 @@ class DeliveryLog:
         self._sql(f"update deliveries set {', '.join(sets)} where id = ?", args + [delivery_id])
 
     def _sql(self, sql: str, args: list) -> None:
-        self.pending.append(lambda: self.db.execute(sql, args))
+        self.pending.append(lambda db: db.execute(sql, args))
 
     def flush(self) -> None:
         if not self.pending:
             return
-        with _WRITE_LOCK, transaction(self.db):
-            for write in self.pending:
-                write()
-        self.pending.clear()
+        self.committer.commit(self.pending)
+        self.pending = []
 
     def close(self) -> None:
-        try:
-            self.flush()
-        finally:
-            self.db.close()
+        self.flush()

@@ -46,8 +46,11 @@ class Transport(Protocol):
     def open(self) -> None:
         """Connect and log in; raises TransportError when that fails."""
 
-    def send(self, sender: str, recipient: str, data: bytes) -> Result:
-        """Hand over one message (exactly these bytes) for one recipient."""
+    def send(self, sender: str, recipient: str, data: bytes, before_data: Callable[[], None] | None = None) -> Result:
+        """Hand over one message (exactly these bytes) for one recipient. `before_data`, if
+        given, is called once the recipient's transaction has started and before any byte of
+        the message leaves (the send marks the delivery row then); if it raises, the message
+        is not sent."""
 
     def close(self) -> None: ...
 

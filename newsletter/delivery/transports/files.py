@@ -36,9 +36,11 @@ class FileTransport:
             raise TransportError(f"Cannot write to outbox {self.folder} - check its permissions or set [send] outbox")
         self.ready = True
 
-    def send(self, sender: str, recipient: str, data: bytes) -> Result:
+    def send(self, sender: str, recipient: str, data: bytes, before_data=None) -> Result:
         if not self.ready:
             self.open()
+        if before_data is not None:
+            before_data()
         with self._lock:
             n = next(self._counter)
         maildir = all((self.folder / d).is_dir() for d in ("cur", "new", "tmp"))

@@ -29,7 +29,9 @@ class MemoryTransport:
     def open(self) -> None:
         pass
 
-    def send(self, sender: str, recipient: str, data: bytes) -> Result:
+    def send(self, sender: str, recipient: str, data: bytes, before_data=None) -> Result:
+        if before_data is not None:
+            before_data()
         with _LOCK:
             self.sent.append((sender, recipient, data))
             OUTBOX.append((sender, recipient, data))
@@ -53,7 +55,9 @@ class ConsoleTransport:
     def open(self) -> None:
         pass
 
-    def send(self, sender: str, recipient: str, data: bytes) -> Result:
+    def send(self, sender: str, recipient: str, data: bytes, before_data=None) -> Result:
+        if before_data is not None:
+            before_data()
         out = self.stream or sys.stdout
         with _LOCK:
             out.write(f"--- message from <{sender}> to <{recipient}>, {len(data):,} bytes\n")

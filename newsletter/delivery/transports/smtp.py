@@ -95,7 +95,7 @@ class SmtpTransport:
         return (f"The certificate of {self.where} cannot be verified ({reason}) - if the relay uses a "
                 "private CA, set [smtp] ca_file to its PEM bundle")
 
-    def send(self, sender: str, recipient: str, data: bytes) -> Result:
+    def send(self, sender: str, recipient: str, data: bytes, before_data=None) -> Result:
         if self.session is None:
             self.open()
         conn = self.session
@@ -104,7 +104,7 @@ class SmtpTransport:
         except ValueError as e:
             return Result(Outcome.REJECTED, 501, str(e))
         try:
-            code, text = self._transaction(conn, envelope, data)
+            code, text = self._transaction(conn, envelope, data, before_data or _nothing)
         except (smtplib.SMTPServerDisconnected, OSError) as e:
             self.close()
             return Result(Outcome.RETRY, None, f"connection lost: {e or type(e).__name__}")
@@ -113,14 +113,20 @@ class SmtpTransport:
             self._reset_or_close(code)
         return Result(decide(code, text), code, text)
 
-    def _transaction(self, conn: smtplib.SMTP, envelope: bytes, data: bytes) -> tuple[int, bytes]:
+    def _transaction(self, conn: smtplib.SMTP, envelope: bytes, data: bytes, before_data) -> tuple[int, bytes]:
+        """MAIL, RCPT and DATA (in one write when the server pipelines), then the message.
+        `before_data` runs while the server answers the commands: the delivery row's commit
+        overlaps the round trip, and the message still leaves only after it."""
         if conn.does_esmtp and conn.has_extn("pipelining"):
             conn.send(envelope + b"DATA\r\n")
+            before_data()
             replies = [conn.getreply() for _ in range(3)]
         else:
             replies = []
-            for line in envelope.split(b"\r\n")[:2] + [b"DATA"]:
+            for number, line in enumerate(envelope.split(b"\r\n")[:2] + [b"DATA"]):
                 conn.send(line + b"\r\n")
+                if number == 0:
+                    before_data()
                 replies.append(conn.getreply())
                 if replies[-1][0] >= 400:
                     break
@@ -150,6 +156,10 @@ class SmtpTransport:
             except (smtplib.SMTPException, OSError):
                 self.session.close()
             self.session = None
+
+
+def _nothing() -> None:
+    pass
 
 
 def decide(code: int, text: str) -> Outcome:
