@@ -8,9 +8,11 @@ import io
 import json
 import re
 import warnings
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import NUMBER, SLUG
+from conftest import ISSUE_DATE, NUMBER, SLUG
 
 from newsletter.web.app import create_app
 
@@ -31,6 +33,7 @@ def sent(composed, monkeypatch, fake_clock):
     readers (one of them twice), the first ad by two, the first job once; a link scanner and a
     HEAD request on the lead; one reader unsubscribes."""
     monkeypatch.setenv("NEWSLETTER_SECRET", SECRET)
+    fake_clock.set(datetime(ISSUE_DATE.year, ISSUE_DATE.month, ISSUE_DATE.day, 9, 0, tzinfo=ZoneInfo("Europe/Berlin")))
     for address in READERS:
         assert composed.run("subscribers", "add", address, "--consent-source", "Test").exit_code == 0
     result = composed.run("send", SLUG, "--yes")

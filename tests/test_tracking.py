@@ -7,8 +7,10 @@ import email
 import json
 import re
 import warnings
+from datetime import datetime
 from email import policy
 from urllib.parse import unquote
+from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import NUMBER, SLUG
@@ -260,6 +262,7 @@ def test_forget_has_nothing_to_erase_in_the_click_tables(tracked):
 # --- the counter on its own ------------------------------------------------------------------------
 
 def test_the_counter_never_keeps_an_address_and_changes_its_key_at_midnight(fake_clock):
+    fake_clock.set(datetime(2026, 11, 30, 9, 0, tzinfo=ZoneInfo("Europe/Berlin")))
     counter = ClickCounter("Europe/Berlin")
     link = {"id": 1, "issue_id": 1}
     counter.count(link, "GET", "192.0.2.1", BROWSER)
