@@ -11,11 +11,11 @@ saved by German Excel (Windows-1252) is recognised and the message says how to r
 from __future__ import annotations
 
 import codecs
+import contextlib
 import io
 import os
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from newsletter.errors import InputError
@@ -28,28 +28,23 @@ def atomic_write(path: Path | str, data: bytes, *, private: bool = False) -> Pat
     """Write `data` to `path` atomically; `private`: readable by the owner only (personal data).
 
     Raises OSError; callers turn it into a message that names their own fix."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600 if private else 0o644 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with _atomic(Path(path), "wb", {}, private) as f:
+        f.write(data)
+    return Path(path)
 
 
-@contextmanager
-def atomic_text(path: Path | str, *, private: bool = False) -> Iterator[io.TextIOBase]:
+def atomic_text(path: Path | str, *, private: bool = False) -> contextlib.AbstractContextManager[io.TextIOBase]:
     """A text file (UTF-8) written as it goes and put in place only when the block ends well."""
-    path = Path(path)
+    return _atomic(Path(path), "w", {"encoding": "utf-8", "newline": ""}, private)
+
+
+@contextlib.contextmanager
+def _atomic(path: Path, mode: str, text: dict, private: bool) -> Iterator[io.IOBase]:
+    """A temporary file beside `path`, flushed to disk and renamed over it when the block ends
+    well, removed when it does not."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+        with os.fdopen(fd, mode, **text) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -105,7 +100,7 @@ def _looks_cp1252(data: bytes) -> bool:
     return any(b in _CP1252_ONLY for b in data) or any(c in text for c in "äöüÄÖÜßé")
 
 
-@contextmanager
+@contextlib.contextmanager
 def open_text(path: Path | str, encoding: str | None = None) -> Iterator[io.TextIOBase]:
     """An editor's file as a text stream (read as it goes, for files too big to hold): UTF-8
     with or without BOM, or `encoding`. A byte that does not decode is reported as

@@ -16,18 +16,23 @@ OUTBOX: list[tuple[str, str, bytes]] = []
 _LOCK = threading.Lock()
 
 
-@register("memory")
-@dataclass
-class MemoryTransport:
-    settings: Settings | None = None
-    sent: list[tuple[str, str, bytes]] = field(default_factory=list)
+class _AlwaysOpen:
+    """Nothing to connect to: always open, opening and closing do nothing."""
 
-    @property
-    def is_open(self) -> bool:
-        return True
+    is_open = True
 
     def open(self) -> None:
         pass
+
+    def close(self) -> None:
+        pass
+
+
+@register("memory")
+@dataclass
+class MemoryTransport(_AlwaysOpen):
+    settings: Settings | None = None
+    sent: list[tuple[str, str, bytes]] = field(default_factory=list)
 
     def send(self, sender: str, recipient: str, data: bytes, before_data=None) -> Result:
         if before_data is not None:
@@ -37,23 +42,13 @@ class MemoryTransport:
             OUTBOX.append((sender, recipient, data))
         return Result(Outcome.SENT, 250, "kept in memory")
 
-    def close(self) -> None:
-        pass
-
 
 @register("console")
-class ConsoleTransport:
+class ConsoleTransport(_AlwaysOpen):
     """Writes each message to standard output, with a line naming its envelope before it."""
 
     def __init__(self, settings: Settings | None = None, stream: TextIO | None = None) -> None:
         self.stream = stream
-
-    @property
-    def is_open(self) -> bool:
-        return True
-
-    def open(self) -> None:
-        pass
 
     def send(self, sender: str, recipient: str, data: bytes, before_data=None) -> Result:
         if before_data is not None:
@@ -64,6 +59,3 @@ class ConsoleTransport:
             out.write(data.decode("ascii", "replace").replace("\r\n", "\n"))
             out.flush()
         return Result(Outcome.SENT, 250, "written to standard output")
-
-    def close(self) -> None:
-        pass
