@@ -41,3 +41,13 @@ class CheckError(NewsletterError):
 class TransportError(NewsletterError):
     """The transport cannot be used at all (a refused login, an unreachable server, a bad
     certificate): the run stops, and what was not yet on the wire is left as it was."""
+
+
+class SendStopped(NewsletterError):
+    """A send that stopped before its end (a message whose outcome is unknown, a stalled server,
+    a connection that could not be reopened): what went out is recorded; `summary` holds the
+    counts so far, to be shown beside the one-line reason."""
+
+    def __init__(self, message: str, summary=None) -> None:
+        super().__init__(message)
+        self.summary = summary

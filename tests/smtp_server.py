@@ -2,8 +2,10 @@
 
 The server advertises PIPELINING unless told not to, so both ways the client can talk
 are exercised. Faults are per recipient: a list of replies given one per attempt at RCPT or DATA
-("451 4.3.0 Try again later", "550 5.1.1 User unknown"), "drop" to cut the connection in the
-middle of DATA, and a delay per message for slow servers. Run as a script it serves until
+("451 4.3.0 Try again later", "550 5.1.1 User unknown"), "drop" to cut the connection (at RCPT:
+before the message; at DATA: after its final dot, without an answer), "stall" to answer only after
+`stall` seconds (at DATA the message is kept: it arrived, but the client heard nothing in time),
+and a delay per message for slow servers. Run as a script it serves until
 killed (used by the crash test, so the server outlives the killed client).
 """
 
@@ -36,9 +38,11 @@ class Handler:
         self.rcpt_faults: dict[str, list[str]] = defaultdict(list)
         self.data_faults: dict[str, list[str]] = defaultdict(list)
         self.delay = 0.0
+        self.stall = 5.0
         self.log = log
         self.lock = threading.Lock()
         self.helo: list[str] = []   # the name each connection's EHLO gave
+        self.arrived: dict[str, int] = defaultdict(int)  # whole messages (final dot seen) per recipient, faults or not
         # Overlap: `in_data` sessions are in DATA now, `peak` at most at once. With `gate` set,
         # each DATA waits (at most gate_timeout seconds, once) until that many are in DATA together,
         # so a client's parallel connections show up in `peak` however fast the server is.
@@ -59,7 +63,14 @@ class Handler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         faults = self.rcpt_faults.get(address)
         if faults:
-            return faults.pop(0)
+            fault = faults.pop(0)
+            if fault == "drop":
+                server.transport.close()
+                return "421 4.4.2 dropped"
+            if fault == "stall":
+                await asyncio.sleep(self.stall)
+                return "451 4.4.2 too late"
+            return fault
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
@@ -85,16 +96,20 @@ class Handler:
             self._gate_open.set()  # fewer came: stop holding anyone (the test sees it in `peak`)
 
     async def _data(self, server, envelope):
+        rcpt = envelope.rcpt_tos[0]
+        self.arrived[rcpt] += 1
         if self.delay:
             await asyncio.sleep(self.delay)
-        rcpt = envelope.rcpt_tos[0]
         faults = self.data_faults.get(rcpt)
         if faults:
             fault = faults.pop(0)
             if fault == "drop":
                 server.transport.close()
                 return "421 4.4.2 dropped"
-            return fault
+            if fault == "stall":
+                await asyncio.sleep(self.stall)
+            else:
+                return fault
         with self.lock:
             self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
             if self.log:

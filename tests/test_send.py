@@ -118,7 +118,7 @@ def test_only_active_readers_and_suppressed_skipped(sending):
 def test_transient_replies_are_retried_with_backoff(sending, fake_clock):
     handler = sending.smtp.handler
     handler.rcpt_faults["hans@example.org"] = ["451 4.3.0 Try again later", "452 4.2.2 Mailbox full"]
-    handler.data_faults["lea@example.org"] = ["drop"]
+    handler.rcpt_faults["lea@example.org"] = ["drop"]  # before the message: it cannot have arrived
     handler.rcpt_faults["kim@example.org"] = ["421 4.7.0 Too many messages on this connection"]
     result = sending.run("send", "1", "--yes")
     assert result.exit_code == 0, result.output
@@ -129,6 +129,68 @@ def test_transient_replies_are_retried_with_backoff(sending, fake_clock):
     assert rows["kim@example.org"]["status"] == "sent" and rows["kim@example.org"]["attempts"] == 2
     # retry_delay 0.01 s, doubled per attempt; one connection takes the readers in order
     assert fake_clock.sleeps == [0.01, 0.02, 0.01, 0.01]  # hans twice, then kim, then lea
+
+
+def test_an_unanswered_final_dot_is_unconfirmed_and_never_resent_on_its_own(sending, monkeypatch):
+    """The server takes the whole message and never answers the final dot in time: the message
+    may have arrived, so it is neither retried in this run nor sent by the next one."""
+    monkeypatch.setenv("NEWSLETTER_SMTP_TIMEOUT", "1")
+    monkeypatch.setenv("NEWSLETTER_SEND_MAX_ATTEMPTS", "2")
+    handler = sending.smtp.handler
+    handler.stall = 3.0
+    handler.data_faults["lea@example.org"] = ["stall"]
+    first = sending.run("send", "1", "--yes")
+    assert first.exit_code == 1, first.output
+    error = [line for line in first.output.splitlines() if line.startswith("Error:")]
+    assert len(error) == 1 and "no answer within 1 s" in error[0] and "lea@example.org" in error[0]
+    assert "unconfirmed" in error[0] and "--resend-unconfirmed" in error[0]
+    assert "1 unconfirmed" in first.output
+    rows = deliveries(sending)
+    assert rows["lea@example.org"]["status"] == "sending" and rows["lea@example.org"]["attempts"] == 1
+    assert "may have arrived" in rows["lea@example.org"]["last_reply"]
+    assert rows["max@example.org"]["status"] == "queued"  # the run stopped after the stall
+    second = sending.run("send", "1", "--yes")
+    assert "Unconfirmed (an earlier run ended before the server's answer): lea@example.org" in second.output
+    assert deliveries(sending)["max@example.org"]["status"] == "sent"
+    shown = sending.run("status", "1").output
+    assert "1 unconfirmed" in shown and "unconfirmed lea@example.org" in shown
+    assert handler.arrived["lea@example.org"] == 1  # one whole copy reached the server, in two runs
+    assert all(handler.arrived[r[0]] == 1 for r in READERS)
+    resent = sending.run("send", "1", "--yes", "--resend-unconfirmed")
+    assert resent.exit_code == 0 and "is sent" in resent.output
+    assert handler.arrived["lea@example.org"] == 2  # the second copy only on request
+
+
+def test_a_connection_lost_after_the_final_dot_is_unconfirmed(sending):
+    handler = sending.smtp.handler
+    handler.data_faults["kim@example.org"] = ["drop"]
+    result = sending.run("send", "1", "--yes")
+    assert result.exit_code == 1 and "gave no answer to the message to kim@example.org" in result.output
+    assert "connection lost" in result.output
+    rows = deliveries(sending)
+    assert rows["kim@example.org"]["status"] == "sending" and rows["kim@example.org"]["attempts"] == 1
+    again = sending.run("send", "1", "--yes")
+    assert "Unconfirmed" in again.output and "kim@example.org" in again.output
+    assert deliveries(sending)["kim@example.org"]["attempts"] == 1  # not tried again
+    assert handler.arrived["kim@example.org"] == 1
+
+
+def test_a_stall_before_the_message_stops_the_run_after_one_timeout(sending, monkeypatch):
+    """A server that stalls at RCPT costs one timeout, not max_attempts timeouts per reader."""
+    monkeypatch.setenv("NEWSLETTER_SMTP_TIMEOUT", "1")
+    monkeypatch.setenv("NEWSLETTER_SEND_MAX_ATTEMPTS", "3")
+    handler = sending.smtp.handler
+    handler.stall = 3.0
+    handler.rcpt_faults["hans@example.org"] = ["stall"]
+    first = sending.run("send", "1", "--yes")
+    assert first.exit_code == 1 and "stalled while taking the message to hans@example.org" in first.output
+    rows = deliveries(sending)
+    assert rows["hans@example.org"]["status"] == "deferred" and rows["hans@example.org"]["attempts"] == 1
+    assert [rows[a]["status"] for a in ("kim@example.org", "lea@example.org", "max@example.org")] == ["queued"] * 3
+    assert "--resend-unconfirmed" not in first.output
+    second = sending.run("send", "1", "--yes")
+    assert second.exit_code == 0 and "is sent" in second.output
+    assert all(len(handler.received_by(r[0])) == 1 for r in READERS)
 
 
 def test_sent_bytes_meet_the_email_rules(sending):

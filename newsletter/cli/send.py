@@ -21,7 +21,7 @@ def send(
     connections: Annotated[Optional[int], typer.Option("--connections", min=1, max=64, help="Parallel SMTP connections (default: [send] connections).", show_default=False)] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Send at most N messages in this run.", show_default=False)] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    resend_unconfirmed: Annotated[bool, typer.Option("--resend-unconfirmed", help="Also resend messages whose delivery a crash left unconfirmed.")] = False,
+    resend_unconfirmed: Annotated[bool, typer.Option("--resend-unconfirmed", help="Also resend the messages whose delivery is unconfirmed (a crash, or no answer from the server after the message).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Send even if a preflight check (newsletter check) fails.")] = False,
 ) -> None:
     """Send an issue to all active subscribers; run it again to continue after a failure.
@@ -45,8 +45,16 @@ def send(
         return
     if not yes and sys.stdin.isatty():
         typer.confirm(f"Send issue {issue} to all active subscribers via {s.send.transport}?", abort=True)
-    summary = send_issue(s, issue, SendOptions(limit=limit, resend_unconfirmed=resend_unconfirmed), force=force,
-                         progress=progress.step, on_start=progress.start)
+    from newsletter.errors import SendStopped
+
+    try:
+        summary = send_issue(s, issue, SendOptions(limit=limit, resend_unconfirmed=resend_unconfirmed), force=force,
+                             progress=progress.step, on_start=progress.start)
+    except SendStopped as stopped:
+        progress.finish()
+        if stopped.summary is not None:
+            print_summary(stopped.summary, stopped=True)
+        raise
     progress.finish()
     print_summary(summary)
 
@@ -89,20 +97,20 @@ class Progress:
             self.bar.__exit__(None, None, None)
 
 
-def print_summary(summary) -> None:
+def print_summary(summary, stopped: bool = False) -> None:
     slug = summary.issue["slug"]
     c = summary.counts
     typer.echo(f"Issue {slug}: {c['sent']} sent, {c['deferred']} deferred, {c['failed']} failed, "
                f"{c['queued']} queued, {c['sending']} unconfirmed, {c['skipped']} skipped "
                f"({summary.attempted} attempted in {summary.seconds:.1f} s)")
     for email in summary.unconfirmed:
-        typer.echo(f"Unconfirmed (the run before crashed while sending): {email} - "
+        typer.echo(f"Unconfirmed (an earlier run ended before the server's answer): {email} - "
                    "check the server log; resend with --resend-unconfirmed", err=True)
     for note in summary.notes:
         typer.echo(note, err=note.startswith("Warning"))
     if summary.done and summary.issue["status"] == "sent":
         typer.echo(f"Issue {slug} is sent.")
-    elif c["deferred"] or c["queued"]:
+    elif (c["deferred"] or c["queued"]) and not stopped:
         typer.echo(f"Not finished: run 'newsletter send {slug}' again to continue.")
 
 
@@ -114,12 +122,14 @@ def status(issue: IssueArg) -> None:
 
     s = settings()
     row, counts, problems = delivery_status(s, issue)
-    typer.echo(f"Issue {row['slug']} ({row['status']}): " + ", ".join(f"{n} {state}" for state, n in counts.items()))
+    labels = {"sending": "unconfirmed"}
+    typer.echo(f"Issue {row['slug']} ({row['status']}): " + ", ".join(f"{n} {labels.get(state, state)}" for state, n in counts.items()))
     if row.get("scheduled_at") and row["status"] == "scheduled":
         typer.echo(f"Scheduled for {local_label(s, row['scheduled_at'])}")
+    width = max((len(labels.get(p["status"], p["status"])) for p in problems), default=0)
     for p in problems:
         code = p["last_code"] if p["last_code"] else "-"
-        typer.echo(f"  {p['status']:<8} {p['email']}  {code} {p['last_reply'] or ''}  ({p['attempts']} attempts)")
+        typer.echo(f"  {labels.get(p['status'], p['status']):<{width}} {p['email']}  {code} {p['last_reply'] or ''}  ({p['attempts']} attempts)")
 
 
 @command(app)

@@ -27,8 +27,8 @@ from newsletter.compose.personal import Recipient, salutation
 from newsletter.config import Settings
 from newsletter.delivery import transports
 from newsletter.delivery.signing import dkim_signer, envelope_sender
-from newsletter.delivery.transports import Outcome, Transport
-from newsletter.errors import NewsletterError, StoreError, TransportError
+from newsletter.delivery.transports import Outcome, Result, Transport
+from newsletter.errors import NewsletterError, SendStopped, StoreError, TransportError
 from newsletter.mail.addresses import normalise_email
 from newsletter.mail.export import message as issue_message
 from newsletter.mail.message import IssueMessage, list_id
@@ -104,6 +104,19 @@ class Run:
             self.fatal.append(error)
         self.stop.set()
 
+    def halt(self, transport: Transport, email: str, result: Result) -> None:
+        """Stop the run after a message whose outcome is unknown, or a server that stalled:
+        going on would leave more readers unconfirmed, or cost the timeout for each of them."""
+        where = getattr(transport, "where", type(transport).__name__)
+        if result.outcome is Outcome.UNCONFIRMED:
+            what = (f"The server {where} gave no answer to the message to {email} ({result.text}); its delivery "
+                    "is unconfirmed and it will not be resent on its own")
+        else:
+            what = f"The server {where} stalled while taking the message to {email} ({result.text})"
+        self.fail(SendStopped(f"{what} - the run stopped; check the server (its log shows whether the message "
+                         f"arrived), then run 'newsletter send {self.issue['slug']}' again to continue"
+                         + (" (add --resend-unconfirmed to send it again)" if result.outcome is Outcome.UNCONFIRMED else "")))
+
 
 # --- entry points --------------------------------------------------------------------------
 
@@ -130,10 +143,10 @@ def send_issue(settings: Settings, ref: str, opts: SendOptions,
             summary.seconds = clock.monotonic() - started
     if run.fatal:
         error = run.fatal[0]
-        if isinstance(error, NewsletterError):
-            raise error
-        raise NewsletterError(f"A sending thread failed ({type(error).__name__}: {error}) - the run stopped; "
-                              f"run the command again to continue, with --debug for details") from error
+        message = str(error) if isinstance(error, NewsletterError) else (
+            f"A sending thread failed ({type(error).__name__}: {error}) - the run stopped; "
+            "run the command again to continue, with --debug for details")
+        raise SendStopped(message, summary) from error
     return summary
 
 
@@ -268,12 +281,19 @@ def _deliver(run: Run, log: DeliveryLog, transport: Transport, row: dict) -> str
         if result.outcome is Outcome.SENT:                                                       # record
             log.done(row["id"], "sent", clock.stamp(), code=result.code, reply=result.text, defer=True)
             return "sent"
+        if result.outcome is Outcome.UNCONFIRMED:
+            log.unconfirmed(row["id"], clock.stamp(), result.text)
+            run.halt(transport, row["email"], result)
+            return "unconfirmed"
         if result.outcome in (Outcome.REJECTED, Outcome.DEAD):
             log.done(row["id"], "failed", clock.stamp(), code=result.code, reply=result.text)
             if result.outcome is Outcome.DEAD:
                 log.dead_address(row["subscriber_id"], clock.stamp())
             return "failed"
         log.done(row["id"], "deferred", clock.stamp(), code=result.code, reply=result.text)
+        if result.stalled:
+            run.halt(transport, row["email"], result)
+            return "deferred"
         if attempt < cfg.max_attempts and not run.stop.is_set():
             clock.sleep(cfg.retry_delay * 2 ** (attempt - 1))
     return "deferred"

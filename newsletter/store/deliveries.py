@@ -172,6 +172,13 @@ class DeliveryLog:
         if not defer:
             self.flush()
 
+    def unconfirmed(self, delivery_id: int, stamp: str, reply: str) -> None:
+        """The message went out whole and no answer came: the row stays 'sending' (unconfirmed,
+        resent only on request) and says why."""
+        self._sql("update deliveries set last_code = null, last_reply = ?, updated_at = ? where id = ?",
+                  [reply, stamp, delivery_id])
+        self.flush()
+
     def dead_address(self, subscriber_id: int, stamp: str) -> None:
         """The server said the address does not exist: the reader is bounced."""
         self.pending.append(lambda db: set_status(db, subscriber_id, "bounced", stamp))

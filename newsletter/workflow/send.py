@@ -15,7 +15,7 @@ from typing import Callable
 from newsletter.checks.run import passed_before, run_checks
 from newsletter.config import Settings
 from newsletter.delivery.send import SendOptions, SendSummary, send_issue
-from newsletter.errors import CheckError, NewsletterError
+from newsletter.errors import CheckError, NewsletterError, SendStopped
 from newsletter.publish import archive
 from newsletter import clock
 from newsletter.store import Database, connect, transaction
@@ -42,19 +42,31 @@ def send(settings: Settings, ref: str, opts: SendOptions, *, force: bool = False
          by: str | None = None) -> SendSummary:
     """Check (unless `force`), send, and publish the archive once the issue is out; the
     timeline notes who sent it (`by`, default: the editor at the terminal) and the counts."""
-    summary = send_issue(settings, ref, opts, progress=progress, on_start=on_start,
-                         transport_factory=transport_factory,
-                         check=(lambda db, issue: None) if force else (lambda db, issue: preflight(settings, db, issue)))
-    if summary.attempted:
-        c = summary.counts
-        with connect(settings) as db, transaction(db):
-            add_event(db, summary.issue["id"], "sent" if summary.issue["status"] == "sent" else "sending",
-                      clock.stamp(), by or editor(),
-                      f"{c.get('sent', 0)} delivered, {c.get('failed', 0)} failed, {c.get('deferred', 0)} deferred"
-                      + (" (forced past failed checks)" if force else ""))
+    try:
+        summary = send_issue(settings, ref, opts, progress=progress, on_start=on_start,
+                             transport_factory=transport_factory,
+                             check=(lambda db, issue: None) if force else (lambda db, issue: preflight(settings, db, issue)))
+    except SendStopped as stopped:
+        if stopped.summary is not None:
+            _record(settings, stopped.summary, by, force, "stopped: " + str(stopped).split(" - ", 1)[0])
+        raise
+    _record(settings, summary, by, force)
     if summary.done and summary.issue["status"] == "sent" and settings.archive.enabled:
         summary.notes.append(publish(settings))
     return summary
+
+
+def _record(settings: Settings, summary: SendSummary, by: str | None, force: bool, note: str = "") -> None:
+    """The run in the issue's timeline: who sent, the counts, and whether checks were overridden."""
+    if not summary.attempted:
+        return
+    c = summary.counts
+    kind = "sent" if summary.issue["status"] == "sent" else "sending"
+    detail = (f"{c.get('sent', 0)} delivered, {c.get('failed', 0)} failed, {c.get('deferred', 0)} deferred"
+              + (f", {c['sending']} unconfirmed" if c.get("sending") else "")
+              + (" (forced past failed checks)" if force else "") + (f"; {note}" if note else ""))
+    with connect(settings) as db, transaction(db):
+        add_event(db, summary.issue["id"], kind, clock.stamp(), by or editor(), detail)
 
 
 def publish(settings: Settings) -> str:

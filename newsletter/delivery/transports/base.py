@@ -2,7 +2,9 @@
 
 A transport takes finished message bytes for one recipient and says what happened, in the
 product's own terms: sent; retry later (the server or the connection failed for now); rejected
-(this message will not be taken); or the address is dead (no such mailbox). It, not the send
+(this message will not be taken); the address is dead (no such mailbox); or unconfirmed (the
+whole message went out and no answer came back, so it may have arrived: it is never sent again
+on its own). It, not the send
 pipeline, reads its server's replies (SMTP codes, an API's JSON) to decide. When a transport
 cannot be used at all (a refused login, an unreachable server) it raises TransportError and
 the run stops before anything is marked.
@@ -24,6 +26,7 @@ class Outcome(str, Enum):
     RETRY = "retry"         # try again, later in this run or in the next one
     REJECTED = "rejected"   # the server refused this message for good
     DEAD = "dead"           # the address does not exist: never mail it again
+    UNCONFIRMED = "unconfirmed"  # the whole message left, no answer came: it may have arrived
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,9 @@ class Result:
     outcome: Outcome
     code: int | None
     text: str
+    # The server stalled (no answer within the timeout): the run stops after this message
+    # rather than spend the timeout again on every reader that follows.
+    stalled: bool = False
 
     @property
     def reply(self) -> str:

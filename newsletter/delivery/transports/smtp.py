@@ -1,12 +1,12 @@
 """SMTP: one connection, opened before the first message, reused, re-opened after the server
 closes it. STARTTLS is required by default and the certificate always verified.
 
-MAIL, RCPT and DATA are pipelined (RFC 2920) when the server offers it, and the message goes
-on the wire exactly as given (a DKIM signature stays valid): CRLF line ends and no line that
-starts with '.', which `IssueMessage.build` guarantees by construction (tests check it); bytes
-from anywhere else go through `dot_stuff` first. The server's replies become neutral results:
-2xx sent, 4xx or a lost connection retry, 5xx rejected, and the codes that say the mailbox
-does not exist (5.1.1 and kin) dead.
+MAIL, RCPT and DATA are pipelined (RFC 2920) when the server offers it. The message is
+dot-stuffed here (RFC 5321 4.5.2), whatever built it; the server takes the stuffing off again, so
+a DKIM signature over the bytes stays valid. The server's replies become neutral results: 2xx
+sent, 4xx retry, 5xx rejected, and the codes that say the mailbox does not exist (5.1.1 and kin)
+dead. A connection lost before the final dot is a retry; after it, the message is unconfirmed
+(it may have arrived) and is never sent again on its own. A timeout marks the result stalled.
 """
 
 from __future__ import annotations
@@ -103,42 +103,28 @@ class SmtpTransport:
             envelope = f"MAIL FROM:<{_addr(sender)}>\r\nRCPT TO:<{_addr(recipient)}>\r\n".encode()
         except ValueError as e:
             return Result(Outcome.REJECTED, 501, str(e))
+        transaction = _Transaction(conn, envelope, dot_stuff(data), before_data or _nothing)
         try:
-            code, text = self._transaction(conn, envelope, data, before_data or _nothing)
+            code, text = transaction.run()
         except (smtplib.SMTPServerDisconnected, OSError) as e:
             self.close()
-            return Result(Outcome.RETRY, None, f"connection lost: {e or type(e).__name__}")
+            return self._lost(e, transaction.dot_sent)
         text = _text(text)
         if code >= 400:
             self._reset_or_close(code)
         return Result(decide(code, text), code, text)
 
-    def _transaction(self, conn: smtplib.SMTP, envelope: bytes, data: bytes, before_data) -> tuple[int, bytes]:
-        """MAIL, RCPT and DATA (in one write when the server pipelines), then the message.
-        `before_data` runs while the server answers the commands: the delivery row's commit
-        overlaps the round trip, and the message still leaves only after it."""
-        if conn.does_esmtp and conn.has_extn("pipelining"):
-            conn.send(envelope + b"DATA\r\n")
-            before_data()
-            replies = [conn.getreply() for _ in range(3)]
-        else:
-            replies = []
-            for number, line in enumerate(envelope.split(b"\r\n")[:2] + [b"DATA"]):
-                conn.send(line + b"\r\n")
-                if number == 0:
-                    before_data()
-                replies.append(conn.getreply())
-                if replies[-1][0] >= 400:
-                    break
-        refused = next(((code, text) for code, text in replies[:2] if code >= 400), None)
-        if replies[-1][0] == 354 and refused is None:
-            conn.send(data + b".\r\n")
-            return conn.getreply()
-        if replies[-1][0] == 354:  # a server that opened DATA despite a refused command
-            conn.send(b".\r\n")
-            conn.getreply()
-            return refused
-        return refused or replies[-1]
+    def _lost(self, error: BaseException, dot_sent: bool) -> Result:
+        """What a lost connection or a timeout means: before the final dot the server cannot
+        have taken the message (retry); after it, nobody knows (unconfirmed, never resent on
+        its own). A timeout is a stalled server: the run stops."""
+        cause = error.__context__ if isinstance(error, smtplib.SMTPServerDisconnected) else error
+        stalled = isinstance(error, TimeoutError) or isinstance(cause, TimeoutError)
+        what = f"no answer within {self.cfg.timeout:g} s" if stalled else f"connection lost ({error or type(error).__name__})"
+        if dot_sent:
+            return Result(Outcome.UNCONFIRMED, None, f"{what} after the whole message was sent: it may have "
+                          "arrived", stalled=stalled)
+        return Result(Outcome.RETRY, None, f"{what} before the message was complete", stalled=stalled)
 
     def _reset_or_close(self, code: int) -> None:
         if code == 421:
@@ -160,6 +146,43 @@ class SmtpTransport:
 
 def _nothing() -> None:
     pass
+
+
+class _Transaction:
+    """One recipient's MAIL, RCPT and DATA (in one write when the server pipelines), then the
+    message. `before_data` runs while the server answers the commands: the delivery row's commit
+    overlaps the round trip, and the message still leaves only after it. `dot_sent` tells, if
+    the connection fails, whether the message with its final dot had gone out."""
+
+    def __init__(self, conn: smtplib.SMTP, envelope: bytes, stuffed: bytes, before_data) -> None:
+        self.conn, self.envelope, self.stuffed, self.before_data = conn, envelope, stuffed, before_data
+        self.dot_sent = False
+
+    def run(self) -> tuple[int, bytes]:
+        conn = self.conn
+        if conn.does_esmtp and conn.has_extn("pipelining"):
+            conn.send(self.envelope + b"DATA\r\n")
+            self.before_data()
+            replies = [conn.getreply() for _ in range(3)]
+        else:
+            replies = []
+            for number, line in enumerate(self.envelope.split(b"\r\n")[:2] + [b"DATA"]):
+                conn.send(line + b"\r\n")
+                if number == 0:
+                    self.before_data()
+                replies.append(conn.getreply())
+                if replies[-1][0] >= 400:
+                    break
+        refused = next(((code, text) for code, text in replies[:2] if code >= 400), None)
+        if replies[-1][0] == 354 and refused is None:
+            conn.send(self.stuffed + b".\r\n")
+            self.dot_sent = True
+            return conn.getreply()
+        if replies[-1][0] == 354:  # a server that opened DATA despite a refused command
+            conn.send(b".\r\n")
+            conn.getreply()
+            return refused
+        return refused or replies[-1]
 
 
 def decide(code: int, text: str) -> Outcome:
