@@ -18,6 +18,14 @@ class StoreError(NewsletterError):
     """The database cannot be opened, is locked or is in a state that forbids the change."""
 
 
+class IssueBeingSent(StoreError):
+    """Another process holds the issue's send lock; `slug` names the issue."""
+
+    def __init__(self, message: str, slug: str) -> None:
+        super().__init__(message)
+        self.slug = slug
+
+
 class NotFound(NewsletterError):
     """An issue, article or other record that the user named does not exist."""
 
@@ -35,7 +43,20 @@ class RenderError(NewsletterError):
 
 
 class CheckError(NewsletterError):
-    """An issue fails a preflight check (`newsletter check`) and may not be sent as it is."""
+    """An issue fails a preflight check (`newsletter check`) and may not be sent as it is;
+    `failed` names the checks that failed."""
+
+    def __init__(self, message: str, failed: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.failed = list(failed or [])
+
+
+class DraftExists(InputError):
+    """A compose for a day that already has an unsent issue; `issue` is that issue's row."""
+
+    def __init__(self, message: str, issue: dict) -> None:
+        super().__init__(message)
+        self.issue = issue
 
 
 class TransportError(NewsletterError):

@@ -126,7 +126,7 @@ def test_issues_link_to_their_archive_page_only_when_enabled(composed, monkeypat
 
 def test_a_second_issue_of_the_same_day_links_to_its_own_page(composed):
     composed.set_config("archive", "enabled", "true")
-    result = composed.run("compose", "--date", SLUG, "--subject", "Sonderausgabe")
+    result = composed.run("compose", "--date", SLUG, "--another", "--subject", "Sonderausgabe")
     assert result.exit_code == 0, result.output
     text = (composed.root / "out" / f"{SLUG}-2" / "issue.txt").read_text(encoding="utf-8")
     assert re.search(rf"Im Browser ansehen:\s+{re.escape(BASE)}/archive/{SLUG}-2\.html\n", text)

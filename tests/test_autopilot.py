@@ -426,3 +426,19 @@ def test_the_demo_runs_the_routine_on_its_own_feed(tmp_path, monkeypatch, fake_c
     first = runner.invoke(app, ["run-due"], catch_exceptions=False)
     assert first.exit_code == 0 and first.output == "Feed content/feed.xml: 3 new, 0 updated\n"
     assert runner.invoke(app, ["run-due"], catch_exceptions=False).output == ""  # unchanged file: nothing to say
+
+
+def test_a_draft_composed_by_hand_before_compose_time_becomes_the_weeks_issue(pilot):
+    """An editor composed the send day's issue at 06:00; the routine takes it instead of making a
+    second issue with the same articles (that would mail every reader twice)."""
+    run_due(pilot, at(6, 0))
+    by_hand = pilot.run("compose", "--date", THURSDAY.isoformat(), "--by", DEPUTY)
+    assert by_hand.exit_code == 0, by_hand.output
+    seven = run_due(pilot, at(7, 0))
+    assert seven.exit_code == 0, seven.output
+    assert f"Took draft {THURSDAY.isoformat()} (composed by {DEPUTY})" in seven.output
+    assert pilot.db().execute("select count(*) from issues").fetchone()[0] == 1
+    assert len(mails_to(pilot, CHIEF)) == 1 and len(mails_to(pilot, DEPUTY)) == 1
+    assert pilot.run("approve", "latest", "--by", CHIEF).exit_code == 0
+    assert "2 sent" in run_due(pilot, at(9, 0)).output
+    assert [len(pilot.smtp.received_by(reader)) for reader in READERS] == [1, 1]

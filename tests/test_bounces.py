@@ -144,7 +144,7 @@ def test_postfix_dsn_in_an_eml_bounces_the_reader_and_fails_the_delivery(readers
     assert delivery(readers, "jonas.probe@kunde-beispiel.de")["status"] == "sent"
     shown = readers.run("status", "2026-11-24")  # `newsletter status` shows the failure with the reply
     assert shown.exit_code == 0 and shown.stdout.splitlines() == [
-        "Issue 2026-11-24 (sent): 0 queued, 0 sending, 11 sent, 0 deferred, 1 failed, 0 skipped",
+        "Issue 2026-11-24 (sent): 0 queued, 0 unconfirmed, 11 sent, 0 deferred, 1 failed, 0 skipped",
         "  failed   anna.schmidt@example.net  550 bounce 5.1.1: 550 5.1.1 <anna.schmidt@example.net>: "
         "Recipient address rejected: User unknown in virtual mailbox table  (1 attempts)",
     ]

@@ -84,7 +84,7 @@ EXPECTED = {
     "subject.present", "subject.prefix", "subject.length", "preheader.present", "preheader.hidden",
     "html.size", "html.style-size", "html.lang", "html.image-alt", "html.image-urls", "html.link-urls",
     "html.remote-fonts", "unsubscribe.html", "unsubscribe.text", "impressum.complete", "impressum.html",
-    "impressum.text", "ads.label-html", "ads.label-text", "jobs.deadline", "text.links", "tracking.links", "eml.crlf",
+    "impressum.text", "ads.label-html", "ads.label-text", "jobs.deadline", "items.repeat", "text.links", "tracking.links", "eml.crlf",
     "eml.line-length", "eml.header-lines", "eml.encoded-lines", "eml.headers", "eml.forbidden-headers", "eml.encoded-words",
     "eml.subject", "eml.from", "eml.date", "eml.message-id", "eml.mime-version", "eml.list-id",
     "eml.list-unsubscribe", "eml.list-unsubscribe-post", "eml.structure",

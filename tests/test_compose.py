@@ -91,11 +91,11 @@ def test_lead_exclude_only_category(content):
     assert section(entries, "lead")[0]["id"] == oldest["id"]
     assert articles[-1]["id"] not in {e["item_id"] for e in entries if e["kind"] == "article"}
 
-    result = content.run("compose", "--date", DATE, "--only", str(articles[3]["id"]), "--only", str(articles[5]["id"]))
+    result = content.run("compose", "--date", DATE, "--another", "--only", str(articles[3]["id"]), "--only", str(articles[5]["id"]))
     _, entries = items(content, f"{SLUG}-2")
     assert {e["item_id"] for e in entries if e["kind"] == "article"} == {articles[3]["id"], articles[5]["id"]}
 
-    content.run("compose", "--date", DATE, "--since", "30d", "--category", "tourismus")
+    content.run("compose", "--date", DATE, "--since", "30d", "--another", "--category", "tourismus")
     _, entries = items(content, f"{SLUG}-3")
     assert {e["item"]["category"] for e in entries if e["kind"] == "article"} == {"Tourismus"}
 
@@ -262,3 +262,33 @@ def test_the_default_subject_fits_78_characters(content):
     assert result.exit_code == 0, result.output
     subject = items(content)[0]["subject"]
     assert subject == f"Stadtmarketing Brief {NUMBER}: Wie Innenstädte den Leerstand füllen" and len(subject) <= 78
+
+
+def test_a_second_compose_for_the_same_day_is_refused_and_names_the_draft(composed):
+    """Two drafts of one day would mail every reader the same articles twice."""
+    again = composed.run("compose", "--date", DATE)
+    assert again.exit_code == 1
+    assert again.output.strip() == (
+        f"Error: Issue {SLUG} (id 1) is already a draft issue for {DATE} - re-compose it with "
+        f"'newsletter compose --replace {SLUG}', or pass --another to compose a second issue for the same day")
+    assert composed.db().execute("select count(*) from issues").fetchone()[0] == 1
+    assert composed.run("compose", "--date", DATE).exit_code == 1  # without a date: today, the same
+    replaced = composed.run("compose", "--replace", SLUG)
+    assert replaced.exit_code == 0 and "Re-composed draft" in replaced.output
+    second = composed.run("compose", "--date", DATE, "--another", "--subject", "Sonderausgabe")
+    assert second.exit_code == 0 and f"draft {SLUG}-2" in second.output
+
+
+def test_an_issue_that_is_being_sent_blocks_a_second_one_that_day(composed):
+    db = composed.db()
+    with db.conn:
+        db.execute("update issues set status = 'sending' where id = 1")
+    again = composed.run("compose", "--date", DATE)
+    assert again.exit_code == 1 and f"is being sent - finish it with 'newsletter send {SLUG}'" in again.output
+    # an issue being sent has reached some readers: its articles count as used
+    other = composed.run("compose", "--date", day(1).isoformat(), "--since", "14d")
+    assert other.exit_code == 0, other.output
+    _, first = items(composed, SLUG)
+    _, second = items(composed, day(1).isoformat())
+    assert not {e["item_id"] for e in first if e["kind"] == "article"} & \
+        {e["item_id"] for e in second if e["kind"] == "article"}

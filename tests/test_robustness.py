@@ -158,10 +158,12 @@ def test_a_thread_whose_transport_cannot_be_made_stops_the_feeder(readers):
 
 
 def test_a_reconnect_that_fails_leaves_the_row_queued_without_an_attempt(readers):
-    from newsletter.errors import TransportError
+    from newsletter.errors import SendStopped, TransportError
 
-    with pytest.raises(TransportError):
+    with pytest.raises(SendStopped) as stopped:
         run_send(readers, lambda: Dies("reconnect", after=2), connections=1)
+    assert isinstance(stopped.value.__cause__, TransportError)
+    assert stopped.value.summary.counts["sent"] == 2
     rows = {r["email"]: r for r in readers.db()["deliveries"].rows}
     assert sum(r["status"] == "sent" for r in rows.values()) == 2
     assert all(r["attempts"] <= 1 for r in rows.values())

@@ -561,3 +561,30 @@ def test_schedule_checks_now_and_run_due_checks_again(sending):
     assert sending.db()["issues"].get(1)["status"] == "scheduled" and sending.smtp.handler.messages == []
     _break_subject(sending, f"Stadtmarketing Brief {NUMBER}")
     assert "5 sent" in sending.run("run-due").output
+
+
+def test_an_issue_of_articles_that_all_went_out_before_is_refused(sending):
+    assert sending.run("send", "1", "--yes").exit_code == 0
+    ids = [str(r["item_id"]) for r in sending.db().query(
+        "select item_id from issue_items where issue_id = 1 and kind = 'article'")]
+    only = [arg for i in ids for arg in ("--only", i)]
+    assert sending.run("compose", "--date", day(1).isoformat(), *only).exit_code == 0
+    check = sending.run("check", "2", "--no-spamassassin")
+    assert check.exit_code == 1 and f"all {len(ids)} articles already went out in issue {SLUG}" in check.output
+    refused = sending.run("send", "2", "--yes")
+    assert refused.exit_code == 1 and "(items.repeat)" in refused.output and "--force" in refused.output
+    assert len(sending.smtp.handler.messages) == 5
+    forced = sending.run("send", "2", "--yes", "--force")
+    assert forced.exit_code == 0 and "5 sent" in forced.output
+
+
+def test_the_repeat_check_is_asked_even_when_the_last_check_passed(sending):
+    """Issue 2 passed its check while issue 1 (same articles) was unsent; then 1 went out."""
+    ids = [str(r["item_id"]) for r in sending.db().query(
+        "select item_id from issue_items where issue_id = 1 and kind = 'article'")]
+    only = [arg for i in ids for arg in ("--only", i)]
+    assert sending.run("compose", "--date", day(1).isoformat(), *only).exit_code == 0
+    assert sending.run("check", "2", "--no-spamassassin").exit_code == 0
+    assert sending.run("send", "1", "--yes").exit_code == 0
+    refused = sending.run("send", "2", "--yes")
+    assert refused.exit_code == 1 and "(items.repeat)" in refused.output

@@ -38,6 +38,7 @@ class Context:
     eml: bytes | None   # the message for the sample reader (None: it cannot be built)
     eml_error: str = ""
     links: list[dict] = field(default_factory=list)  # the issue's counted links ([tracking] clicks)
+    sent_elsewhere: dict[int, str] = field(default_factory=dict)  # article id -> the other issue that sent it
 
     def short_links(self) -> dict[str, str]:
         """Target -> the counted short link that stands for it."""
@@ -247,6 +248,21 @@ def job_checks(ctx: Context) -> list[Result]:
     return [ok("jobs.deadline", f"{len(jobs)} job ads, all open on the issue date")]
 
 
+def repeat_check(ctx: Context) -> list[Result]:
+    """An issue whose articles all went out in another issue would mail readers the same again."""
+    articles = [e["item"] for e in ctx.items if e["kind"] == "article"]
+    repeated = [a for a in articles if a["id"] in ctx.sent_elsewhere]
+    if articles and len(repeated) == len(articles):
+        others = sorted(set(ctx.sent_elsewhere.values()))
+        return [fail("items.repeat", f"all {len(articles)} articles already went out in issue {listing(others)} - "
+                     "compose a new issue (readers would get the same articles twice), or send anyway with --force")]
+    if repeated:
+        named = [f"{a['title']} ({ctx.sent_elsewhere[a['id']]})" for a in repeated]
+        return [warn("items.repeat", f"{len(repeated)} of {len(articles)} articles already went out in another "
+                     f"issue: {listing(named)}")]
+    return [ok("items.repeat", f"none of the {len(articles)} articles went out in another issue")]
+
+
 def text_link_checks(ctx: Context) -> list[Result]:
     urls = [e["item"]["url"] for e in ctx.items]
     short = ctx.short_links()
@@ -295,4 +311,4 @@ def message_checks(ctx: Context) -> list[Result]:
 
 CHECKS = (subject_checks, preheader_checks, html_size, style_size, lang_check, image_checks,
           link_checks, remote_font_check, unsubscribe_checks, impressum_checks, ad_checks, job_checks,
-          text_link_checks, tracking_checks, message_checks)
+          repeat_check, text_link_checks, tracking_checks, message_checks)

@@ -15,9 +15,9 @@ import hashlib
 import json
 
 from newsletter import clock, dates
-from newsletter.checks.issue import CHECKS, Context
+from newsletter.checks.issue import CHECKS, Context, repeat_check
 from newsletter.checks.page import Page, norm
-from newsletter.checks.result import Report
+from newsletter.checks.result import Report, Result
 from newsletter.checks.spam import spam_check
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
@@ -25,7 +25,7 @@ from newsletter.mail.export import export
 from newsletter.store import Database, connect, transaction
 from newsletter.store.checks import last_result, save_result
 from newsletter.store.clicks import links_of
-from newsletter.store.issues import get_issue, issue_items
+from newsletter.store.issues import articles_sent_elsewhere, get_issue, issue_items
 
 
 def check_issue(settings: Settings, ref: str) -> Report:
@@ -40,7 +40,8 @@ def run_checks(settings: Settings, issue: dict, db: Database) -> Report:
     items = issue_items(db, issue["id"])
     eml, error = _build_eml(settings, issue)
     ctx = Context(settings, issue, items, Page(issue["html"] or ""), norm(issue["text"] or ""),
-                  dates.today(settings.publication.timezone), eml, error, links_of(db, issue["id"]))
+                  dates.today(settings.publication.timezone), eml, error, links_of(db, issue["id"]),
+                  articles_sent_elsewhere(db, issue["id"]))
     report = Report(issue)
     for check in CHECKS:
         report.results.extend(check(ctx))
@@ -54,6 +55,15 @@ def run_checks(settings: Settings, issue: dict, db: Database) -> Report:
         save_result(db, issue["id"], content_hash(issue, items), settings_hash(settings),
                     not report.failed, report.as_dict(), clock.stamp())
     return report
+
+
+def repeats(settings: Settings, issue: dict, db: Database) -> Result:
+    """The one check whose answer changes without the issue changing (another issue went out
+    since): a send asks it even when the last report passed."""
+    items = issue_items(db, issue["id"])
+    ctx = Context(settings, issue, items, Page(""), "", dates.today(settings.publication.timezone), None,
+                  sent_elsewhere=articles_sent_elsewhere(db, issue["id"]))
+    return repeat_check(ctx)[0]
 
 
 def passed_before(settings: Settings, issue: dict, db: Database) -> bool:

@@ -33,6 +33,7 @@ def compose(
     allow_clipping: Annotated[bool, typer.Option("--allow-clipping", help="Save even above the 102 KB clipping budget.")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: out/).", show_default=False)] = None,
     by: Annotated[Optional[str], typer.Option("--by", help="Who composes, for the timeline and four eyes (default: NEWSLETTER_EDITOR or your login name).", show_default=False)] = None,
+    another: Annotated[bool, typer.Option("--another", help="Compose a second issue for a day that already has an unsent one.")] = False,
 ) -> None:
     """Select recent items, render the issue once and save it as a draft with its outputs.
 
@@ -52,7 +53,7 @@ def compose(
         date_to=dates.option_date(date_to, "--to") if date_to else None,
         categories=category or [], lead=lead, exclude=exclude or [], only=only or [],
     )
-    request = ComposeRequest(options, number, subject, preheader, intro, replace, allow_clipping, out, by)
+    request = ComposeRequest(options, number, subject, preheader, intro, replace, allow_clipping, out, by, another)
     s, db = database()
     print_compose_result(compose_issue(db, s, request))
 

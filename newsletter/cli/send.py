@@ -52,7 +52,7 @@ def send(
                              progress=progress.step, on_start=progress.start)
     except SendStopped as stopped:
         progress.finish()
-        if stopped.summary is not None:
+        if stopped.summary is not None and stopped.summary.attempted:
             print_summary(stopped.summary, stopped=True)
         raise
     progress.finish()
@@ -126,7 +126,7 @@ def status(issue: IssueArg) -> None:
     typer.echo(f"Issue {row['slug']} ({row['status']}): " + ", ".join(f"{n} {labels.get(state, state)}" for state, n in counts.items()))
     if row.get("scheduled_at") and row["status"] == "scheduled":
         typer.echo(f"Scheduled for {local_label(s, row['scheduled_at'])}")
-    width = max((len(labels.get(p["status"], p["status"])) for p in problems), default=0)
+    width = max([8, *(len(labels.get(p["status"], p["status"])) for p in problems)])
     for p in problems:
         code = p["last_code"] if p["last_code"] else "-"
         typer.echo(f"  {labels.get(p['status'], p['status']):<{width}} {p['email']}  {code} {p['last_reply'] or ''}  ({p['attempts']} attempts)")

@@ -20,10 +20,10 @@ from newsletter.compose.links import Rewrite, rewrite_links
 from newsletter.compose.select import Options, Selection, select
 from newsletter.config import Settings
 from newsletter.content.sanitize import clean_html, clean_text, html_to_text
-from newsletter.errors import ConfigError, InputError, StoreError
+from newsletter.errors import ConfigError, DraftExists, InputError, StoreError
 from newsletter.store import Database
 from newsletter.store.clicks import link_key, save_links
-from newsletter.store.issues import get_issue, issue_items, save_draft, taken_slugs
+from newsletter.store.issues import get_issue, issue_items, save_draft, taken_slugs, unsent_on
 
 SUBJECT_MAX = 78  # what `newsletter check` asks of a subject
 # A first paragraph of an editorial that greets the readers: the issue greets each one already.
@@ -41,6 +41,7 @@ class ComposeRequest:
     allow_clipping: bool = False
     out_dir: Path | None = None
     by: str | None = None          # who composes (the timeline, four eyes); default: the editor at the terminal
+    another: bool = False          # a second issue for a day that already has an unsent one
 
 
 @dataclass
@@ -72,7 +73,10 @@ def prepare(db: Database, settings: Settings, req: ComposeRequest, rewrite: Rewr
         raise ConfigError(f"The Impressum is incomplete: {', '.join(missing)} missing - fill [impressum] in {settings.config_path}")
     settings.require_base_url("the unsubscribe link in every issue")
     previous = _replaceable(db, req.replace) if req.replace else None
-    selection = select(db, settings, _options(req.options, previous))
+    options = _options(req.options, previous)
+    if previous is None and not req.another:
+        _refuse_a_second(db, options.issue_date or dates.today(settings.publication.timezone))
+    selection = select(db, settings, options)
     notes: list[str] = []
     meta = _meta(db, settings, req, selection, previous, notes)
     meta["slug"] = previous["slug"] if previous else free_slug(db, meta["issue_date"])  # the web link names it
@@ -100,6 +104,20 @@ def save(db: Database, draft: Draft, html_size: int) -> dict:
 def show(db: Database, ref: str) -> tuple[dict, list[dict]]:
     issue = get_issue(db, ref)
     return issue, issue_items(db, issue["id"])
+
+
+def _refuse_a_second(db: Database, day) -> None:
+    """A day's second issue would mail readers the same articles twice: name the first."""
+    existing = unsent_on(db, day.isoformat())
+    if not existing:
+        return
+    issue = existing[-1]
+    if issue["status"] == "sending":
+        raise DraftExists(f"Issue {issue['slug']} for {day} is being sent - finish it with 'newsletter send "
+                          f"{issue['slug']}' (or pass --another to compose a second issue for that day)", issue)
+    raise DraftExists(f"Issue {issue['slug']} (id {issue['id']}) is already a {issue['status']} issue for {day} - "
+                      f"re-compose it with 'newsletter compose --replace {issue['slug']}', or pass --another to "
+                      "compose a second issue for the same day", issue)
 
 
 def _replaceable(db: Database, ref: str) -> dict:

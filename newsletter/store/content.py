@@ -55,10 +55,11 @@ def list_items(db: Database, kind: str, since: str | None = None, until: str | N
 
 
 def used_in_sent(db: Database, kind: str) -> set[int]:
-    """Ids of items of `kind` that already went out in a sent issue."""
+    """Ids of items of `kind` that already went out in an issue (sent, or being sent: some
+    readers have it)."""
     return {r["item_id"] for r in db.query(
         "select item_id from issue_items join issues on issues.id = issue_items.issue_id"
-        " where issues.status = 'sent' and kind = ?", [kind])}
+        " where issues.status in ('sent', 'sending') and kind = ?", [kind])}
 
 
 def open_jobs(db: Database, day: str, oldest: str, limit: int) -> list[dict]:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from newsletter.errors import StoreError
+from newsletter.errors import IssueBeingSent, StoreError
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -189,9 +189,9 @@ def issue_lock(db_path: Path, issue: dict) -> Iterator[None]:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        raise StoreError(
+        raise IssueBeingSent(
             f"Issue {issue['slug']} is being sent by another process - wait for it to finish "
-            f"('newsletter status {issue['slug']}' shows the progress)"
+            f"('newsletter status {issue['slug']}' shows the progress)", issue["slug"]
         ) from None
     try:
         yield

@@ -35,6 +35,21 @@ def latest_draft(db: Database) -> dict | None:
     return get_issue(db, row["id"]) if row else None
 
 
+def unsent_on(db: Database, issue_date: str) -> list[dict]:
+    """Issues for `issue_date` that have not gone out completely (draft, scheduled, sending)."""
+    return db.query("select * from issues where issue_date = ? and status in ('draft', 'scheduled', 'sending')"
+                    " order by id", [issue_date])
+
+
+def articles_sent_elsewhere(db: Database, issue_id: int) -> dict[int, str]:
+    """The issue's articles that went out (or are going out) in another issue: id -> that slug."""
+    return {r["item_id"]: r["slug"] for r in db.query(
+        "select ii.item_id, min(i.slug) as slug from issue_items ii"
+        " join issue_items other on other.kind = 'article' and other.item_id = ii.item_id and other.issue_id != ii.issue_id"
+        " join issues i on i.id = other.issue_id and i.status in ('sent', 'sending')"
+        " where ii.issue_id = ? and ii.kind = 'article' group by ii.item_id", [issue_id])}
+
+
 def sent_issues(db: Database) -> list[dict]:
     """Full rows of the sent issues, newest first."""
     return db.query("select * from issues where status = 'sent' order by issue_date desc, id desc")

@@ -28,7 +28,7 @@ from newsletter.config import Settings
 from newsletter.content.pull import FeedResult, pull_feeds
 from newsletter.delivery import transports
 from newsletter.delivery.send import SendOptions, SendSummary
-from newsletter.errors import CheckError, NewsletterError, SelectionError
+from newsletter.errors import CheckError, DraftExists, NewsletterError, SelectionError
 from newsletter.store import Database, connect, transaction
 from newsletter.store import autopilot as steps
 from newsletter.store.deliveries import counts as delivery_counts
@@ -138,6 +138,13 @@ class Routine:
                 commands=["newsletter articles list --since 14d"])
             self.report.lines.append("Nothing new since the last issue: no issue this week; reviewers notified")
             return
+        except DraftExists as e:
+            if e.issue["status"] in ("draft", "scheduled"):
+                self._adopt(e.issue)
+                return
+            self._finish("compose", "failed", detail=str(e))
+            self.report.errors.append(f"Composing this week's issue failed: {e}")
+            return
         except NewsletterError as e:
             self._finish("compose", "failed", detail=str(e))
             self._notice("Ausgabe konnte nicht erstellt werden", [
@@ -149,6 +156,15 @@ class Routine:
         self._finish("compose", "done", issue["id"])
         self.report.lines.append(f"Composed {issue['number']} ({issue['slug']}) for "
                                  f"{self._label(w.send_at)}: {sum(result.selection.counts.values())} items")
+        self._review(issue, first=True)
+
+    def _adopt(self, issue: dict) -> None:
+        """An editor composed the send day's issue by hand before compose time: it becomes the
+        week's issue as it is (composing a second one would mail readers the same articles twice)."""
+        self._finish("compose", "done", issue["id"], detail=f"adopted {issue['slug']}, composed by "
+                     f"{issue.get('composed_by') or '?'}")
+        self.report.lines.append(f"Took draft {issue['slug']} (composed by {issue.get('composed_by') or '?'}) as "
+                                 f"the issue for {self._label(self.week.send_at)}")
         self._review(issue, first=True)
 
     def review_again(self) -> None:
@@ -221,7 +237,7 @@ class Routine:
                 summary = send(self.settings, str(issue["id"]), SendOptions(), transport_factory=self.factory,
                                by=AUTOPILOT)
             except CheckError as e:
-                why = f"Prüfung fehlgeschlagen: {_failed_checks(str(e))}"
+                why = f"Prüfung fehlgeschlagen: {', '.join(e.failed) or e}"
             except NewsletterError as e:
                 self._finish("send", "failed", issue["id"], str(e))
                 self.report.errors.append(f"Sending {issue['slug']} failed: {e} - run-due tries again until "
@@ -330,10 +346,3 @@ def _report_feeds(feeds: list[FeedResult], report: RoutineReport) -> None:
 
 def _utc(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
-
-
-def _failed_checks(message: str) -> str:
-    """The check names from a CheckError's message ("... fails 2 preflight checks (a, b) - ...")."""
-    start, end = message.find("("), message.find(")")
-    return message[start + 1:end] if 0 <= start < end else message
-

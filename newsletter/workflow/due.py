@@ -11,7 +11,7 @@ from __future__ import annotations
 from newsletter.config import Settings
 from newsletter.delivery.schedule import due, parse_at, schedule
 from newsletter.delivery.send import SendOptions, SendSummary
-from newsletter.errors import CheckError, StoreError
+from newsletter.errors import CheckError, IssueBeingSent
 from newsletter.store import connect
 from newsletter.store.issues import get_issue
 from newsletter.workflow import autopilot
@@ -39,7 +39,6 @@ def run_due(settings: Settings, transport_factory=None) -> tuple[list[SendSummar
             summaries.append(send(settings, str(issue["id"]), SendOptions(), transport_factory=transport_factory))
         except CheckError as e:
             refused.append(str(e))
-        except StoreError as e:
-            if "being sent by another process" not in str(e):
-                raise
+        except IssueBeingSent:
+            pass  # the process that holds the lock sends it
     return summaries, refused, routine

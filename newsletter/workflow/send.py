@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from newsletter.checks.run import passed_before, run_checks
+from newsletter.checks.run import passed_before, repeats, run_checks
 from newsletter.config import Settings
 from newsletter.delivery.send import SendOptions, SendSummary, send_issue
 from newsletter.errors import CheckError, NewsletterError, SendStopped
@@ -25,15 +25,18 @@ from newsletter.workflow.approval import editor
 
 def preflight(settings: Settings, db: Database, issue: dict) -> None:
     """Refuse an issue whose checks fail (see the module docstring for when they run)."""
-    if issue["status"] not in ("draft", "scheduled") or passed_before(settings, issue, db):
+    if issue["status"] not in ("draft", "scheduled"):
         return
-    failed = run_checks(settings, issue, db).failed
+    repeated = repeats(settings, issue, db)
+    failed = [repeated] if repeated.status == "fail" else []
+    if not passed_before(settings, issue, db):
+        failed = run_checks(settings, issue, db).failed
     if failed:
         names = ", ".join(r.name for r in failed)
         raise CheckError(
             f"Issue {issue['slug']} fails {len(failed)} preflight check{'s' if len(failed) > 1 else ''} ({names}) - "
-            f"see 'newsletter check {issue['slug']}', fix the issue, or send anyway with --force"
-        )
+            f"see 'newsletter check {issue['slug']}', fix the issue, or send anyway with --force",
+            failed=[r.name for r in failed])
 
 
 def send(settings: Settings, ref: str, opts: SendOptions, *, force: bool = False,

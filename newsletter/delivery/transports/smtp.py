@@ -154,12 +154,12 @@ class _Transaction:
     overlaps the round trip, and the message still leaves only after it. `dot_sent` tells, if
     the connection fails, whether the message with its final dot had gone out."""
 
-    def __init__(self, conn: smtplib.SMTP, envelope: bytes, stuffed: bytes, before_data) -> None:
-        self.conn, self.envelope, self.stuffed, self.before_data = conn, envelope, stuffed, before_data
+    def __init__(self, session: smtplib.SMTP, envelope: bytes, stuffed: bytes, before_data) -> None:
+        self.session, self.envelope, self.stuffed, self.before_data = session, envelope, stuffed, before_data
         self.dot_sent = False
 
     def run(self) -> tuple[int, bytes]:
-        conn = self.conn
+        conn = self.session
         if conn.does_esmtp and conn.has_extn("pipelining"):
             conn.send(self.envelope + b"DATA\r\n")
             self.before_data()
