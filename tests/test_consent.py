@@ -207,6 +207,91 @@ def test_confirmations_send_needs_the_secret(project):
     assert len(result.output.strip().splitlines()) == 1 and outbox(project) == []
 
 
+class LockedAfterSending:
+    """A transport that takes the mail, whereupon another process locks the database (as a busy
+    sign-up day does): nothing can be written after the mail has left."""
+
+    is_open = True
+
+    def __init__(self, db, path) -> None:
+        self.db, self.path, self.sent, self.blocker = db, path, [], None
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def send(self, sender, recipient, data, before_data=None):
+        from newsletter.delivery.transports import Outcome, Result
+
+        self.sent.append(recipient)
+        self.db.execute("PRAGMA busy_timeout = 0")
+        self.blocker = sqlite3.connect(self.path, isolation_level=None)
+        self.blocker.execute("BEGIN IMMEDIATE")
+        return Result(Outcome.SENT, 250, "2.0.0 queued")
+
+
+def test_a_locked_database_after_the_mail_left_never_mails_the_person_again(project, monkeypatch):
+    """The mark is written before the mail goes out, so the two cannot disagree."""
+    from newsletter.audience.confirmations import send_confirmation
+    from newsletter.errors import StoreError
+
+    monkeypatch.setenv("NEWSLETTER_SECRET", SECRET)
+    project.run("subscribers", "add", "a@example.org")
+    db = project.store()
+    transport = LockedAfterSending(db, project.settings().db_path)
+    try:
+        send_confirmation(db, project.settings(), KEY, 1, transport)
+    except StoreError:
+        pass  # what the old order did: the mail was out, the mark could not be written
+    finally:
+        if transport.blocker is not None:
+            transport.blocker.execute("ROLLBACK")
+        db.close()
+    assert transport.sent == ["a@example.org"]
+    assert rows(project, "consents")[0]["confirm_sent_at"]
+    assert project.run("confirmations", "send").stdout == "0 confirmation mails sent\n"
+    assert outbox(project) == []
+
+
+def test_a_refused_confirmation_mail_gives_the_mark_back(project, monkeypatch, smtp):
+    monkeypatch.setenv("NEWSLETTER_SECRET", SECRET)
+    for name, value in (("TRANSPORT", "smtp"), ("SMTP_HOST", "127.0.0.1"), ("SMTP_PORT", str(smtp.port)),
+                        ("SMTP_SECURITY", "none")):
+        monkeypatch.setenv(f"NEWSLETTER_{name}", value)
+    project.run("subscribers", "add", "a@example.org")
+    smtp.handler.rcpt_faults["a@example.org"] = ["452 4.2.2 Mailbox full"]
+    refused = project.run("confirmations", "send")
+    assert "a@example.org" in refused.output and "452" in refused.output
+    proof = rows(project, "consents")[0]
+    assert proof["confirm_sent_at"] is None and proof["consent_text"] is None
+    assert project.run("confirmations", "send").stdout.startswith("1 ")
+    assert len(smtp.handler.received_by("a@example.org")) == 1
+
+
+def test_two_confirmation_runs_at_once_mail_each_person_once(project, monkeypatch):
+    import threading
+
+    from newsletter.audience.confirmations import send_confirmations
+    from newsletter.delivery.transports.memory import MemoryTransport
+
+    monkeypatch.setenv("NEWSLETTER_SECRET", SECRET)
+    addresses = "".join(f"leser{i}@example.org\n" for i in range(30))
+    project.run("subscribers", "import", project.write("s.csv", "email\n" + addresses))
+    for _ in range(10):
+        age(project, "consents", "confirm_sent_at", None)
+        transports = [MemoryTransport(), MemoryTransport()]
+        runs = [threading.Thread(target=send_confirmations, args=(project.settings(),), kwargs={"transport": t})
+                for t in transports]
+        for run in runs:
+            run.start()
+        for run in runs:
+            run.join()
+        mailed = sorted(recipient for t in transports for _, recipient, _ in t.sent)
+        assert mailed == sorted(f"leser{i}@example.org" for i in range(30))
+
+
 # --- timed tokens ----------------------------------------------------------------------------------
 
 def test_timed_tokens_expire_and_cannot_be_redated():

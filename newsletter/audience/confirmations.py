@@ -50,23 +50,30 @@ def confirmation_message(settings: Settings, email: str, link: str) -> tuple[byt
     return message.build(Recipient(mime.check_header_value("To", email)))
 
 
-def send_confirmation(db: Database, settings: Settings, key: bytes, consent_id: int, transport: Transport) -> bool:
+def send_confirmation(db: Database, settings: Settings, key: bytes, consent_id: int, transport: Transport,
+                      mailed_before: str | None = None) -> bool:
     """Mail a fresh confirmation link for one consent row of a pending subscriber; False if
-    there is none (confirmed, erased or purged since) or the server did not take the mail."""
-    row = consent_rows.pending_consent(db, consent_id)
+    there is none (confirmed, erased or purged since, or mailed already: with `mailed_before`,
+    only a link mailed before then is mailed again).
+
+    The row is marked first, then the mail goes out: two processes, or a retry after an error
+    once the mail has left, can never mail the same person twice. A refusal gives the mark
+    back (raises Refused); a mail whose outcome is unknown keeps it."""
+    issued = int(clock.timestamp())
+    sent_at = datetime.fromtimestamp(issued, timezone.utc).isoformat(timespec="seconds")
+    with transaction(db):
+        # An imported or hand-added reader consents by confirming: to the text this mail quotes.
+        row = consent_rows.claim_confirmation(db, consent_id, sent_at, terms(settings), mailed_before)
     if row is None:
         return False
-    issued = int(clock.timestamp())
     raw, _ = confirmation_message(settings, row["email"], confirm_url(settings, key, consent_id, issued))
     result = transport.send(settings.publication.sender_address, row["email"], raw)
-    if result.outcome is not Outcome.SENT:
-        raise Refused(row["email"], result.reply)
-    sent_at = datetime.fromtimestamp(issued, timezone.utc).isoformat(timespec="seconds")
-    # An imported or hand-added reader consents by confirming: to the text this mail quoted.
-    changes = {"confirm_sent_at": sent_at, **({} if row["consent_text"] else terms(settings))}
-    with transaction(db):
-        consent_rows.change_consent(db, consent_id, changes)
-    return True
+    if result.outcome is Outcome.SENT:
+        return True
+    if result.outcome is not Outcome.UNCONFIRMED:
+        with transaction(db):
+            consent_rows.release_confirmation(db, consent_id, sent_at, row)
+    raise Refused(row["email"], result.reply)
 
 
 class Refused(Exception):
@@ -91,9 +98,10 @@ def send_confirmations(settings: Settings, *, resend: bool = False, transport: T
     with connect(settings) as db:
         transport = transport or transports.make(settings)
         try:
-            for consent_id, email in _awaiting_mail(db, settings, resend):
+            cutoff = _expired_before(settings) if resend else None
+            for consent_id, email in _awaiting_mail(db, cutoff):
                 try:
-                    report.sent += send_confirmation(db, settings, key, consent_id, transport)
+                    report.sent += send_confirmation(db, settings, key, consent_id, transport, cutoff)
                 except Refused as e:
                     report.failed.append((e.email, e.reply))
         finally:
@@ -101,9 +109,13 @@ def send_confirmations(settings: Settings, *, resend: bool = False, transport: T
     return report
 
 
-def _awaiting_mail(db: Database, settings: Settings, resend: bool) -> list[tuple[int, str]]:
+def _expired_before(settings: Settings) -> str:
+    """Links mailed before this moment have expired."""
+    return (clock.now() - timedelta(hours=settings.serve.confirm_hours)).isoformat(timespec="seconds")
+
+
+def _awaiting_mail(db: Database, mailed_before: str | None) -> list[tuple[int, str]]:
     """(latest consent row, email) of the pending subscribers due a confirmation mail."""
     with transaction(db):  # readers added before consent rows existed get one now
         consent_rows.add_missing_consents(db, LEGACY_SOURCE, clock.stamp())
-    expired = clock.now() - timedelta(hours=settings.serve.confirm_hours)
-    return consent_rows.awaiting_confirmation(db, expired.isoformat(timespec="seconds") if resend else None)
+    return consent_rows.awaiting_confirmation(db, mailed_before)

@@ -49,6 +49,33 @@ def awaiting_confirmation(db: Database, mailed_before: str | None) -> list[tuple
 
 
 def pending_consent(db: Database, consent_id: int) -> dict | None:
-    """The unconfirmed consent row of a pending subscriber (email, consent_text), or None."""
-    return db.one("select s.email, c.consent_text from consents c join subscribers s on s.id = c.subscriber_id"
+    """The unconfirmed consent row of a pending subscriber (email, consent text, when a link was
+    last mailed), or None."""
+    return db.one("select s.email, c.consent_text, c.confirm_sent_at from consents c"
+                  " join subscribers s on s.id = c.subscriber_id"
                   " where c.id = ? and s.status = 'pending' and c.confirmed_at is null", [consent_id])
+
+
+def claim_confirmation(db: Database, consent_id: int, sent_at: str, terms: dict, mailed_before: str | None) -> dict | None:
+    """Mark a confirmation mail as sent *before* it goes out (inside the caller's transaction):
+    the row of a pending subscriber never mailed (or, with `mailed_before`, last mailed before
+    then) gets `sent_at` and, if it has none, the consent `terms` the mail quotes. Returns the
+    row as it was, or None when there is nothing to mail or another process claimed it."""
+    row = pending_consent(db, consent_id)
+    if row is None or (row["confirm_sent_at"] and not (mailed_before and row["confirm_sent_at"] < mailed_before)):
+        return None
+    changes = {"confirm_sent_at": sent_at, **({} if row["consent_text"] else terms)}
+    assignments = ", ".join(f"{key} = ?" for key in changes)
+    claimed = db.execute(f"update consents set {assignments} where id = ? and confirm_sent_at is ?",
+                         [*changes.values(), consent_id, row["confirm_sent_at"]]).rowcount == 1
+    return row if claimed else None
+
+
+def release_confirmation(db: Database, consent_id: int, sent_at: str, before: dict) -> None:
+    """The server refused the mail that `claim_confirmation` marked: the row is as it was."""
+    restore = {"confirm_sent_at": before["confirm_sent_at"]}
+    if not before["consent_text"]:
+        restore.update(consent_text=None, consent_version=None, consent_hash=None)
+    assignments = ", ".join(f"{key} = ?" for key in restore)
+    db.execute(f"update consents set {assignments} where id = ? and confirm_sent_at = ?",
+               [*restore.values(), consent_id, sent_at])
