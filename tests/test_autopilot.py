@@ -281,7 +281,9 @@ def test_two_run_due_at_once_compose_and_send_once(pilot):
     assert all(run.returncode == 0 for run in runs), outputs
     assert sum("Composed" in out for out, _ in outputs) == 1
     assert pilot.db().execute("select count(*) from issues").fetchone()[0] == 1
-    assert len(mails_to(pilot, CHIEF)) == 1
+    assert len(mails_to(pilot, CHIEF)) == 1 and len(mails_to(pilot, DEPUTY)) == 1
+    kinds = [row[0] for row in pilot.db().execute("select kind from issue_events order by id")]
+    assert kinds == ["composed", "checked", "review sent"], kinds
     assert pilot.run("approve", "latest", "--by", DEPUTY).exit_code == 0
     env["NEWSLETTER_NOW"] = at(9, 0).isoformat()
     runs = [subprocess.Popen(command, cwd=pilot.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -289,6 +291,9 @@ def test_two_run_due_at_once_compose_and_send_once(pilot):
     outputs = [run.communicate(timeout=120) for run in runs]
     assert all(run.returncode == 0 for run in runs), outputs
     assert [len(pilot.smtp.received_by(reader)) for reader in READERS] == [1, 1]
+    assert len([m for m in mails_to(pilot, CHIEF) if "versandt" in m["Subject"]]) == 1
+    kinds = [row[0] for row in pilot.db().execute("select kind from issue_events order by id")]
+    assert kinds == ["composed", "checked", "review sent", "approved", "sent", "summary sent"], kinds
 
 
 def test_four_eyes_refuse_the_composers_own_approval(pilot):

@@ -215,3 +215,19 @@ def m009_autopilot(db: sqlite_utils.Database) -> None:
         {"url": str, "etag": str, "last_modified": str, "checked_at": str, "ok_at": str, "error": str},
         pk="url",
     )
+
+
+@migrations()
+def m010_claims(db: sqlite_utils.Database) -> None:
+    # Mails to people other than the readers (review copies, notices, summaries): claimed before
+    # they go out and recorded after, so overlapping runs or a retry never send one twice.
+    db["mail_claims"].create(
+        {"key": str, "recipient": str, "status": str, "claimed_at": str, "done_at": str, "reply": str},
+        pk="key", not_null={"recipient", "status", "claimed_at"},
+    )
+    # Links that act once (the review mail's "Freigeben" / "Zurückstellen"): a digest of each
+    # used token, so a replay changes nothing.
+    db["used_links"].create(
+        {"digest": str, "issue_id": int, "action": str, "used_by": str, "used_at": str},
+        pk="digest", not_null={"used_at"},
+    )

@@ -109,7 +109,7 @@ class Routine:
                 else:
                     self._finish("compose", "missed", detail=f"run-due did not run between {self._label(w.compose_at)} "
                                  f"and {self._label(w.compose_at + self.grace)}")
-                    self._notice("Ausgabe nicht erstellt: Zeitpunkt verpasst", [
+                    self._notice("compose-missed", "Ausgabe nicht erstellt: Zeitpunkt verpasst", [
                         f"Die Ausgabe für {send_label(self.settings, w.send_at)} sollte am {self._label(w.compose_at)} "
                         f"erstellt werden; newsletter run-due lief bis {self._label(w.compose_at + self.grace)} nicht "
                         "(war der Rechner aus?). Damit nichts unerwartet verspätet verschickt wird, holt die "
@@ -132,7 +132,7 @@ class Routine:
             result = compose_issue(self.db, self.settings, request)
         except SelectionError:
             self._finish("compose", "nothing")
-            self._notice(f"Keine Ausgabe am {send_label(self.settings, w.send_at)}: nichts Neues", [
+            self._notice("nothing-new", f"Keine Ausgabe am {send_label(self.settings, w.send_at)}: nichts Neues", [
                 "Seit der letzten Ausgabe sind keine neuen Artikel erschienen, deshalb wurde keine Ausgabe "
                 "erstellt und es wird nichts versandt.", *self._feed_notes()],
                 commands=["newsletter articles list --since 14d"])
@@ -147,7 +147,7 @@ class Routine:
             return
         except NewsletterError as e:
             self._finish("compose", "failed", detail=str(e))
-            self._notice("Ausgabe konnte nicht erstellt werden", [
+            self._notice("compose-failed", "Ausgabe konnte nicht erstellt werden", [
                 f"Beim Erstellen der Ausgabe für {send_label(self.settings, w.send_at)} trat ein Fehler auf:", str(e)],
                 commands=["newsletter compose", "newsletter check latest"])
             self.report.errors.append(f"Composing this week's issue failed: {e}")
@@ -177,11 +177,19 @@ class Routine:
             self._review(issue, first=not issue.get("reviewed_hash"))
 
     def _review(self, issue: dict, first: bool) -> None:
+        """Check the issue and mail the review copies, once per content of the issue: the step
+        is claimed first, so two runs at once never check or mail it twice."""
+        step = f"review {content_hash(issue)[:16]}"
+        if not self._claim(step, retry_failed=True):
+            return
         try:
             self._mail_review(issue, first)
         except NewsletterError as e:
+            self._finish(step, "failed", issue["id"], str(e))
             self.report.errors.append(f"The review copy of {issue['slug']} was not sent: {e} - run-due tries "
                                       f"again until {self._label(self.week.send_at)}")
+        else:
+            self._finish(step, "done", issue["id"])
 
     def _mail_review(self, issue: dict, first: bool) -> None:
         checks = run_checks(self.settings, issue, self.db)
@@ -191,7 +199,8 @@ class Routine:
                             f"{len(checks.failed)} failed, {len(checks.warnings)} warnings")
         readers = count_by_status(self.db).get("active", 0)
         key = config.signing_key() if self.pilot.approval == "required" else None
-        refused = mail_each(self.settings, self._transport_open(), lambda reviewer, index: review_message(
+        purpose = f"review:{issue['id']}:{content_hash(issue)[:16]}"
+        refused = mail_each(self.settings, self.db, self._transport_open(), purpose, lambda reviewer, index: review_message(
             self.settings, key, issue, reviewer, index, checks, self.week.send_at, readers, self._feed_notes()))
         with transaction(self.db):
             steps.set_reviewed(self.db, issue["id"], content_hash(issue))
@@ -217,7 +226,7 @@ class Routine:
                 reason = f"run-due did not run between {self._label(w.send_at)} and {self._label(w.send_at + self.grace)}"
                 if existing:
                     reason = f"sending failed until {self._label(w.send_at + self.grace)}: {existing['detail']}"
-                self._notice(f"Ausgabe {issue['number']} nicht versandt: Zeitpunkt verpasst", [
+                self._notice("send-missed", f"Ausgabe {issue['number']} nicht versandt: Zeitpunkt verpasst", [
                     f"Die Ausgabe „{issue['subject']}“ sollte am {send_label(self.settings, w.send_at)} versandt werden; "
                     f"das ist nicht geschehen ({reason}). Damit sie nicht unerwartet verspätet ankommt, versendet "
                     "die Automatik sie nicht mehr. Sie können sie von Hand versenden."],
@@ -263,7 +272,7 @@ class Routine:
                 steps.set_approval(self.db, issue["id"], "held", AUTOPILOT, stamp, why)
             steps.add_event(self.db, issue["id"], "held", stamp, AUTOPILOT, why)
         self._finish("send", "held", issue["id"], why)
-        self._notice(f"Ausgabe {issue['number']} zurückgestellt: {why}", [
+        self._notice(f"held-{issue['id']}", f"Ausgabe {issue['number']} zurückgestellt: {why}", [
             f"Die Ausgabe „{issue['subject']}“ wurde am {send_label(self.settings, self.week.send_at)} nicht versandt: "
             f"{why}.", "Nach der Klärung können Sie sie von Hand versenden."],
             commands=[f"newsletter check {issue['slug']}", f"newsletter approve {issue['slug']}",
@@ -275,7 +284,7 @@ class Routine:
         c = delivery_counts(self.db, issue["id"])
         self._finish("send", "sent", issue["id"])
         if self._claim("summary"):
-            self._notice(f"Ausgabe {issue['number']} versandt", [
+            self._notice(f"summary-{issue['id']}", f"Ausgabe {issue['number']} versandt", [
                 f"Die Ausgabe „{issue['subject']}“ ist versandt."],
                 facts=[("Zugestellt", f"{c['sent']:,}".replace(",", ".")), ("Fehlgeschlagen", str(c["failed"])),
                        ("Zurückgestellt (4xx, neuer Versuch folgt)", str(c["deferred"]))],
@@ -306,8 +315,9 @@ class Routine:
     def _finish(self, step: str, status: str, issue_id: int | None = None, detail: str = "") -> None:
         steps.finish(self.db, self.week.slot, step, status, clock.stamp(), issue_id, detail)
 
-    def _notice(self, title: str, paragraphs: list[str], facts=(), commands=()) -> None:
-        refused = mail_each(self.settings, self._transport_open(),
+    def _notice(self, key: str, title: str, paragraphs: list[str], facts=(), commands=()) -> None:
+        """A short mail to the reviewers, once per week (`slot`) and `key`."""
+        refused = mail_each(self.settings, self.db, self._transport_open(), f"notice:{self.week.slot}:{key}",
                             lambda reviewer, index: notice_message(self.settings, reviewer, title, paragraphs,
                                                                    list(facts), list(commands)))
         self._refused(refused)

@@ -29,6 +29,8 @@ from newsletter.delivery.transports import Outcome, Transport
 from newsletter.mail import mime
 from newsletter.mail.export import export
 from newsletter.mail.message import Multipart, list_id
+from newsletter.store import Database
+from newsletter.store import mailings
 
 ACTIONS = ("approve", "hold")
 LINK_DAYS = 7
@@ -118,12 +120,23 @@ def notice_message(settings: Settings, reviewer: str, title: str, paragraphs: li
     return raw
 
 
-def mail_each(settings: Settings, transport: Transport, build) -> list[str]:
-    """Send `build(reviewer, index)` to every reviewer; the ones the server refused, with its reply."""
+def mail_each(settings: Settings, db: Database, transport: Transport, purpose: str, build) -> list[str]:
+    """Send `build(reviewer, index)` to every reviewer, once: each mail is claimed under
+    `purpose` and the reviewer's address before it goes out and recorded after, so a mail that
+    another run sent, holds or lost is left alone. Returns the mails the server refused."""
     refused = []
     for index, reviewer in enumerate(settings.autopilot.reviewers if settings.autopilot else []):
-        result = transport.send(settings.publication.sender_address, reviewer, build(reviewer, index))
-        if result.outcome is not Outcome.SENT:
+        key = f"{purpose}|{reviewer.lower()}"
+        if not mailings.claim(db, key, reviewer, clock.stamp()):
+            continue
+        try:
+            result = transport.send(settings.publication.sender_address, reviewer, build(reviewer, index))
+        except Exception:
+            mailings.record(db, key, "refused", clock.stamp(), "not sent: it failed before it left")
+            raise
+        status = {Outcome.SENT: "sent", Outcome.UNCONFIRMED: "unconfirmed"}.get(result.outcome, "refused")
+        mailings.record(db, key, status, clock.stamp(), result.reply)
+        if status != "sent":
             refused.append(f"{reviewer}: {result.reply}")
     return refused
 
