@@ -447,3 +447,49 @@ def test_a_draft_composed_by_hand_before_compose_time_becomes_the_weeks_issue(pi
     assert pilot.run("approve", "latest", "--by", CHIEF).exit_code == 0
     assert "2 sent" in run_due(pilot, at(9, 0)).output
     assert [len(pilot.smtp.received_by(reader)) for reader in READERS] == [1, 1]
+
+
+def review_client(pilot):
+    from newsletter.web.app import create_app
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+    return TestClient(create_app(pilot.settings()), base_url="https://www.stadtmarketing-demo.de")
+
+
+def test_a_review_link_acts_once_and_cannot_undo_a_later_hold(pilot):
+    run_due(pilot, at(7, 0))
+    client = review_client(pilot)
+    approve = review_link(pilot, CHIEF).split("stadtmarketing-demo.de", 1)[1]
+    assert client.post(approve).status_code == 200 and issue_row(pilot)["approval"] == "approved"
+    replay = client.post(approve)
+    assert replay.status_code == 409 and "bereits verwendet" in replay.text
+    hold = review_link(pilot, DEPUTY, "hold").split("stadtmarketing-demo.de", 1)[1]
+    assert client.post(hold).status_code == 200 and issue_row(pilot)["approval"] == "held"
+    pilot.clock.advance(days=6)  # a week-old link, still within its lifetime
+    assert client.get(approve).status_code == 409
+    assert client.post(approve).status_code == 409
+    assert client.post(hold).status_code == 409
+    assert issue_row(pilot)["approval"] == "held" and issue_row(pilot)["approval_by"] == DEPUTY
+    kinds = [row[0] for row in pilot.db().execute("select kind from issue_events order by id")]
+    assert kinds.count("approved") == 1 and kinds.count("held") == 1
+
+
+def test_approving_an_approved_issue_changes_nothing(pilot):
+    run_due(pilot, at(7, 0))
+    assert pilot.run("approve", "latest", "--by", DEPUTY).exit_code == 0
+    again = pilot.run("approve", "latest", "--by", DEPUTY)
+    assert again.exit_code == 0 and "was approved already" in again.output
+    kinds = [row[0] for row in pilot.db().execute("select kind from issue_events order by id")]
+    assert kinds.count("approved") == 1
+
+
+@pytest.mark.parametrize("by", [f"Chefredaktion <{CHIEF}>", CHIEF.upper(), f'"Chef, Redaktion" <{CHIEF}>'])
+def test_four_eyes_compare_people_by_address(pilot, by):
+    run_due(pilot, at(7, 0))
+    assert pilot.run("compose", "--replace", "latest", "--subject", "Pop-up-Läden", "--by", CHIEF).exit_code == 0
+    refused = pilot.run("approve", "latest", "--by", by)
+    assert refused.exit_code == 1 and "four_eyes" in refused.output
+    assert issue_row(pilot)["approval"] is None

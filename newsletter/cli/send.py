@@ -191,8 +191,11 @@ def approve(
     from newsletter.workflow.approval import approve as approve_issue, editor
 
     s, db = database()
-    row = approve_issue(s, db, issue, by or editor())
-    typer.echo(f"Issue {row['slug']} approved by {row['approval_by']}.")
+    row, changed = approve_issue(s, db, issue, by or editor())
+    if changed:
+        typer.echo(f"Issue {row['slug']} approved by {row['approval_by']}.")
+    else:
+        typer.echo(f"Issue {row['slug']} was approved already, by {row['approval_by']}; nothing changed.")
 
 
 @command(app)

@@ -72,6 +72,16 @@ def set_approval(db: Database, issue_id: int, state: str | None, by: str | None,
                [state, by, stamp, note, issue_id])
 
 
+def use_link(db: Database, digest: str, issue_id: int, action: str, by: str, stamp: str) -> bool:
+    """Use up a link that acts once (inside the caller's transaction); False when it was used."""
+    return db.execute("insert or ignore into used_links (digest, issue_id, action, used_by, used_at)"
+                      " values (?, ?, ?, ?, ?)", [digest, issue_id, action, by, stamp]).rowcount == 1
+
+
+def link_used(db: Database, digest: str) -> dict | None:
+    return db.one("select * from used_links where digest = ?", [digest])
+
+
 def set_composer(db: Database, issue_id: int, by: str) -> None:
     db.execute("update issues set composed_by = ? where id = ?", [by, issue_id])
 

@@ -3,23 +3,33 @@
     GET  /review/<approve|hold>/<reviewer number>/<token>   a page with the issue and a button
     POST (the same)                                          approves or holds, as the reviewer
 
-Only the POST acts, so a mail scanner following the link changes nothing. A link is refused
-(404) when forged or made for content that was re-composed since, answered 400 when expired
-and 409 when the issue is already out; with four eyes, the composer's own link is refused (403).
+Only the POST acts, so a mail scanner following the link changes nothing, and a link acts
+once: a replay (409) changes nothing, so an old "Freigeben" can never undo a later hold. A link
+is refused (404) when forged or made for content that was re-composed since, answered 400 when
+expired and 409 when the issue is already out; with four eyes, the composer's own link is
+refused (403).
 """
 
 from __future__ import annotations
+
+import hashlib
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from newsletter.errors import InputError, NotFound, StoreError
 from newsletter.store import Database
+from newsletter.store.autopilot import link_used
 from newsletter.store.issues import get_issue
 from newsletter.workflow import approval
 from newsletter.workflow.review import check_link, issue_of_token
 
 VIA = "Link in der Freigabe-Mail"
+
+
+def digest(token: str) -> str:
+    """What is kept of a used link: enough to know it again, nothing to rebuild it from."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class Reviews:
@@ -52,6 +62,8 @@ class Reviews:
             return "expired", issue
         if issue["status"] not in ("draft", "scheduled"):
             return "closed", issue
+        if link_used(db, digest(token)):
+            return "used", issue
         return "valid", issue
 
     def _act(self, db: Database, params: dict) -> str:
@@ -60,17 +72,21 @@ class Reviews:
             return state
         settings = self.site.settings
         reviewer = settings.autopilot.reviewers[params["index"]]
+        once = digest(params["token"][:200])
         try:
             if params["action"] == "approve":
-                approval.approve(settings, db, str(issue["id"]), reviewer, VIA)
+                approval.approve(settings, db, str(issue["id"]), reviewer, VIA, link=once)
                 return "approved"
-            approval.hold(settings, db, str(issue["id"]), reviewer, via=VIA)
+            approval.hold(settings, db, str(issue["id"]), reviewer, via=VIA, link=once)
             return "held"
+        except approval.LinkUsed:
+            return "used"
         except InputError:
             return "four_eyes"
         except StoreError:
             return "closed"
 
     def _answer(self, state: str) -> Response:
-        status = {"approved": 200, "held": 200, "invalid": 404, "expired": 400, "closed": 409, "four_eyes": 403}[state]
+        status = {"approved": 200, "held": 200, "invalid": 404, "expired": 400, "closed": 409, "used": 409,
+                  "four_eyes": 403}[state]
         return self.site.pages.page(f"review_{state}", status)

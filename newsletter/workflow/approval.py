@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import getpass
 import os
+from email.utils import parseaddr
 
 from newsletter import clock
 from newsletter.config import Settings
 from newsletter.errors import InputError, StoreError
 from newsletter.store import Database, transaction
-from newsletter.store.autopilot import add_event, set_approval
+from newsletter.store.autopilot import add_event, set_approval, use_link
 from newsletter.store.issues import get_issue
 
 EDITOR_ENV = "NEWSLETTER_EDITOR"
@@ -34,8 +35,19 @@ def editor() -> str:
         return "unknown"
 
 
+def identities(who: str | None) -> set[str]:
+    """What names a person in `who` ("Chefredaktion <chef@example.de>", "chef@example.de",
+    "Chefredaktion"): the address and the display name, lower case."""
+    name, address = parseaddr(who or "")
+    found = {address.strip().lower()} if "@" in address else set()
+    shown = (name or ("" if found else who or "")).strip().lower()
+    return found | ({shown} if shown else set())
+
+
 def same_person(a: str | None, b: str | None) -> bool:
-    return bool(a and b) and a.strip().lower() == b.strip().lower()
+    """Whether two of the names people give (`--by`, NEWSLETTER_EDITOR, a reviewer's address)
+    stand for the same person: the same address or the same name, in any case."""
+    return bool(identities(a) & identities(b))
 
 
 def open_for_approval(issue: dict) -> None:
@@ -44,7 +56,11 @@ def open_for_approval(issue: dict) -> None:
                          "approved or held")
 
 
-def approve(settings: Settings, db: Database, ref: str, by: str, via: str = "terminal") -> dict:
+def approve(settings: Settings, db: Database, ref: str, by: str, via: str = "terminal",
+            link: str | None = None) -> tuple[dict, bool]:
+    """Approve issue `ref` as `by`; (the issue, whether anything changed). An issue already
+    approved stays as it is. `link`: the digest of a review link, used up in the same
+    transaction (a link acts once; a replay raises LinkUsed)."""
     issue = get_issue(db, ref)
     open_for_approval(issue)
     pilot = settings.autopilot
@@ -53,16 +69,32 @@ def approve(settings: Settings, db: Database, ref: str, by: str, via: str = "ter
                          "- ask another reviewer")
     stamp = clock.stamp()
     with transaction(db):
+        _use(db, link, issue, "approve", by, stamp)
+        current = get_issue(db, issue["id"])
+        if current["approval"] == "approved":
+            return current, False
         set_approval(db, issue["id"], "approved", by, stamp)
         add_event(db, issue["id"], "approved", stamp, by, via)
-    return get_issue(db, issue["id"])
+    return get_issue(db, issue["id"]), True
 
 
-def hold(settings: Settings, db: Database, ref: str, by: str, reason: str = "", via: str = "terminal") -> dict:
+def hold(settings: Settings, db: Database, ref: str, by: str, reason: str = "", via: str = "terminal",
+         link: str | None = None) -> dict:
+    """Hold issue `ref` back, as `by`, for `reason`; `link` as for `approve`."""
     issue = get_issue(db, ref)
     open_for_approval(issue)
     stamp = clock.stamp()
     with transaction(db):
+        _use(db, link, issue, "hold", by, stamp)
         set_approval(db, issue["id"], "held", by, stamp, reason or None)
         add_event(db, issue["id"], "held", stamp, by, reason or via)
     return get_issue(db, issue["id"])
+
+
+def _use(db: Database, link: str | None, issue: dict, action: str, by: str, stamp: str) -> None:
+    if link is not None and not use_link(db, link, issue["id"], action, by, stamp):
+        raise LinkUsed(f"This {action} link of issue {issue['slug']} was used before - it acts only once")
+
+
+class LinkUsed(InputError):
+    """A review link that has acted already."""
