@@ -104,6 +104,28 @@ def _in_range(d: date, option: str, text: str) -> date:
     return d
 
 
+_GERMAN_TIME = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?$")
+
+
+def parse_local_time(text: str, tz: str) -> datetime:
+    """A wall-clock time in `tz` as an aware datetime: "2026-12-10 08:00", "2026-12-10T08:00",
+    "10.12.2026 08:00", or ISO 8601 with its own offset. A time the switch to summer time skips
+    is the moment the clock would show had it not jumped; one it shows twice is the first.
+    ValueError otherwise."""
+    text = str(text).strip()
+    m = _GERMAN_TIME.match(text)
+    if m:
+        local = datetime(int(m[3]), int(m[2]), int(m[1]), int(m[4]), int(m[5]), int(m[6] or 0))
+    else:
+        if len(text) <= 10:
+            raise ValueError(text)
+        local = datetime.fromisoformat(text.replace(" ", "T", 1))
+    if local.tzinfo is None:
+        local = local.replace(tzinfo=zone(tz))
+        local = datetime.fromtimestamp(local.timestamp(), local.tzinfo)
+    return local
+
+
 # --- the weekly routine: "Thu 07:00", "2h" --------------------------------------------------
 
 WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6,

@@ -51,6 +51,14 @@ class CheckError(NewsletterError):
         self.failed = list(failed or [])
 
 
+class NotApproved(NewsletterError):
+    """An issue held back, or not approved where approval is required; `reason` says which."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class DraftExists(InputError):
     """A compose for a day that already has an unsent issue; `issue` is that issue's row."""
 

@@ -40,6 +40,10 @@ def test_demo_builds_a_project_that_composes_checks_and_sends_to_files(tmp_path,
     checked = run("check", SLUG, "--no-spamassassin", cwd=folder)
     assert checked.returncode == 0 and " 0 failed" in checked.stdout, checked.stdout
 
+    unapproved = run("send", SLUG, "--yes", cwd=folder)  # the demo's routine asks for an approval
+    assert unapproved.returncode == 1 and "newsletter approve" in unapproved.stderr
+    approved = run("approve", SLUG, "--by", "chefredaktion@stadtmarketing-demo.de", cwd=folder)
+    assert approved.returncode == 0, approved.stderr
     sent = run("send", SLUG, "--yes", cwd=folder)
     assert sent.returncode == 0 and "4 sent" in sent.stdout, sent.stderr
     mails = sorted((folder / "outbox").glob("*.eml"))

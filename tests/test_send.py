@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from conftest import NUMBER, SLUG, day
 
+from newsletter.dates import german_short
+
 from newsletter import tokens
 from newsletter.audience import subscribers
 from newsletter.mail.message import list_id
@@ -408,27 +410,47 @@ def test_file_transport_is_the_default(composed, monkeypatch):
     assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in files[0].read_bytes()
 
 
-def test_schedule_and_run_due(sending):
+def test_schedule_and_run_due(sending, fake_clock):
     silent = sending.run("run-due")
     assert silent.exit_code == 0 and silent.output == ""
-    scheduled = sending.run("schedule", "1", "--at", "2099-11-24 08:00")
+    scheduled = sending.run("schedule", "1", "--at", "2099-11-24 08:00", "--yes")
     assert "scheduled for 2099-11-24 08:00 CET" in scheduled.output
     assert sending.db()["issues"].get(1)["scheduled_at"] == "2099-11-24T07:00:00+00:00"
     assert sending.run("run-due").output == ""  # not due yet
     assert sending.run("unschedule", "1").exit_code == 0
     assert sending.run("run-due").output == ""
-    sending.run("schedule", "1", "--at", f"{day(-1)} 08:00")  # in the past: due now
+    sending.run("schedule", "1", "--at", f"{german_short(day(0))} 10:30")
+    assert sending.run("run-due").output == ""
+    fake_clock.advance(hours=2)  # 11:00: due
     due = sending.run("run-due")
     assert due.exit_code == 0 and "5 sent" in due.output
     assert sending.run("run-due").output == ""
-    assert sending.run("schedule", "1", "--at", "2030-01-01 08:00").exit_code == 1  # sent: frozen
+    assert sending.run("schedule", "1", "--at", "2030-01-01 08:00", "--yes").exit_code == 1  # sent: frozen
 
 
-def test_a_second_process_cannot_send_the_same_issue(sending):
+def test_a_time_in_the_past_is_refused_and_german_times_are_taken(sending, fake_clock):
+    """A typo in the year would send at once: refused with one line, nothing scheduled."""
+    refused = sending.run("schedule", "1", "--at", "2025-01-01 08:00")
+    assert refused.exit_code == 1 and len(refused.output.strip().splitlines()) == 1
+    assert "is in the past" in refused.output and "newsletter send" in refused.output
+    assert sending.db()["issues"].get(1)["status"] == "draft"
+    earlier_today = sending.run("schedule", "1", "--at", f"{SLUG} 08:59")
+    assert earlier_today.exit_code == 1 and "in the past" in earlier_today.output
+    far = sending.run("schedule", "1", "--at", "10.12.2062 08:00")  # no terminal to ask
+    assert far.exit_code == 2 and "more than 60 days ahead" in far.output and "--yes" in far.output
+    assert sending.db()["issues"].get(1)["status"] == "draft"
+    german = sending.run("schedule", "1", "--at", f"{german_short(day(7))} 08:00")
+    assert german.exit_code == 0, german.output
+    assert sending.db()["issues"].get(1)["scheduled_at"].startswith(day(7).isoformat())
+    assert sending.run("schedule", "1", "--at", "31.02.2027 08:00").exit_code == 1
+
+
+def test_a_second_process_cannot_send_the_same_issue(sending, fake_clock):
     from newsletter.store import issue_lock
     from newsletter.store.issues import get_issue
 
-    assert sending.run("schedule", "1", "--at", f"{day(-1)} 08:00").exit_code == 0  # due now
+    assert sending.run("schedule", "1", "--at", f"{SLUG} 09:30").exit_code == 0
+    fake_clock.advance(hours=1)  # due now
     issue = get_issue(sending.store(), "1")
     with issue_lock(sending.settings().db_path, issue):
         result = sending.run("send", "1", "--yes")
@@ -549,12 +571,13 @@ def test_send_runs_the_preflight_checks_and_refuses_on_a_failure(sending):
     assert sending.run("send", "1", "--dry-run").exit_code == 0  # a dry run never refuses
 
 
-def test_schedule_checks_now_and_run_due_checks_again(sending):
+def test_schedule_checks_now_and_run_due_checks_again(sending, fake_clock):
     _break_subject(sending)
-    assert sending.run("schedule", "1", "--at", f"{day(-1)} 08:00").exit_code == 1
+    assert sending.run("schedule", "1", "--at", f"{SLUG} 09:30").exit_code == 1
     assert sending.db()["issues"].get(1)["status"] == "draft"
     _break_subject(sending, f"Stadtmarketing Brief {NUMBER}")
-    assert sending.run("schedule", "1", "--at", f"{day(-1)} 08:00").exit_code == 0
+    assert sending.run("schedule", "1", "--at", f"{SLUG} 09:30").exit_code == 0
+    fake_clock.advance(hours=1)
     _break_subject(sending)  # broken after it was scheduled: cron refuses, loudly, and keeps it
     due = sending.run("run-due")
     assert due.exit_code == 1 and "fails 1 preflight check (subject.prefix)" in due.output
@@ -588,3 +611,81 @@ def test_the_repeat_check_is_asked_even_when_the_last_check_passed(sending):
     assert sending.run("send", "1", "--yes").exit_code == 0
     refused = sending.run("send", "2", "--yes")
     assert refused.exit_code == 1 and "(items.repeat)" in refused.output
+
+
+def test_without_a_terminal_and_without_yes_nothing_is_sent(sending):
+    """`newsletter send latest < /dev/null` used to mail everyone without asking."""
+    result = sending.run("send", "latest", input="")
+    assert result.exit_code == 2
+    assert result.output.strip() == (f"Error: Not sending issue latest without a confirmation: there is no "
+                                     "terminal to ask - pass --yes to send from cron or a script")
+    assert sending.smtp.handler.messages == [] and deliveries(sending) == {}
+
+
+def test_the_question_at_a_terminal_names_issue_subject_readers_and_transport(sending):
+    import pty
+
+    env = {**os.environ, "NEWSLETTER_CONFIG": str(sending.config_path), "COLUMNS": "200"}
+
+    def ask(answer: bytes) -> str:
+        main, child = pty.openpty()
+        proc = subprocess.Popen([sys.executable, "-m", "newsletter", "send", "latest"], env=env, cwd=sending.root,
+                                stdin=child, stdout=child, stderr=child)
+        os.close(child)
+        chunks, answered = [], False
+        try:
+            while True:
+                try:
+                    chunk = os.read(main, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                if not answered and b"[y/N]" in b"".join(chunks):
+                    os.write(main, answer)
+                    answered = True
+        finally:
+            os.close(main)
+            proc.wait(timeout=60)
+        return b"".join(chunks).decode("utf-8", "replace")
+
+    subject = sending.db()["issues"].get(1)["subject"]
+    shown = ask(b"n\n")
+    port = sending.smtp.port
+    assert f"Send issue {SLUG} (Nr. {NUMBER}) „{subject}“ to 5 readers via smtp to 127.0.0.1:{port}? [y/N]" \
+        in shown.replace("\r\n", " ").replace("\n", " "), shown
+    assert "Aborted" in shown and sending.smtp.handler.messages == []
+    assert "5 sent" in ask(b"y\n") and len(sending.smtp.handler.messages) == 5
+
+
+@pytest.fixture
+def approval_required(sending):
+    text = sending.config_path.read_text(encoding="utf-8")
+    sending.config_path.write_text(text + '\n[autopilot]\ncompose_at = "Mon 07:00"\nsend_at = "Mon 09:00"\n'
+                                   'reviewers = ["chefredaktion@stadtmarketing-demo.de"]\n', encoding="utf-8")
+    return sending
+
+
+def test_with_approval_required_an_unapproved_issue_is_not_sent_by_hand(approval_required):
+    project = approval_required
+    refused = project.run("send", "1", "--yes")
+    assert refused.exit_code == 1 and len(refused.output.strip().splitlines()) == 1
+    assert 'is not approved ([autopilot] approval = "required")' in refused.output and "--force" in refused.output
+    assert project.smtp.handler.messages == [] and deliveries(project) == {}
+    assert project.run("schedule", "1", "--at", f"{SLUG} 10:00").exit_code == 1
+    assert project.run("approve", "1", "--by", "chefredaktion@stadtmarketing-demo.de").exit_code == 0
+    assert project.run("hold", "1", "--by", "cvd@stadtmarketing-demo.de", "--reason", "Termin prüfen").exit_code == 0
+    held = project.run("send", "1", "--yes")
+    assert held.exit_code == 1 and "is held by cvd@stadtmarketing-demo.de (Termin prüfen)" in held.output
+    forced = project.run("send", "1", "--yes", "--force")
+    assert forced.exit_code == 0 and "5 sent" in forced.output
+    timeline = project.run("issues", "show", "1").output.split("timeline:")[1]
+    assert "forced: checks skipped, the issue is held by cvd@stadtmarketing-demo.de (Termin prüfen)" in timeline
+
+
+def test_with_approval_required_an_approved_issue_goes_out(approval_required):
+    project = approval_required
+    assert project.run("approve", "1", "--by", "chefredaktion@stadtmarketing-demo.de").exit_code == 0
+    result = project.run("send", "1", "--yes")
+    assert result.exit_code == 0 and "5 sent" in result.output

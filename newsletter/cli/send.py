@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from newsletter.cli.base import IssueArg, command, commands, settings
+from newsletter.cli.base import IssueArg, command, commands, fail, settings
 
 
 app = commands()
@@ -43,8 +43,8 @@ def send(
         typer.echo(f"Dry run of {summary.issue['slug']}: built {summary.built} messages ({avg:,} bytes on average) "
                    f"in {summary.seconds:.1f} s; nothing sent.")
         return
-    if not yes and sys.stdin.isatty():
-        typer.confirm(f"Send issue {issue} to all active subscribers via {s.send.transport}?", abort=True)
+    if not yes:
+        _ask_before_sending(s, issue)
     from newsletter.errors import SendStopped
 
     try:
@@ -57,6 +57,19 @@ def send(
         raise
     progress.finish()
     print_summary(summary)
+
+
+def _ask_before_sending(s, issue: str) -> None:
+    """A send cannot be taken back: ask at a terminal, naming what goes where; without one
+    (cron, a script, input from a file), refuse unless --yes says it is meant."""
+    from newsletter.workflow.send import plan
+
+    if not sys.stdin.isatty():
+        fail(f"Not sending issue {issue} without a confirmation: there is no terminal to ask - pass --yes "
+             "to send from cron or a script", 2)
+    row, readers, where = plan(s, issue)
+    number = f" (Nr. {row['number']})" if row.get("number") else ""
+    typer.confirm(f"Send issue {row['slug']}{number} „{row['subject']}“ to {readers:,} readers via {where}?", abort=True)
 
 
 class Progress:
@@ -135,15 +148,25 @@ def status(issue: IssueArg) -> None:
 @command(app)
 def schedule(
     issue: IssueArg,
-    at: Annotated[str, typer.Option("--at", help='Local time in the configured timezone, e.g. "2024-05-02 08:00".')],
-    force: Annotated[bool, typer.Option("--force", help="Schedule even if a preflight check (newsletter check) fails.")] = False,
+    at: Annotated[str, typer.Option("--at", help='Local time in the configured timezone, e.g. "2026-12-10 08:00" or "10.12.2026 08:00".')],
+    force: Annotated[bool, typer.Option("--force", help="Schedule even if the issue is not approved or a preflight check (newsletter check) fails.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask when the time is more than 60 days ahead.")] = False,
 ) -> None:
-    """Schedule an issue; cron runs 'newsletter run-due' to send it. Example: newsletter schedule latest --at "2024-05-02 08:00\""""
-    from newsletter.delivery.schedule import local_label
+    """Schedule an issue; cron runs 'newsletter run-due' to send it.
+
+    Example: newsletter schedule latest --at "10.12.2026 08:00"
+    """
+    from newsletter.delivery.schedule import local_label, looks_far, parse_at
     from newsletter.workflow.due import schedule_issue
 
     s = settings()
-    row = schedule_issue(s, issue, at, force)
+    when = parse_at(s, at)
+    if looks_far(when) and not yes:
+        label = local_label(s, when.isoformat())
+        if not sys.stdin.isatty():
+            fail(f"--at {at!r} is {label}, more than 60 days ahead - check the year, or pass --yes if it is meant", 2)
+        typer.confirm(f"Schedule issue {issue} for {label}, more than 60 days ahead?", abort=True)
+    row = schedule_issue(s, issue, when, force)
     typer.echo(f"Issue {row['slug']} scheduled for {local_label(s, row['scheduled_at'])}.")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from newsletter import clock, dates
 from newsletter.config import Settings
@@ -11,14 +11,29 @@ from newsletter.store import Database, connect, transaction
 from newsletter.store.issues import change_issue, due_issues, get_issue
 
 
+FAR = timedelta(days=60)   # a schedule further ahead than this looks like a typo in the year
+
+
 def parse_at(settings: Settings, at: str) -> datetime:
-    """A local time in the configured timezone ("2024-05-02 08:00") as UTC."""
+    """A local time in the configured timezone ("2026-12-10 08:00", "10.12.2026 08:00") as
+    UTC; refused when it is not after now (a typo in the year would send at once)."""
     try:
-        local = datetime.fromisoformat(at.strip().replace(" ", "T", 1))
+        local = dates.parse_local_time(at, settings.publication.timezone)
     except ValueError:
-        raise InputError(f'--at {at!r} is not a time - write "YYYY-MM-DD HH:MM"') from None
-    tz = dates.zone(settings.publication.timezone)
-    return (local if local.tzinfo else local.replace(tzinfo=tz)).astimezone(timezone.utc)
+        raise InputError(f'--at {at!r} is not a time - write "YYYY-MM-DD HH:MM" or "DD.MM.YYYY HH:MM"') from None
+    if not dates.EARLIEST.year <= local.year <= dates.LATEST.year:
+        raise InputError(f"--at {at!r} is outside {dates.EARLIEST.year}..{dates.LATEST.year} - check the year")
+    when = local.astimezone(timezone.utc)
+    now = clock.now()
+    if when <= now:
+        raise InputError(f"--at {at!r} is in the past (it is now {local_label(settings, now.isoformat())}) - give a "
+                         "later time, or send now with 'newsletter send'")
+    return when
+
+
+def looks_far(when: datetime) -> bool:
+    """A time so far ahead that it is probably a typo (the year), so the editor is asked."""
+    return when - clock.now() > FAR
 
 
 def schedule(settings: Settings, db: Database, ref: str, when: datetime) -> dict:

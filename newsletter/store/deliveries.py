@@ -34,6 +34,14 @@ def enqueue(db: Database, issue_id: int, stamp: str, resend_unconfirmed: bool) -
     return [] if resend_unconfirmed else unconfirmed
 
 
+def readers_waiting(db: Database, issue_id: int) -> int:
+    """Active readers a run would mail: queued, deferred, or not yet in the log."""
+    return db.value(
+        "select count(*) from subscribers s where s.status = 'active' and not exists (select 1 from deliveries d"
+        " where d.issue_id = ? and d.subscriber_id = s.id and d.status in ('sent', 'sending', 'failed', 'skipped'))",
+        [issue_id])
+
+
 def count_queued(db: Database, issue_id: int) -> int:
     return db.value("select count(*) from deliveries where issue_id = ? and status = 'queued'", [issue_id])
 

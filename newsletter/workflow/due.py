@@ -8,25 +8,27 @@ preflight checks stays scheduled and is reported, and the others still go.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from newsletter.config import Settings
-from newsletter.delivery.schedule import due, parse_at, schedule
+from newsletter.delivery.schedule import due, schedule
 from newsletter.delivery.send import SendOptions, SendSummary
-from newsletter.errors import CheckError, IssueBeingSent
+from newsletter.errors import CheckError, IssueBeingSent, NotApproved
 from newsletter.store import connect
 from newsletter.store.issues import get_issue
 from newsletter.workflow import autopilot
 from newsletter.workflow.autopilot import RoutineReport
-from newsletter.workflow.send import preflight, send
+from newsletter.workflow.send import gate, send
 
 
-def schedule_issue(settings: Settings, ref: str, at: str, force: bool = False) -> dict:
-    """Schedule a draft for local time `at`; it must pass the preflight checks now (they run
-    again when it is due) unless `force`."""
-    when = parse_at(settings, at)
+def schedule_issue(settings: Settings, ref: str, when: datetime, force: bool = False) -> dict:
+    """Schedule a draft for `when` (see `delivery.schedule.parse_at`); it must be approved where
+    that is required and pass the preflight checks now (both are asked again when it is due)
+    unless `force`."""
     with connect(settings) as db:
         issue = get_issue(db, ref)
-        if not force and issue["status"] in ("draft", "scheduled"):
-            preflight(settings, db, issue)
+        if not force:
+            gate(settings, db, issue)
         return schedule(settings, db, ref, when)
 
 
@@ -37,7 +39,7 @@ def run_due(settings: Settings, transport_factory=None) -> tuple[list[SendSummar
     for issue in due(settings):
         try:
             summaries.append(send(settings, str(issue["id"]), SendOptions(), transport_factory=transport_factory))
-        except CheckError as e:
+        except (CheckError, NotApproved) as e:
             refused.append(str(e))
         except IssueBeingSent:
             pass  # the process that holds the lock sends it

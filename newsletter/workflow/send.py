@@ -1,9 +1,11 @@
 """Send an issue as a person at the terminal or cron does: lock → preflight checks → deliver →
 publish the web archive.
 
-The checks run under the issue's lock before its first message, unless the last `newsletter
-check` passed on this very content with the same settings; a send already under way (status
-'sending') continues without them. A failed check refuses the send unless forced. After the
+Before its first message, under the issue's lock: an issue held back, or not approved when
+`[autopilot] approval = "required"`, is refused; then the checks run, unless the last `newsletter
+check` passed on this very content with the same settings (the repeat check runs always). A send
+already under way ('sending') continues without them. `--force` goes past all of it and the
+timeline says so. After the
 last message, the web archive is rebuilt so the issue's "Im Browser ansehen" link works; a
 failure there is reported and never undoes or repeats the send.
 """
@@ -15,11 +17,14 @@ from typing import Callable
 from newsletter.checks.run import passed_before, repeats, run_checks
 from newsletter.config import Settings
 from newsletter.delivery.send import SendOptions, SendSummary, send_issue
-from newsletter.errors import CheckError, NewsletterError, SendStopped
+from newsletter.errors import CheckError, NewsletterError, NotApproved, SendStopped
 from newsletter.publish import archive
 from newsletter import clock
 from newsletter.store import Database, connect, transaction
+from newsletter.delivery import transports
 from newsletter.store.autopilot import add_event
+from newsletter.store.deliveries import readers_waiting
+from newsletter.store.issues import get_issue
 from newsletter.workflow.approval import editor
 
 
@@ -39,37 +44,77 @@ def preflight(settings: Settings, db: Database, issue: dict) -> None:
             failed=[r.name for r in failed])
 
 
+def unapproved(settings: Settings, issue: dict) -> str | None:
+    """Why the issue may not go out for want of an approval ("held by ...", "not approved"), or None."""
+    if issue.get("approval") == "held":
+        note = f" ({issue['approval_note']})" if issue.get("approval_note") else ""
+        return f"is held by {issue.get('approval_by') or '?'}{note}"
+    pilot = settings.autopilot
+    if pilot and pilot.approval == "required" and issue.get("approval") != "approved":
+        return 'is not approved ([autopilot] approval = "required")'
+    return None
+
+
+def gate(settings: Settings, db: Database, issue: dict) -> None:
+    """What must hold before an issue's first message: approved (when required), not held,
+    and its checks pass. A send under way continues without asking again."""
+    if issue["status"] not in ("draft", "scheduled"):
+        return
+    why = unapproved(settings, issue)
+    if why:
+        raise NotApproved(f"Issue {issue['slug']} {why} - approve it with 'newsletter approve {issue['slug']}' "
+                          "(as someone other than its composer), or send anyway with --force", why)
+    preflight(settings, db, issue)
+
+
 def send(settings: Settings, ref: str, opts: SendOptions, *, force: bool = False,
          progress: Callable[[str], None] = lambda state: None,
          on_start: Callable[[int], None] = lambda total: None, transport_factory=None,
          by: str | None = None) -> SendSummary:
-    """Check (unless `force`), send, and publish the archive once the issue is out; the
-    timeline notes who sent it (`by`, default: the editor at the terminal) and the counts."""
+    """Check approval and content (unless `force`), send, and publish the archive once the issue
+    is out; the timeline notes who sent it (`by`, default: the editor at the terminal), the
+    counts, and what a forced send went past."""
+    forced: list[str] = []
+
+    def check(db: Database, issue: dict) -> None:
+        if not force:
+            gate(settings, db, issue)
+        elif issue["status"] in ("draft", "scheduled"):
+            why = unapproved(settings, issue)
+            forced.append("forced: checks skipped" + (f", the issue {why}" if why else ""))
+
     try:
         summary = send_issue(settings, ref, opts, progress=progress, on_start=on_start,
-                             transport_factory=transport_factory,
-                             check=(lambda db, issue: None) if force else (lambda db, issue: preflight(settings, db, issue)))
+                             transport_factory=transport_factory, check=check)
     except SendStopped as stopped:
         if stopped.summary is not None:
-            _record(settings, stopped.summary, by, force, "stopped: " + str(stopped).split(" - ", 1)[0])
+            _record(settings, stopped.summary, by, [*forced, "stopped: " + str(stopped).split(" - ", 1)[0]])
         raise
-    _record(settings, summary, by, force)
+    _record(settings, summary, by, forced)
     if summary.done and summary.issue["status"] == "sent" and settings.archive.enabled:
         summary.notes.append(publish(settings))
     return summary
 
 
-def _record(settings: Settings, summary: SendSummary, by: str | None, force: bool, note: str = "") -> None:
-    """The run in the issue's timeline: who sent, the counts, and whether checks were overridden."""
+def _record(settings: Settings, summary: SendSummary, by: str | None, notes: list[str]) -> None:
+    """The run in the issue's timeline: who sent, the counts, and what it went past."""
     if not summary.attempted:
         return
     c = summary.counts
     kind = "sent" if summary.issue["status"] == "sent" else "sending"
     detail = (f"{c.get('sent', 0)} delivered, {c.get('failed', 0)} failed, {c.get('deferred', 0)} deferred"
-              + (f", {c['sending']} unconfirmed" if c.get("sending") else "")
-              + (" (forced past failed checks)" if force else "") + (f"; {note}" if note else ""))
+              + (f", {c['sending']} unconfirmed" if c.get("sending") else "") + "".join(f"; {n}" for n in notes))
     with connect(settings) as db, transaction(db):
         add_event(db, summary.issue["id"], kind, clock.stamp(), by or editor(), detail)
+
+
+def plan(settings: Settings, ref: str) -> tuple[dict, int, str]:
+    """What a send would do, for the question before it: the issue, how many readers are still
+    to get it, and where the messages go."""
+    with connect(settings) as db:
+        issue = get_issue(db, ref)
+        readers = readers_waiting(db, issue["id"])
+    return issue, readers, transports.describe(settings)
 
 
 def publish(settings: Settings) -> str:

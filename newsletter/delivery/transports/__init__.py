@@ -12,6 +12,16 @@ from newsletter.errors import ConfigError, TransportError
 __all__ = ["Outcome", "Result", "Transport", "TransportError", "make", "registered"]
 
 
+def describe(settings: Settings) -> str:
+    """Where the configured transport puts messages, in a few words ("smtp to relay:587")."""
+    kind = settings.send.transport
+    if kind == "smtp":
+        return f"smtp to {settings.smtp.host}:{settings.smtp.port}"
+    if kind == "file":
+        return f"files in {settings.outbox}"
+    return kind
+
+
 def make(settings: Settings) -> Transport:
     """A new, not yet opened transport of the configured kind (one per connection)."""
     found = factory(settings.send.transport)
