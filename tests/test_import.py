@@ -223,3 +223,72 @@ def test_list_commands(content, kind, table):
     assert expected and len(expected) < len(rows)  # the filter keeps some rows and drops others
     assert [r["id"] for r in listed] == expected  # newest first
     assert len(content.run(table, "list").stdout.splitlines()) == len(list(content.db()[table].rows))
+
+
+# --- hostile input: never a crash, never a misleading success ----------------------------------
+
+def one_line(result) -> str:
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+def test_a_feed_item_of_twelve_thousand_nested_tags_imports_flat_and_composes(content):
+    """One such teaser used to crash every compose (a segfault inside the MJML renderer)."""
+    deep = "<b>" * 12_000 + "Tief verschachtelt" + "</b>" * 12_000
+    items = "".join(f"<item><title>Tief {n}</title><link>https://www.example.de/tief-{n}</link>"
+                    f"<pubDate>{day(-n).strftime('%a, %d %b %Y')} 08:00:00 +0100</pubDate>"
+                    f"<description><![CDATA[{deep}]]></description></item>" for n in (1, 2))
+    feed = content.write("feed.xml", f'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>{items}'
+                                     "</channel></rss>")
+    imported = content.run("import", feed)
+    assert imported.exit_code == 0, imported.output
+    teaser = content.db().execute("select teaser from articles where url like '%tief-1'").fetchone()[0]
+    assert teaser.count("<b>") == 16 and "Tief verschachtelt" in teaser
+    composed = content.run("compose", "--date", day(0).isoformat(), "--since", "14d")
+    assert composed.exit_code == 0, composed.output
+    db = content.db()
+    with db.conn:  # a row written by hand, not sanitised: compose caps the nesting itself
+        db.execute("update articles set teaser = ? where url like '%tief-2'", [deep])
+    again = content.run("compose", "--replace", "latest")
+    assert again.exit_code == 0, again.output
+
+
+def test_deeply_nested_json_is_one_line(project):
+    for name, text in (("a.json", "[" * 100_000), ("b.jsonl", '{"a": ' * 100_000 + "\n")):
+        result = project.run("import", project.write(name, text))
+        assert result.exit_code == 1 and "nests its values too deeply" in one_line(result)
+
+
+def test_a_csv_header_of_a_million_columns_is_refused_in_one_short_line(project):
+    header = ",".join(f"c{i}" for i in range(1_000_000))
+    result = project.run("import", project.write("wide.csv", header + "\n" + "x," * 10 + "\n"))
+    assert result.exit_code == 1
+    line = one_line(result)
+    assert "1,000,000 columns" in line and len(line) < 300
+
+
+def test_overlong_fields_are_refused_with_their_length(project):
+    result = project.run("import", project.write("a.json", json.dumps([{**ARTICLE, "title": "T" * 20_000_000}])))
+    assert result.exit_code == 1
+    assert "row 1, field title: 20,000,000 characters, more than 1,000 - shorten it" in result.output
+    assert rows(project.db(), "articles") == []
+    teaser = project.run("import", project.write("b.json", json.dumps([{**ARTICLE, "teaser": "x" * 30_000}])))
+    assert "field teaser: 30,000 characters, more than 20,000" in teaser.output
+
+
+def test_many_unknown_fields_are_listed_briefly(project):
+    row = {**ARTICLE, **{f"feld{i}": "x" for i in range(500)}}
+    result = project.run("import", project.write("a.json", json.dumps([row])))
+    assert result.exit_code == 0
+    [ignored] = [line for line in result.output.splitlines() if line.startswith("Ignored unknown fields")]
+    assert "and 490 more" in ignored and len(ignored) < 200
+
+
+def test_an_unexpected_error_is_one_line_without_debug(project, monkeypatch):
+    monkeypatch.setattr("newsletter.content.ingest.detect_format", lambda data, name: 1 / 0)
+    result = project.run("import", project.write("a.json", "[]"))
+    assert result.exit_code == 1
+    assert one_line(result).startswith("Error: Unexpected error (ZeroDivisionError: division by zero) - this is a bug")
+    with pytest.raises(ZeroDivisionError):
+        project.run("--debug", "import", project.write("a.json", "[]"))

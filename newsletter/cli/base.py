@@ -70,8 +70,20 @@ def command(group: typer.Typer, name: str | None = None, **kwargs):
                 fail(str(translate(e)))
             except KeyboardInterrupt:
                 fail("Interrupted", 130)
+            except Exception as e:  # noqa: BLE001 - a bug still ends in one line without --debug
+                if state.debug or _is_click(e):
+                    raise
+                detail = " ".join(str(e).split())[:200]
+                fail(f"Unexpected error ({type(e).__name__}{': ' + detail if detail else ''}) - this is a bug in "
+                     "newsletter; run the command again with --debug and report the traceback")
         return group.command(name, **kwargs)(run)
     return decorate
+
+
+def _is_click(error: Exception) -> bool:
+    """Click's own exceptions (usage errors, Exit, Abort) that it turns into messages and exit
+    codes itself; typer vendors click in newer releases, so they are known by name."""
+    return any(cls.__name__ in ("ClickException", "Exit", "Abort") for cls in type(error).__mro__)
 
 
 def settings(**flags: tuple[Any, str]):

@@ -95,7 +95,10 @@ def import_(
     if report.rejected and not skip_invalid:
         raise InputError(report.refusal())
     if report.ignored_fields:
-        typer.echo(f"Ignored unknown fields: {', '.join(report.ignored_fields)}", err=True)
+        from newsletter.checks.result import listing
+
+        shown = [name[:40] + ("…" if len(name) > 40 else "") for name in report.ignored_fields]
+        typer.echo(f"Ignored unknown fields: {listing(shown, 10)}", err=True)
     typer.echo(
         f"{report.source} ({report.kind}s): {report.new} new, {report.updated} updated, "
         f"{report.unchanged} unchanged, {len(report.rejected)} rejected"

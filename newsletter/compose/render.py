@@ -25,7 +25,7 @@ from markupsafe import Markup
 
 from newsletter import dates
 from newsletter.config import Settings
-from newsletter.content.sanitize import html_to_text
+from newsletter.content.sanitize import html_to_text, limit_depth
 from newsletter.compose.inline import cache_dir, inline_css
 from newsletter.errors import RenderError
 
@@ -171,5 +171,6 @@ def wrap_text(text: str) -> str:
 
 
 def safe_html(value: str | None) -> Markup | None:
-    """Mark stored, already sanitised HTML as safe for the autoescaping templates."""
-    return Markup(value) if value else None
+    """Mark stored, already sanitised HTML as safe for the autoescaping templates; nesting is
+    capped here too, so a row written by hand (only imports sanitise) cannot crash the renderer."""
+    return Markup(limit_depth(value)) if value else None

@@ -44,6 +44,13 @@ FIELDS = {
     },
 }
 REQUIRED = {"article": ("url", "title"), "job": ("url", "title"), "ad": ("url", "title", "advertiser")}
+# The longest value a field may have, in characters, by how it is cleaned (the ad's text and an
+# article's teaser have their own): a 20 MB title would cost compose half a gigabyte. HTML is
+# measured once cleaned (a feed's markup may be long), after a cap on what is cleaned at all.
+MAX_LENGTH = {TEXT: 1_000, URL: 2_000, IMAGE: 2_000, DATE: 40, PUBLISHED: 40, HTML: 500_000}
+MAX_FIELD = {"teaser": 20_000, "text": 3_000}
+MAX_RAW_HTML = 5_000_000
+MAX_COLUMNS = 200
 
 
 @dataclass
@@ -178,6 +185,9 @@ def _parse_json(text: str, name: str) -> list[RawRow]:
         value = json.loads(text)
     except json.JSONDecodeError as e:
         raise InputError(f"{name} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno} - fix the file") from None
+    except RecursionError:
+        raise InputError(f"{name} nests its values too deeply to be a content file - an import is an array "
+                         "of objects with named fields") from None
     if not isinstance(value, list):
         raise InputError(f"{name}: expected a JSON array of objects (or one object per line)")
     return [RawRow(i, item) for i, item in enumerate(value, start=1)]
@@ -192,6 +202,9 @@ def _parse_jsonl(text: str, name: str) -> list[RawRow]:
             rows.append(RawRow(number, json.loads(line)))
         except json.JSONDecodeError as e:
             raise InputError(f"{name} line {number} is not valid JSON: {e.msg} (column {e.colno}) - fix that line") from None
+        except RecursionError:
+            raise InputError(f"{name} line {number} nests its values too deeply - each line is one object "
+                             "with named fields") from None
     return rows
 
 
@@ -199,8 +212,15 @@ def _parse_csv(text: str, name: str) -> list[RawRow]:
     first = text.split("\n", 1)[0]
     delimiter = max(",;\t", key=first.count)
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-    if not reader.fieldnames:
+    try:
+        header = reader.fieldnames
+    except csv.Error as e:
+        raise InputError(f"{name} has no readable header row ({e}) - the first row names the columns") from None
+    if not header:
         raise InputError(f"{name} is empty - a CSV needs a header row with at least url and title")
+    if len(header) > MAX_COLUMNS:
+        raise InputError(f"{name} has {len(header):,} columns in its header row, more than {MAX_COLUMNS} - "
+                         "check that it is the content file and that its separator is a comma, semicolon or tab")
     reader.fieldnames = [h.strip().lower() for h in reader.fieldnames]
     rows = []
     try:
@@ -239,16 +259,24 @@ def validate(raw: RawRow, kind: str, upgrade_http: bool = False) -> dict:
             continue
         if isinstance(value, (dict, list)):
             raise InvalidRow(Rejected(raw.number, name, "must be text, not a nested value"))
+        limit = MAX_FIELD.get(name, MAX_LENGTH[how])
+        _check_length(raw.number, name, str(value), MAX_RAW_HTML if how == HTML else limit)
         try:
             row[name] = _clean(str(value), how, upgrade_http)
         except ValueError as e:
             raise InvalidRow(Rejected(raw.number, name, str(e))) from None
+        _check_length(raw.number, name, row[name], limit)
         if name in REQUIRED[kind] and not row[name]:
             raise InvalidRow(Rejected(raw.number, name, "empty after removing markup"))
     for a, b in (("starts", "ends"),):
         if a in row and b in row and row[b] < row[a]:
             raise InvalidRow(Rejected(raw.number, b, f"{row[b]} is before {a} {row[a]}"))
     return row
+
+
+def _check_length(number: int, name: str, value: str, limit: int) -> None:
+    if len(value) > limit:
+        raise InvalidRow(Rejected(number, name, f"{len(value):,} characters, more than {limit:,} - shorten it"))
 
 
 class InvalidRow(Exception):

@@ -37,7 +37,8 @@ def clean_text(value: object) -> str:
 
 
 def clean_html(value: object) -> str:
-    """Sanitised HTML: no script, style, iframe, event handler or javascript: URL."""
+    """Sanitised HTML: no script, style, iframe, event handler or javascript: URL, and no
+    element nested deeper than MAX_DEPTH."""
     text = unicodedata.normalize("NFC", _CONTROL.sub(" ", str(value)))
     cleaned = nh3.clean(
         text,
@@ -47,7 +48,77 @@ def clean_html(value: object) -> str:
         link_rel="noopener",
         strip_comments=True,
     )
-    return _defuse(cleaned.strip())
+    return _defuse(limit_depth(cleaned.strip()))
+
+
+# Teasers need a few levels (a link in bold in a list item in a quote); thousands of nested tags
+# crash the MJML renderer (a stack overflow in native code), so deeper elements are dropped and
+# their text kept.
+MAX_DEPTH = 16
+VOID = {"br", "img", "hr", "wbr"}
+
+
+class _Flattener(HTMLParser):
+    """Re-emits well-formed HTML (as nh3 writes it) without the elements below MAX_DEPTH."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(convert_charrefs=False)
+        self.limit, self.out, self.open = limit, [], []  # open: (tag, kept) per open element
+        self.flattened = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag in VOID:
+            self.out.append(self.get_starttag_text())
+            return
+        kept = sum(1 for _, k in self.open if k) < self.limit
+        self.flattened |= not kept
+        self.open.append((tag, kept))
+        if kept:
+            self.out.append(self.get_starttag_text())
+
+    def handle_startendtag(self, tag, attrs):
+        self.out.append(self.get_starttag_text())
+
+    def handle_endtag(self, tag):
+        while self.open:
+            name, kept = self.open.pop()
+            if kept:
+                self.out.append(f"</{name}>")
+            if name == tag:
+                return
+
+    def handle_data(self, data):
+        self.out.append(data)
+
+    def handle_entityref(self, name):
+        self.out.append(f"&{name};")
+
+    def handle_charref(self, name):
+        self.out.append(f"&#{name};")
+
+
+def depth(value: str) -> int:
+    """How deep the elements of `value` nest."""
+    deepest, level = 0, 0
+    for match in re.finditer(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)[^>]*?(/?)>", value):
+        if match[2].lower() in VOID or match[3]:
+            continue
+        level = max(level - 1, 0) if match[1] else level + 1
+        deepest = max(deepest, level)
+    return deepest
+
+
+def limit_depth(value: str, limit: int = MAX_DEPTH) -> str:
+    """`value` (well-formed HTML) with the elements nested deeper than `limit` dropped, their text kept."""
+    if not value or value.count("<") <= limit or depth(value) <= limit:
+        return value
+    flattener = _Flattener(limit)
+    flattener.feed(value)
+    flattener.close()
+    for name, kept in reversed(flattener.open):
+        if kept:
+            flattener.out.append(f"</{name}>")
+    return "".join(flattener.out)
 
 
 class _TextExtractor(HTMLParser):
