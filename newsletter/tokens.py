@@ -35,12 +35,21 @@ def make(key: bytes, list_id: str, subscriber_id: int, purpose: str = "unsubscri
     return f"{_b36(subscriber_id)}.{_mac(key, purpose, list_id, subscriber_id)}"
 
 
+def number(text: str) -> int | None:
+    """A number written as this module writes it (base 36, lower case, no sign, space or leading
+    zero), else None: '01', '+1' and ' 1' name nothing, so each id has exactly one token."""
+    try:
+        value = int(text, 36)
+    except ValueError:
+        return None
+    return value if value >= 0 and _b36(value) == text else None
+
+
 def verify(key: bytes, list_id: str, token: str, purpose: str = "unsubscribe") -> int | None:
     """The subscriber id of a valid token, else None."""
     sid_text, _, mac = token.partition(".")
-    try:
-        sid = int(sid_text, 36)
-    except ValueError:
+    sid = number(sid_text)
+    if sid is None:
         return None
     expected = _mac(key, purpose, list_id, sid)
     return sid if hmac.compare_digest(expected.encode(), mac.encode()) else None
@@ -70,9 +79,8 @@ def verify_timed(key: bytes, list_id: str, token: str, max_age: float, purpose: 
     parts = token.split(".")
     if len(parts) != 3 or len(token) > 100:
         return None
-    try:
-        ref_id, issued = int(parts[0], 36), int(parts[1], 36)
-    except ValueError:
+    ref_id, issued = number(parts[0]), number(parts[1])
+    if ref_id is None or issued is None:
         return None
     expected = _mac(key, purpose, list_id, f"{ref_id}@{issued}")
     if not hmac.compare_digest(expected.encode(), parts[2].encode()):

@@ -375,6 +375,31 @@ def test_forged_or_unknown_unsubscribe_token_is_404(site):
     assert subscriber(site)["status"] == "active"
 
 
+def test_a_trailing_slash_never_redirects_and_one_click_still_answers_200(site):
+    """Starlette answered '/u/TOKEN/' with a 307 to 'http://<Host header>/u/TOKEN'."""
+    path = active_reader(site)
+    evil = {"host": "evil.example"}
+    for method, url in (("get", "/subscribe/"), ("get", "/health/"), ("get", path + "/"), ("get", "/c/AAAAAAAAAA/"),
+                        ("get", "/confirm/x.y.z/"), ("post", "/subscribe/")):
+        r = getattr(site.http, method)(url, headers=evil, follow_redirects=False)
+        assert r.status_code not in (301, 302, 303, 307, 308), (url, r.status_code)
+        assert "evil.example" not in r.headers.get("location", "") + r.text
+    r = site.http.post(path + "/", data={"List-Unsubscribe": "One-Click"}, headers=evil, follow_redirects=False)
+    assert r.status_code == 200 and "location" not in r.headers
+    assert subscriber(site)["status"] == "unsubscribed"
+
+
+def test_token_ids_in_another_spelling_are_refused(site):
+    path = active_reader(site)
+    token = path[3:]
+    sid, mac = token.split(".", 1)
+    for other in (f"0{sid}", f"+{sid}", f" {sid}", f"{sid} ", sid.upper() if sid.upper() != sid else f"00{sid}"):
+        assert site.http.get(f"/u/{other}.{mac}").status_code == 404, other
+        assert site.http.post(f"/u/{other}.{mac}", data={"List-Unsubscribe": "One-Click"}).status_code == 404, other
+    assert subscriber(site)["status"] == "active"
+    assert tokens.number("1") == 1 and tokens.number("01") is None and tokens.number("+1") is None
+
+
 # --- archive, health, errors -------------------------------------------------------------------------
 
 def test_archive_is_404_unless_enabled(site):

@@ -232,21 +232,30 @@ def create_app(settings: Settings, *, key: bytes | None = None, transport_factor
     site = Site(settings, key, transport_factory or (lambda: transports.make(settings)))
     clicks = Clicks(settings, site.link_unknown)
     reviews = Reviews(site)
-    app = Starlette(routes=[
+    app = Starlette(routes=with_trailing_slash([
         Route("/subscribe", by_method(site.subscribe_form, site.subscribe), methods=["GET", "POST"]),
         Route("/confirm/{token}", by_method(site.confirm_page, site.confirm), methods=["GET", "POST"]),
         Route("/u/{token}", by_method(site.unsubscribe_page, site.unsubscribe), methods=["GET", "POST"]),
-        Route("/archive", site.archive_root, methods=["GET"]),
-        Route("/archive/{path:path}", site.archive, methods=["GET"]),
         Route("/health", site.health, methods=["GET"]),
         Route("/c/{code}", clicks.answer, methods=["GET"]),  # and HEAD, which counts as automated
         Route("/review/{action:str}/{index:int}/{token}", by_method(reviews.page, reviews.act), methods=["GET", "POST"]),
         *(routes or []),
+    ]) + [
+        Route("/archive", site.archive_root, methods=["GET"]),
+        Route("/archive/{path:path}", site.archive, methods=["GET"]),
     ], exception_handlers={HTTPException: site.http_error, NewsletterError: site.unavailable,
                            sqlite3.Error: site.unavailable, Exception: site.server_error})
+    # Starlette would answer '/u/TOKEN/' with a redirect built from the Host header (an open
+    # redirect, and no one-click answer): every route takes its trailing slash itself instead.
+    app.router.redirect_slashes = False
     app.add_middleware(SecurityHeaders)
     app.state.site, app.state.clicks = site, clicks
     return app
+
+
+def with_trailing_slash(routes: list[Route]) -> list[Route]:
+    """Each route, and the same route with a trailing slash ('/u/TOKEN/' acts as '/u/TOKEN')."""
+    return [*routes, *(Route(r.path + "/", r.endpoint, methods=sorted(r.methods or [])) for r in routes)]
 
 
 def by_method(get, post):

@@ -76,10 +76,7 @@ def check_link(settings: Settings, key: bytes, issue: dict, action: str, index: 
 
 def issue_of_token(token: str) -> int | None:
     """The issue id a review token names (unverified: `check_link` decides)."""
-    try:
-        return int(token.split(".", 1)[0], 36)
-    except ValueError:
-        return None
+    return tokens.number(token.split(".", 1)[0])
 
 
 def review_message(settings: Settings, key: bytes | None, issue: dict, reviewer: str, index: int, report: Report,
