@@ -14,7 +14,7 @@ What it does:
    else (no lookup, no counting): the floor of what any redirect on this stack costs.
 3. Load: N GET requests over C keep-alive connections, spread over the issue's links, from
    distinct simulated clients (X-Forwarded-For, which serve trusts from 127.0.0.1, and varied
-   browser user agents, so every click is a human one and the unique-click sets grow). The
+   browser user agents, so nearly every click is a human one and the unique-click sets grow). The
    same load goes to the reference. Reports requests per second, p50 and p99 latency, and the
    ratio of our rate to the reference's.
 4. Burst: --burst clicks as fast as C connections take them, the pattern of the first minute
@@ -194,7 +194,7 @@ def main() -> None:
             stop(ours)
             stop(bare)
         db = sqlite3.connect(folder / "data" / "newsletter.db")
-        stored = db.execute("select coalesce(sum(human + automated), 0) from clicks").fetchone()[0]
+        stored = db.execute("select coalesce(sum(human + automated + repeated), 0) from clicks").fetchone()[0]
         db.close()
     made = 500 + args.n + args.burst
     result = {"ours": {k: v for k, v in measured.items() if k != "errors"},

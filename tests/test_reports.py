@@ -30,8 +30,8 @@ SAFARI = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Vers
 @pytest.fixture
 def sent(composed, monkeypatch, fake_clock):
     """The demo issue sent (file transport) to eight readers, then clicked: the lead by three
-    readers (one of them twice), the first ad by two, the first job once; a link scanner and a
-    HEAD request on the lead; one reader unsubscribes."""
+    readers (one of them twice within the hour: a repeat), the first ad by two, the first job
+    once; a link scanner and a HEAD request on the lead; one reader unsubscribes."""
     monkeypatch.setenv("NEWSLETTER_SECRET", SECRET)
     fake_clock.set(datetime(ISSUE_DATE.year, ISSUE_DATE.month, ISSUE_DATE.day, 9, 0, tzinfo=ZoneInfo("Europe/Berlin")))
     for address in READERS:
@@ -72,28 +72,31 @@ def report_json(project) -> dict:
 def test_report_json_matches_the_requests_made(sent):
     r = report_json(sent)
     assert (r["delivered"], r["failed"], r["bounced"], r["complained"], r["unsubscribed"]) == (8, 0, 0, 0, 1)
-    # 4 lead, 2 ad, 1 job; readers per day: 3 on the first, 3 on the second (.1 again, in another
-    # browser: the estimate errs upwards, never down)
-    assert (r["human"], r["automated"], r["readers"]) == (7, 2, 6)
+    # 3 lead (and a repeat), 2 ad, 1 job; readers per day: 3 on the first, 3 on the second (.1
+    # again, in another browser: the estimate errs upwards, never down)
+    assert (r["human"], r["automated"], r["repeated"], r["readers"]) == (6, 2, 1, 6)
+    assert r["automated_by"] == {"head": 1, "scanner": 1, "burst": 0} and r["flags"] == []
     by_url = {link["url"]: link for link in r["links"]}
     lead, ad, job = (by_url[sent.links[k]["url"]] for k in ("lead", "ad", "job"))
-    assert (lead["human"], lead["unique"], lead["automated"], lead["rate"]) == (4, 3, 2, 37.5)
+    assert (lead["human"], lead["unique"], lead["automated"], lead["repeated"], lead["rate"]) == (3, 3, 2, 1, 37.5)
     assert (ad["human"], ad["unique"], ad["automated"], ad["rate"]) == (2, 2, 0, 25.0)
     assert (job["human"], job["unique"], job["automated"]) == (1, 1, 0)
     sections = {s["section"]: s for s in r["sections"]}
-    assert sections["lead"]["human"] == 4 and sections["ads"]["human"] == 2 and sections["jobs"]["human"] == 1
-    assert sections["articles"]["human"] == 0
-    assert [d["human"] for d in r["days"][:3]] == [4, 3, 0] and len(r["days"]) == 7
+    assert sections["lead"]["human"] == 3 and sections["ads"]["human"] == 2 and sections["jobs"]["human"] == 1
+    assert sections["articles"]["human"] == 0 and "unique" not in sections["lead"]
+    assert [d["human"] for d in r["days"][:3]] == [3, 3, 0] and len(r["days"]) == 7
     assert r["rate"] == 75.0  # 6 readers (an estimate) per 8 delivered
 
 
 def test_report_table_csv_and_html(sent, tmp_path):
     table = sent.run("report", SLUG)
     assert table.exit_code == 0
-    assert "delivered  8" in table.output and "7 human, about 6 readers (75.0 per 100 delivered); 2 automated" in table.output
+    assert "delivered  8" in table.output and "6 human, about 6 readers (75.0 per 100 delivered)" in table.output
+    assert ("2 automated (1 HEAD requests, 1 from scanners and link previews by their user agent, 0 in bursts of "
+            "many links within seconds), 1 repeated by one client within an hour") in table.output
     rows = list(csv.DictReader(io.StringIO(sent.run("report", SLUG, "--csv").stdout)))
     lead = next(row for row in rows if row["url"] == sent.links["lead"]["url"])
-    assert (lead["human_clicks"], lead["unique_clicks_estimated"], lead["automated_clicks"]) == ("4", "3", "2")
+    assert (lead["human_clicks"], lead["unique_clicks_estimated"], lead["automated_clicks"]) == ("3", "3", "2")
     page = tmp_path / "bericht.html"
     assert sent.run("report", SLUG, "--html", page).exit_code == 0
     html = page.read_text(encoding="utf-8")
@@ -145,7 +148,7 @@ def test_beleg_is_german_html_and_a_pdf_with_the_ads_screenshot(sent, tmp_path):
     assert shot and len(shot[1]) > 2000
     figures = re.findall(r'<div class="figure"><b>([^<]+)</b>([^<]+)</div>', page)
     assert ("8", "erreichte Empfänger (zugestellte E-Mails)") in figures
-    assert ("2", "Klicks auf die Anzeige") in figures and ("25,0", "je 100 Zugestellte") in figures
+    assert ("2", "Klicks auf die Anzeige") in figures and ("25,0", "Leser mit Klick je 100 Empfänger") in figures
     assert page.count("Gezählt wurden") == 1
     pdf = next(p for p in pdfs if f"-anzeige-{ad['item_id']}-" in p.name).read_bytes()
     assert pdf.startswith(b"%PDF-") and b"/Subtype /Image" in pdf and len(pdf) > 10_000
@@ -170,5 +173,5 @@ def test_click_map_puts_each_links_clicks_beside_it(sent):
         view = make_view(db, settings, get_issue(db, SLUG), SAMPLE, clicks=True)
     lead = f'{BASE}/c/{sent.links["lead"]["code"]}'
     badges = re.findall(rf'<a\s[^>]*href="{re.escape(lead)}"[^>]*><span class="nl-clickmap"[^>]*>(\d+)</span>', view.html)
-    assert badges == ["4", "4", "4"]  # image, headline, button
-    assert "Klickkarte: 7 Klicks von Menschen, geschätzt 6 Leser (75,0 je 100 Zugestellte), 2 automatische" in view.html
+    assert badges == ["3", "3", "3"]  # image, headline, button
+    assert "Klickkarte: 6 Klicks von Menschen, geschätzt 6 Leser (75,0 je 100 Zugestellte), 2 automatische" in view.html

@@ -49,7 +49,7 @@ def report(
 
         typer.echo(f"Wrote {_write(html, issue_page(s, result))}")
     else:
-        for line in _issue_lines(result):
+        for line in _issue_lines(result, s):
             typer.echo(line)
 
 
@@ -63,24 +63,41 @@ def _belege(s, db, issue: str, ads: list[str], out: Path, images: bool) -> None:
                        "placeholder; run it again when the image is reachable", err=True)
 
 
-def _issue_lines(r) -> list[str]:
+def _issue_lines(r, s) -> list[str]:
+    from newsletter.delivery.schedule import local_label
+
     issue = r.issue
     lines = [f"Issue {issue['slug']} ({issue['number'] or '-'}): {issue['subject']}",
-             f"  sent       {issue['sent_at'] or 'not yet'}",
+             f"  sent       {local_label(s, issue['sent_at']) if issue['sent_at'] else 'not yet'}",
              f"  delivered  {r.delivered:,}   failed {r.failed:,}   deferred {r.deferred:,}   bounced {r.bounced:,}   "
              f"complaints {r.complained:,}   unsubscribed after it {r.unsubscribed:,}"]
     if not r.tracked:
         lines.append("  clicks     not counted for this issue ([tracking] clicks was off when it was composed)")
         return lines
-    lines.append(f"  clicks     {r.human:,} human, about {r.readers:,} readers ({_rate(r.rate)} per 100 delivered); "
-                 f"{r.automated:,} automated (scanners, previews) not counted")
-    lines += ["", f"{'section':<22}{'links':>6}{'human':>8}{'unique':>8}{'per 100':>9}{'automated':>11}"]
-    lines += [f"{s.name:<22}{s.links:>6}{s.human:>8}{s.unique:>8}{_rate(s.rate):>9}{s.automated:>11}" for s in r.sections]
+    readers = f"about {r.readers:,} readers ({_rate(r.rate)} per 100 delivered)" if r.readers_plausible else \
+        "readers not estimated (see below)"
+    why = r.automated_by
+    lines.append(f"  clicks     {r.human:,} human, {readers}")
+    lines.append(f"  not counted  {r.automated:,} automated ({why['head']:,} HEAD requests, {why['scanner']:,} from "
+                 f"scanners and link previews by their user agent, {why['burst']:,} in bursts of many links within "
+                 f"seconds), {r.repeated:,} repeated by one client within an hour")
+    lines += [f"  Warning: {_flag(flag)}" for flag in r.flags]
+    lines += ["", f"{'section':<22}{'links':>6}{'human':>8}{'repeated':>10}{'automated':>11}"]
+    lines += [f"{s.name:<22}{s.links:>6}{s.human:>8}{s.repeated:>10}{s.automated:>11}" for s in r.sections]
     lines += ["", f"{'link':<52}{'human':>7}{'unique':>8}{'per 100':>9}{'automated':>11}"]
     for link in r.links:
         label = link.label if len(link.label) <= 50 else link.label[:49] + "…"
-        lines.append(f"{label:<52}{link.human:>7}{link.unique:>8}{_rate(link.rate):>9}{link.automated:>11}")
+        odd = "  (not plausible)" if link.implausible else ""
+        lines.append(f"{label:<52}{link.human:>7}{link.unique:>8}{_rate(link.rate):>9}{link.automated:>11}{odd}")
     return lines
+
+
+def _flag(flag: dict) -> str:
+    if flag["kind"] == "readers":
+        return (f"about {flag['estimated']:,} readers estimated for {flag['delivered']:,} delivered is not plausible "
+                "(automated requests that passed for people); the report shows at most the delivered count")
+    return (f"{flag['links']} link(s) with more human clicks than the {flag['delivered']:,} messages delivered: not "
+            "plausible, their rate is not shown")
 
 
 @command(app)

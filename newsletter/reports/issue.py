@@ -45,18 +45,22 @@ class LinkStat:
     human: int
     unique: int
     automated: int
-    rate: float | None      # estimated unique clicks per 100 delivered
+    repeated: int
+    rate: float | None      # estimated unique clicks per 100 delivered (None: no deliveries, or implausible)
+    implausible: bool       # more human clicks than messages delivered: not shown as fact
 
 
 @dataclass
 class SectionStat:
+    """Clicks per section. No unique figure: a reader who clicked two links of a section is
+    unique on each, so per-link estimates cannot be added up."""
+
     section: str
     name: str
     links: int
     human: int
-    unique: int
     automated: int
-    rate: float | None
+    repeated: int
 
 
 @dataclass
@@ -68,21 +72,33 @@ class IssueReport:
     bounced: int
     complained: int
     unsubscribed: int
-    readers: int            # estimated different readers who clicked anything
+    readers_estimated: int  # estimated different readers who clicked anything, as counted
     human: int
     automated: int
+    repeated: int           # further clicks of one client on one link, not counted as clicks
+    automated_by: dict[str, int]  # head, scanner, burst
     tracked: bool           # the issue's links were counted
     sections: list[SectionStat] = field(default_factory=list)
     links: list[LinkStat] = field(default_factory=list)
     days: list[dict] = field(default_factory=list)   # first DAYS days after sending: day, human, automated
+    flags: list[dict] = field(default_factory=list)  # figures that cannot be true: {"kind": ..., counts}
+
+    @property
+    def readers(self) -> int:
+        """The estimate, never above the messages delivered (an estimate that exceeds them is flagged)."""
+        return min(self.readers_estimated, self.delivered)
+
+    @property
+    def readers_plausible(self) -> bool:
+        return self.readers_estimated <= self.delivered
 
     @property
     def rate(self) -> float | None:
-        return per_100(self.readers, self.delivered)
+        return per_100(self.readers, self.delivered) if self.readers_plausible else None
 
     def as_dict(self) -> dict:
         out = asdict(self)
-        out["rate"] = self.rate
+        out.update(readers=self.readers, rate=self.rate, readers_plausible=self.readers_plausible)
         return out
 
     def as_csv(self) -> str:
@@ -90,10 +106,11 @@ class IssueReport:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["issue", "section", "kind", "label", "url", "human_clicks", "unique_clicks_estimated",
-                         "per_100_delivered", "automated_clicks", "delivered"])
+                         "per_100_delivered", "automated_clicks", "repeated_clicks", "delivered", "implausible"])
         for link in self.links:
             writer.writerow([self.issue["slug"], link.section, link.kind, link.label, link.url, link.human,
-                             link.unique, "" if link.rate is None else link.rate, link.automated, self.delivered])
+                             link.unique, "" if link.rate is None else link.rate, link.automated, link.repeated,
+                             self.delivered, "yes" if link.implausible else ""])
         return buffer.getvalue()
 
 
@@ -106,29 +123,51 @@ def issue_report(db: Database, settings: Settings, ref: str) -> IssueReport:
     if started:
         following = next_sent_after(db, issue) if issue.get("sent_at") else None
         unsubscribed = unsubscribed_between(db, issue["id"], started, following["sent_at"] if following else None)
-    links = [LinkStat(row["section"] or "text", row["kind"], row["label"] or row["url"], row["url"], row["code"],
-                      row["item_id"], row["human"], row["unique_human"], row["automated"],
-                      per_100(row["unique_human"], delivered)) for row in links_of(db, issue["id"])]
+    rows = links_of(db, issue["id"])
+    links = [_link(row, delivered) for row in rows]
     report = IssueReport(
         issue={k: issue.get(k) for k in ("id", "slug", "number", "subject", "issue_date", "status", "sent_at")},
         delivered=delivered, failed=delivery.get("failed", 0), deferred=delivery.get("deferred", 0),
         bounced=events["hard"] + events["soft"], complained=events["complaint"], unsubscribed=unsubscribed,
-        readers=issue_readers(db, issue["id"]), human=sum(link.human for link in links),
-        automated=sum(link.automated for link in links), tracked=bool(links), links=links)
-    report.sections = _sections(links, delivered)
+        readers_estimated=issue_readers(db, issue["id"]), human=sum(link.human for link in links),
+        automated=sum(link.automated for link in links), repeated=sum(link.repeated for link in links),
+        automated_by={reason: sum(row[f"auto_{reason}"] for row in rows) for reason in ("head", "scanner", "burst")},
+        tracked=bool(links), links=links)
+    report.sections = _sections(links)
     report.days = _days(hourly(db, issue["id"]), started or issue.get("sent_at"), issue["issue_date"],
                         settings.publication.timezone)
+    report.flags = _flags(report)
     return report
 
 
-def _sections(links: list[LinkStat], delivered: int) -> list[SectionStat]:
+def _link(row: dict, delivered: int) -> LinkStat:
+    implausible = row["human"] > delivered
+    return LinkStat(row["section"] or "text", row["kind"], row["label"] or row["url"], row["url"], row["code"],
+                    row["item_id"], row["human"], min(row["unique_human"], delivered), row["automated"],
+                    row["repeated"], None if implausible else per_100(min(row["unique_human"], delivered), delivered),
+                    implausible)
+
+
+def _flags(report: IssueReport) -> list[dict]:
+    """What cannot be true: more readers, or more clicks on one link, than messages delivered
+    (automated requests that passed for people). Reports show these beside the figures, which
+    they never present as fact: "readers" (estimated, delivered), "links" (how many links)."""
+    flags = []
+    if not report.readers_plausible:
+        flags.append({"kind": "readers", "estimated": report.readers_estimated, "delivered": report.delivered})
+    odd = [link for link in report.links if link.implausible]
+    if odd:
+        flags.append({"kind": "links", "links": len(odd), "delivered": report.delivered})
+    return flags
+
+
+def _sections(links: list[LinkStat]) -> list[SectionStat]:
     out = []
     for section in SECTION_ORDER:
         mine = [link for link in links if link.section == section]
         if mine:
-            unique = sum(link.unique for link in mine)
-            out.append(SectionStat(section, SECTIONS[section], len(mine), sum(link.human for link in mine), unique,
-                                   sum(link.automated for link in mine), per_100(unique, delivered)))
+            out.append(SectionStat(section, SECTIONS[section], len(mine), sum(link.human for link in mine),
+                                   sum(link.automated for link in mine), sum(link.repeated for link in mine)))
     return out
 
 

@@ -57,29 +57,32 @@ def link_by_code(db: Database, code: str) -> dict | None:
     return db.one("select * from links where code = ?", [code])
 
 
+COUNTS = ("human", "automated", "unique_human", "repeated", "auto_head", "auto_scanner", "auto_burst")
+_SUMS = ", ".join(f"coalesce(sum(c.{column}), 0) as {column}" for column in COUNTS)
+
+
 def links_of(db: Database, issue_id: int) -> list[dict]:
     """The issue's current links in the order they appear, with their counts summed."""
     return db.query(
-        "select l.*, coalesce(sum(c.human), 0) as human, coalesce(sum(c.automated), 0) as automated,"
-        " coalesce(sum(c.unique_human), 0) as unique_human"
-        " from links l left join clicks c on c.link_id = l.id"
+        f"select l.*, {_SUMS} from links l left join clicks c on c.link_id = l.id"
         " where l.issue_id = ? and l.position is not null group by l.id order by l.position", [issue_id])
 
 
-def add_counts(db: Database, links: dict[tuple[int, str], list[int]], issues: dict[tuple[int, str], int]) -> None:
-    """Add counts in one transaction: `links` maps (link id, hour) to [human, automated,
-    unique human] (negative numbers move a click that turned out automated); `issues` maps
-    (issue id, hour) to estimated unique readers."""
-    with_rows = [(lid, hour, h, a, u) for (lid, hour), (h, a, u) in links.items() if h or a or u]
+def add_counts(db: Database, links: dict[tuple[int, str], dict[str, int]], issues: dict[tuple[int, str], int]) -> None:
+    """Add counts in one transaction: `links` maps (link id, hour) to changes per column of
+    COUNTS (negative numbers move a click that turned out automated); `issues` maps (issue id,
+    hour) to estimated unique readers."""
+    rows = [(lid, hour, *(delta.get(column, 0) for column in COUNTS))
+            for (lid, hour), delta in links.items() if any(delta.values())]
     issue_rows = [(iid, hour, u) for (iid, hour), u in issues.items() if u]
-    if not with_rows and not issue_rows:
+    if not rows and not issue_rows:
         return
+    columns = ", ".join(COUNTS)
+    updates = ", ".join(f"{c} = {c} + excluded.{c}" for c in COUNTS)
     with transaction(db):
         db.executemany(
-            "insert into clicks (link_id, hour, human, automated, unique_human) values (?, ?, ?, ?, ?)"
-            " on conflict (link_id, hour) do update set human = human + excluded.human,"
-            " automated = automated + excluded.automated, unique_human = unique_human + excluded.unique_human",
-            with_rows)
+            f"insert into clicks (link_id, hour, {columns}) values (?, ?, {', '.join('?' * len(COUNTS))})"
+            f" on conflict (link_id, hour) do update set {updates}", rows)
         db.executemany(
             "insert into issue_clicks (issue_id, hour, unique_human) values (?, ?, ?)"
             " on conflict (issue_id, hour) do update set unique_human = unique_human + excluded.unique_human",
@@ -87,9 +90,9 @@ def add_counts(db: Database, links: dict[tuple[int, str], list[int]], issues: di
 
 
 def hourly(db: Database, issue_id: int) -> list[dict]:
-    """Per hour: human and automated clicks on all of the issue's links, and unique readers."""
+    """Per hour: human, repeated and automated clicks on all of the issue's links, and unique readers."""
     return db.query(
-        "select hour, sum(human) as human, sum(automated) as automated,"
+        "select hour, sum(human) as human, sum(automated) as automated, sum(repeated) as repeated,"
         " (select coalesce(sum(unique_human), 0) from issue_clicks i where i.issue_id = ? and i.hour = c.hour)"
         " as readers from clicks c join links l on l.id = c.link_id where l.issue_id = ?"
         " group by hour order by hour", [issue_id, issue_id])

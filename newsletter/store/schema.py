@@ -231,3 +231,11 @@ def m010_claims(db: sqlite_utils.Database) -> None:
         {"digest": str, "issue_id": int, "action": str, "used_by": str, "used_at": str},
         pk="digest", not_null={"used_at"},
     )
+
+
+@migrations()
+def m011_click_reasons(db: sqlite_utils.Database) -> None:
+    # Why a request did not count as a reader's click: a client's repeats of one link, and the
+    # automated ones by reason (HEAD, a scanner's user agent, a burst), so reports can say so.
+    for column in ("repeated", "auto_head", "auto_scanner", "auto_burst"):
+        db["clicks"].add_column(column, int, not_null_default=0)

@@ -2,17 +2,19 @@
 target and adds one to its counts; an unknown or altered code gets a plain 404 page and never a
 redirect.
 
-Each request counts as **human** or **automated**. Automated are HEAD requests, known security
-scanners and link-preview agents (by user agent, plus `[tracking] automated_agents`), requests
-without a user agent, and one client that fetches several different links of the same issue
-within seconds (a scanner following every link of a mail; the clicks of that burst it had
-already made move over to automated as well).
+Each request counts as **human**, **repeated** or **automated**. Automated are HEAD requests,
+known security scanners and link-preview agents (by user agent, plus `[tracking]
+automated_agents`), requests without a user agent, and one client address that fetches several
+different links of the same issue within seconds (a scanner following every link of a mail; the
+clicks of that burst it had already made move over to automated as well); the stored counts keep
+each reason apart. Repeated are a client's further clicks on one link within an hour, and any
+beyond CLIENT_LIMIT a day from one client address (a script that changes its user agent each time).
 
 Unique clicks are estimated with a keyed hash of client address and user agent. The key is
 random, lives only in this process's memory and is replaced at midnight (publication's time
 zone), so the hashes cannot be linked across days or recomputed by anyone later; neither they
 nor any address is ever written. A reader who clicks on two days, or after serve restarted,
-counts twice: the estimate errs upwards.
+counts twice: the estimate errs upwards, and reports never show it above the delivered count.
 """
 
 from __future__ import annotations
@@ -52,8 +54,15 @@ AUTOMATED_AGENTS = (
     "headlesschrome", "phantomjs", "axios/", "node-fetch",
 )
 BURST_LINKS = 4           # different links of one issue ...
-BURST_SECONDS = 5.0       # ... within this many seconds from one client: a scanner
-MAX_REMEMBERED = 1_000_000  # hashes kept per day before the sets start over (uniques then err upwards)
+BURST_SECONDS = 5.0       # ... within this many seconds from one client address: a scanner
+REPEAT_SECONDS = 3600.0   # one client's clicks on one link within an hour count once
+CLIENT_LIMIT = 20         # human clicks a day on one link from one client address; an office behind one
+                          # address has a few readers, a script that changes its user agent has thousands
+MAX_REMEMBERED = 1_000_000  # entries kept per day before the memory starts over (uniques then err upwards)
+
+# What a request adds to the stored counts: a column of `clicks` -> 1 or -1.
+Delta = dict[str, int]
+REASONS = {"head": "auto_head", "agent": "auto_scanner", "burst": "auto_burst"}
 
 
 @dataclass
@@ -64,10 +73,16 @@ class _Click:
     human: bool
     unique: bool
     issue_unique: bool
+    visitor: bytes
+    client: bytes
 
 
 class ClickCounter:
-    """Classifies clicks and keeps what is needed for uniques and bursts, in memory only."""
+    """Classifies clicks and keeps what is needed for uniques, repeats and bursts, in memory only.
+
+    A request is automated (HEAD, a scanner's user agent, a burst), repeated (the same client on
+    the same link within REPEAT_SECONDS, or past CLIENT_LIMIT for the day), or human. Only human
+    clicks count as unique, per visitor (client address and user agent) and day."""
 
     def __init__(self, timezone_name: str, extra_agents: tuple[str, ...] = ()) -> None:
         self.zone = ZoneInfo(timezone_name)
@@ -76,6 +91,8 @@ class ClickCounter:
         self._key = b""
         self._seen_links: set[tuple[int, bytes]] = set()
         self._seen_issues: set[tuple[int, bytes]] = set()
+        self._last_human: dict[tuple[int, bytes], float] = {}   # (link, visitor) -> when last counted
+        self._per_client: dict[tuple[int, bytes], int] = {}     # (link, client) -> human clicks today
         self._recent: dict[tuple[bytes, int], deque[_Click]] = {}
 
     def automated_agent(self, user_agent: str) -> bool:
@@ -83,52 +100,77 @@ class ClickCounter:
         return not agent.strip() or any(fragment in agent for fragment in self.agents)
 
     def count(self, link: dict, method: str, client: str, user_agent: str):
-        """The changes to the stored counts for one request: ({(link id, hour): [human,
-        automated, unique]}, {(issue id, hour): unique readers})."""
+        """The changes to the stored counts for one request: ({(link id, hour): Delta},
+        {(issue id, hour): unique readers})."""
         now = clock.now()
         self._rotate(now)
         hour = now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H")
-        links: dict[tuple[int, str], list[int]] = {}
+        links: dict[tuple[int, str], Delta] = {}
         issues: dict[tuple[int, str], int] = {}
 
-        def add(link_id: int, at_hour: str, human: int, automated: int, unique: int) -> None:
-            counts = links.setdefault((link_id, at_hour), [0, 0, 0])
-            counts[0] += human
-            counts[1] += automated
-            counts[2] += unique
+        def add(link_id: int, at_hour: str, **columns: int) -> None:
+            delta = links.setdefault((link_id, at_hour), {})
+            for column, n in columns.items():
+                delta[column] = delta.get(column, 0) + n
 
-        visitor = hmac.new(self._key, f"{client}\0{user_agent}".encode(), hashlib.sha256).digest()[:16]
+        visitor = self._hash(f"{client}\0{user_agent}")
+        address = self._hash(client)
         issue_id, link_id = link["issue_id"], link["id"]
-        automated = method == "HEAD" or self.automated_agent(user_agent)
-        burst = self._burst(visitor, issue_id, link_id, clock.monotonic())
-        if not automated and burst is not None:
-            automated = True
+        moment = clock.monotonic()
+        reason = "head" if method == "HEAD" else "agent" if self.automated_agent(user_agent) else None
+        burst = self._burst(address, issue_id, link_id, moment)
+        if reason is None and burst is not None:
+            reason = "burst"
             for earlier in burst:  # the burst's earlier clicks were a scanner's too
                 if earlier.human:
-                    earlier.human = False
-                    add(earlier.link_id, earlier.hour, -1, 1, -1 if earlier.unique else 0)
-                    if earlier.unique:
-                        self._seen_links.discard((earlier.link_id, visitor))
-                    if earlier.issue_unique:
-                        issues[(issue_id, earlier.hour)] = issues.get((issue_id, earlier.hour), 0) - 1
-                        self._seen_issues.discard((issue_id, visitor))
-        click = _Click(clock.monotonic(), link_id, hour, not automated, False, False)
-        if automated:
-            add(link_id, hour, 0, 1, 0)
+                    self._undo(earlier, issue_id, add, issues)
+        click = _Click(moment, link_id, hour, False, False, False, visitor, address)
+        if reason is not None:
+            add(link_id, hour, automated=1, **{REASONS[reason]: 1})
+        elif self._repeated(link_id, visitor, address, moment):
+            add(link_id, hour, repeated=1)
         else:
+            click.human = True
+            self._last_human[(link_id, visitor)] = moment
+            self._per_client[(link_id, address)] = self._per_client.get((link_id, address), 0) + 1
             click.unique = self._first(self._seen_links, (link_id, visitor))
             click.issue_unique = self._first(self._seen_issues, (issue_id, visitor))
-            add(link_id, hour, 1, 0, int(click.unique))
+            add(link_id, hour, human=1, unique_human=int(click.unique))
             if click.issue_unique:
                 issues[(issue_id, hour)] = issues.get((issue_id, hour), 0) + 1
-        self._recent[(visitor, issue_id)].append(click)
+        self._recent[(address, issue_id)].append(click)
         return links, issues
+
+    def _undo(self, earlier: _Click, issue_id: int, add, issues: dict) -> None:
+        """A click counted as human that turns out to be part of a burst moves to automated."""
+        earlier.human = False
+        add(earlier.link_id, earlier.hour, human=-1, automated=1, auto_burst=1, unique_human=-int(earlier.unique))
+        self._last_human.pop((earlier.link_id, earlier.visitor), None)
+        key = (earlier.link_id, earlier.client)
+        self._per_client[key] = max(self._per_client.get(key, 1) - 1, 0)
+        if earlier.unique:
+            self._seen_links.discard((earlier.link_id, earlier.visitor))
+        if earlier.issue_unique:
+            issues[(issue_id, earlier.hour)] = issues.get((issue_id, earlier.hour), 0) - 1
+            self._seen_issues.discard((issue_id, earlier.visitor))
+
+    def _hash(self, text: str) -> bytes:
+        return hmac.new(self._key, text.encode(), hashlib.sha256).digest()[:16]
+
+    def _repeated(self, link_id: int, visitor: bytes, address: bytes, moment: float) -> bool:
+        last = self._last_human.get((link_id, visitor))
+        if last is not None and moment - last < REPEAT_SECONDS:
+            return True
+        return self._per_client.get((link_id, address), 0) >= CLIENT_LIMIT
 
     def _rotate(self, now) -> None:
         day = now.astimezone(self.zone).date().isoformat()
         if day != self._day:
             self._day, self._key = day, secrets.token_bytes(32)
             self._seen_links, self._seen_issues, self._recent = set(), set(), {}
+            self._last_human, self._per_client = {}, {}
+        if len(self._last_human) >= MAX_REMEMBERED or len(self._per_client) >= MAX_REMEMBERED:
+            self._last_human, self._per_client = {}, {}
 
     def _first(self, seen: set, entry: tuple) -> bool:
         if entry in seen:
@@ -138,14 +180,14 @@ class ClickCounter:
         seen.add(entry)
         return True
 
-    def _burst(self, visitor: bytes, issue_id: int, link_id: int, now: float) -> list[_Click] | None:
+    def _burst(self, address: bytes, issue_id: int, link_id: int, now: float) -> list[_Click] | None:
         """The client's recent clicks on this issue if, with this one, they make a burst."""
-        recent = self._recent.setdefault((visitor, issue_id), deque())
+        recent = self._recent.setdefault((address, issue_id), deque())
         while recent and recent[0].at <= now - BURST_SECONDS:
             recent.popleft()
         if len(self._recent) > 10_000:  # forget clients whose window has passed
             self._recent = {k: v for k, v in self._recent.items() if v and v[-1].at > now - BURST_SECONDS}
-            self._recent[(visitor, issue_id)] = recent
+            self._recent[(address, issue_id)] = recent
         if len({c.link_id for c in recent} | {link_id}) >= BURST_LINKS:
             return list(recent)
         return None
@@ -201,15 +243,14 @@ class Clicks:
 
     def _commit(self) -> None:
         """Everything pending, in one transaction (nothing when an earlier call took it all)."""
-        links: dict[tuple[int, str], list[int]] = {}
+        links: dict[tuple[int, str], Delta] = {}
         issues: dict[tuple[int, str], int] = {}
         while self._pending:
             link_delta, issue_delta = self._pending.popleft()
-            for key, (human, automated, unique) in link_delta.items():
-                counts = links.setdefault(key, [0, 0, 0])
-                counts[0] += human
-                counts[1] += automated
-                counts[2] += unique
+            for key, delta in link_delta.items():
+                total = links.setdefault(key, {})
+                for column, n in delta.items():
+                    total[column] = total.get(column, 0) + n
             for key, unique in issue_delta.items():
                 issues[key] = issues.get(key, 0) + unique
         if links or issues:
