@@ -271,10 +271,12 @@ def test_a_csv_header_of_a_million_columns_is_refused_in_one_short_line(project)
 def test_overlong_fields_are_refused_with_their_length(project):
     result = project.run("import", project.write("a.json", json.dumps([{**ARTICLE, "title": "T" * 20_000_000}])))
     assert result.exit_code == 1
-    assert "row 1, field title: 20,000,000 characters, more than 1,000 - shorten it" in result.output
+    assert "row 1, field title: 20,000,000 characters, more than 100,000 - shorten it" in result.output
     assert rows(project.db(), "articles") == []
     teaser = project.run("import", project.write("b.json", json.dumps([{**ARTICLE, "teaser": "x" * 30_000}])))
     assert "field teaser: 30,000 characters, more than 20,000" in teaser.output
+    author = project.run("import", project.write("c.json", json.dumps([{**ARTICLE, "author": "Erika " * 300}])))
+    assert "field author: 1,799 characters, more than 1,000" in author.output
 
 
 def test_many_unknown_fields_are_listed_briefly(project):

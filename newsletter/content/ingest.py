@@ -45,11 +45,11 @@ FIELDS = {
 }
 REQUIRED = {"article": ("url", "title"), "job": ("url", "title"), "ad": ("url", "title", "advertiser")}
 # The longest value a field may have, in characters, by how it is cleaned (the ad's text and an
-# article's teaser have their own): a 20 MB title would cost compose half a gigabyte. HTML is
-# measured once cleaned (a feed's markup may be long), after a cap on what is cleaned at all.
+# article's teaser have their own): a 20 MB title would cost compose half a gigabyte. Text and
+# HTML are measured once cleaned (markup may be long), after a cap on what is cleaned at all.
 MAX_LENGTH = {TEXT: 1_000, URL: 2_000, IMAGE: 2_000, DATE: 40, PUBLISHED: 40, HTML: 500_000}
 MAX_FIELD = {"teaser": 20_000, "text": 3_000}
-MAX_RAW_HTML = 5_000_000
+MAX_RAW = {TEXT: 100_000, HTML: 5_000_000}
 MAX_COLUMNS = 200
 
 
@@ -260,7 +260,7 @@ def validate(raw: RawRow, kind: str, upgrade_http: bool = False) -> dict:
         if isinstance(value, (dict, list)):
             raise InvalidRow(Rejected(raw.number, name, "must be text, not a nested value"))
         limit = MAX_FIELD.get(name, MAX_LENGTH[how])
-        _check_length(raw.number, name, str(value), MAX_RAW_HTML if how == HTML else limit)
+        _check_length(raw.number, name, str(value), MAX_RAW.get(how, limit))
         try:
             row[name] = _clean(str(value), how, upgrade_http)
         except ValueError as e:
