@@ -6,13 +6,14 @@ import email
 import os
 import subprocess
 import sys
+from pathlib import Path
 from email import policy
 
 from conftest import SLUG
 
 import sqlite_utils
 
-from newsletter import clock, config
+from newsletter import clock, config, demo
 
 SECRET = "test-secret-0123456789abcdef"
 
@@ -57,3 +58,17 @@ def test_demo_builds_a_project_that_composes_checks_and_sends_to_files(tmp_path,
     assert again.returncode == 1 and again.stderr.startswith("Error: ") and "--force" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1
     assert run("demo", "--force").returncode == 0
+
+
+def test_the_demo_copy_reads_as_german_editors_write_it():
+    """Job titles say (m/w/d) and so do not gender a second time ("Geschäftsführer*in (m/w/d)");
+    "Ein Sommer lang" is "Einen Sommer lang"."""
+    import json
+    import re
+
+    folder = Path(demo.__file__).parent.parent / "data" / "demo"
+    jobs = json.loads((folder / "jobs.json").read_text(encoding="utf-8"))
+    twice = [j["title"] for j in jobs if "(m/w/d)" in j["title"] and re.search(r"[*:_/]in\b|[*:_]innen\b|Innen\b", j["title"])]
+    assert twice == []
+    text = "".join(p.read_text(encoding="utf-8") for p in folder.iterdir())
+    assert "Ein Sommer lang" not in text

@@ -189,3 +189,34 @@ def test_old_database_is_upgraded(project):
     db = sqlite_utils.Database(path)
     assert {"issues", "issue_items", "check_results"} <= set(db.table_names())
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+@pytest.mark.parametrize("how", ["--config", "NEWSLETTER_CONFIG"])
+def test_init_with_an_existing_config_creates_only_its_database(tmp_path, monkeypatch, how):
+    """It used to write a second newsletter.toml in the current folder and ask to fill it in."""
+    from typer.testing import CliRunner
+    from newsletter.cli import app
+    from newsletter import demo
+
+    for name in list(os.environ):
+        if name.startswith("NEWSLETTER_") and name != "NEWSLETTER_NOW":
+            monkeypatch.delenv(name)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "newsletter.toml").write_text(demo.DEMO_CONFIG, encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    args = ["--config", str(site / "newsletter.toml"), "init"] if how == "--config" else ["init"]
+    if how == "NEWSLETTER_CONFIG":
+        monkeypatch.setenv("NEWSLETTER_CONFIG", str(site / "newsletter.toml"))
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert list(elsewhere.iterdir()) == []  # no second config here
+    assert (site / "data" / "newsletter.db").exists()
+    assert "Kept" in result.output and "fill" not in result.output
+
+
+def test_a_typo_in_a_command_suggests_the_command(project):
+    result = project.run("sned")
+    assert result.exit_code == 2 and "No such command 'sned'. Did you mean 'send'?" in result.output

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from difflib import get_close_matches
 from typing import Annotated, Optional
 
 import typer
@@ -63,6 +64,13 @@ class LazyGroup(typer.core.TyperGroup):
         if name not in COMMANDS:
             return None
         return module_commands(COMMANDS[name][0])[name]
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in COMMANDS and not args[0].startswith("-"):
+            matches = get_close_matches(args[0], list(COMMANDS), n=3, cutoff=0.6)
+            if matches:
+                ctx.fail(f"No such command {args[0]!r}. Did you mean {' or '.join(repr(m) for m in matches)}?")
+        return super().resolve_command(ctx, args)
 
     def format_commands(self, ctx, formatter) -> None:
         limit = formatter.width - 6 - max(len(name) for name in COMMANDS)

@@ -22,13 +22,14 @@ def init(
 ) -> None:
     """Write a commented newsletter.toml and create the database (whichever is missing).
 
-    Example: newsletter init && $EDITOR newsletter.toml (another database: newsletter --db other.db init)
+    Example: newsletter init && $EDITOR newsletter.toml (another database: newsletter --db other.db init).
+    With --config or NEWSLETTER_CONFIG naming an existing file, only its database is created.
     """
     from newsletter import config
     from newsletter.errors import InputError
     from newsletter.store import open_db
 
-    path = state.config or config.DEFAULT_CONFIG
+    path = config.config_target(state.config)
     wrote = not path.exists() or force
     if wrote:
         try:

@@ -170,6 +170,14 @@ def _feeds(raw, path: Path | None) -> list[Feed]:
     return feeds
 
 
+def config_target(flag: Path | None) -> Path:
+    """The config file `init` writes or keeps: --config, else NEWSLETTER_CONFIG, else ./newsletter.toml."""
+    if flag is not None:
+        return flag
+    env = os.environ.get(CONFIG_ENV)
+    return Path(env) if env else DEFAULT_CONFIG
+
+
 def _config_path(flag: Path | None) -> Path | None:
     if flag is not None:
         if not flag.is_file():
