@@ -57,3 +57,33 @@ def test_the_readme_tour_runs_verbatim_in_a_fresh_demo(tmp_path, monkeypatch):
             assert quote in output, f"{command!r} should print {quote!r}, printed:\n{output[-2000:]}"
     assert len(list((tmp_path / "demo" / "outbox").glob("*.eml"))) == 4
     assert (tmp_path / "demo" / "issue.eml").stat().st_size > 50_000
+
+
+def quickstart() -> list[str]:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    return [block.strip() for block in re.findall(r"```sh\n(.*?)```", section, re.S)]
+
+
+def test_the_quickstart_works_on_debians_python_and_installs_what_the_tour_uses():
+    """On Debian 12's Python, a bare `pip install -e .` fails (externally managed), and without
+    the browser extra the tour's `preview --screenshot` failed with 'Playwright is not installed'."""
+    setup, tests = quickstart()
+    assert setup.index("python3 -m venv") < setup.index("pip install") < setup.index("newsletter demo")
+    assert "'.[browser]'" in setup
+    run = (Path(__file__).parent.parent / ".ci" / "run").read_text(encoding="utf-8")
+    assert tests.replace("pip install ", "pip install -q ") in run  # CI runs the README's test command
+
+
+def test_the_command_table_names_every_import_option(project):
+    from newsletter.cli import module_commands
+
+    text = README.read_text(encoding="utf-8")
+    [row] = [line for line in text.splitlines() if line.startswith("| `newsletter import ")]
+    options = {p.opts[0] for p in module_commands("content")["import"].params if p.opts[0].startswith("--")}
+    assert options and all(option in row for option in options), options - {o for o in options if o in row}
+    assert "--encoding" in next(line for line in text.splitlines() if line.startswith("| `newsletter subscribers import"))
+
+
+def test_help_examples_work_on_linux(project):
+    assert " open " not in project.run("demo", "--help").output

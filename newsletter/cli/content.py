@@ -55,7 +55,7 @@ def demo(
 ) -> None:
     """Build a demo: config, database with German demo content, and a composed issue.
 
-    Example: newsletter demo && open demo/out/*/issue.html
+    Example: newsletter demo && cd demo && newsletter preview latest
     """
     from newsletter import dates
     from newsletter import demo as demo_module
