@@ -292,3 +292,28 @@ def test_an_issue_that_is_being_sent_blocks_a_second_one_that_day(composed):
     _, second = items(composed, day(1).isoformat())
     assert not {e["item_id"] for e in first if e["kind"] == "article"} & \
         {e["item_id"] for e in second if e["kind"] == "article"}
+
+
+def test_an_impressum_without_register_or_vat_id_composes_and_leaves_them_out(content):
+    """A Verein, a municipality or a small firm has no VAT ID or register entry; § 5 DDG asks for
+    them only where they exist."""
+    for key in ("vat_id", "register_court", "register_number", "legal_form"):
+        content.set_config("impressum", key, "false")
+    content.set_config("impressum", "managing_directors", '["Erika Beispiel"]')
+    content.set_config("impressum", "representatives_label", '"Vorstand"')
+    result = content.run("compose", "--date", DATE)
+    assert result.exit_code == 0, result.output
+    issue, _ = items(content)
+    text = issue["text"]
+    assert "USt-IdNr." not in text and "Registergericht" not in text and "Vorstand: Erika Beispiel" in text
+    assert "USt-IdNr." not in issue["html"] and "Registergericht" not in issue["html"]
+    assert "Vorstand: Erika Beispiel" in issue["html"] and "False" not in text
+    check = content.run("check", DATE, "--no-spamassassin")
+    assert check.exit_code == 0 and "impressum.complete" in check.output, check.output
+    content.set_config("impressum", "vat_id", '""')  # empty is still an error
+    refused = content.run("compose", "--replace", DATE)
+    assert refused.exit_code == 1 and "Impressum is incomplete: vat_id missing" in refused.output
+    content.set_config("impressum", "vat_id", "false")
+    content.set_config("impressum", "register_number", '"VR 123"')
+    half = content.run("compose", "--replace", DATE)
+    assert half.exit_code == 1 and "register_court and register_number go together" in half.output

@@ -191,6 +191,8 @@ def _impressum_values(imp) -> list[tuple[str, str]]:
     """(field, value) pairs to look for; a multi-line address line by line, directors one by one."""
     out = []
     for name, value in vars(imp).items():
+        if value is False or name == "representatives_label":
+            continue
         values = value if isinstance(value, list) else str(value).splitlines()
         out += [(name, v.strip().rstrip(",")) for v in values if v.strip()]
     return out

@@ -128,6 +128,7 @@ def load(config: Path | None = None, db: Path | None = None,
             raise ConfigError(f"{path}: [{name}] must be a table - see 'newsletter init' for the layout")
         sections[name] = _build(cls, name, raw, given, path)
     _check_timezone(sections["publication"].timezone, path)
+    _check_register(sections["impressum"], path)
     autopilot = _autopilot(data, given, path)
     feeds = _feeds(data.get("feeds", []), path)
     db_path, db_source = _db_path(db, data, path)
@@ -245,6 +246,8 @@ def _build(cls, section: str, raw: dict, given: dict, path: Path | None, use_env
 
 def _from_env(text: str, f: dataclasses.Field, env: str):
     kind = _kind(f)
+    if f.metadata.get("optional") and text.strip().lower() == "false":
+        return False
     if kind is bool:
         lowered = text.strip().lower()
         if lowered not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
@@ -271,6 +274,8 @@ def _kind(f: dataclasses.Field):
 def _checked(value, f: dataclasses.Field, where: str):
     """`value` for field `f`, converted where that is lossless, or one line naming `where`."""
     kind, rule = _kind(f), f.metadata
+    if value is False and rule.get("optional"):
+        return False
     if kind is list and isinstance(value, str):
         value = [value]
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
@@ -339,6 +344,13 @@ def _check_pattern(value: str, where: str) -> None:
     if names is None or not names & {"n", "week"} or not names <= NUMBER_FIELDS:
         raise ConfigError(f"{where} = {value!r} must count the issues with {{n}} (per year) or {{week}} "
                           "(calendar week) and may add {year} and {month} - e.g. \"{n}/{year}\"")
+
+
+def _check_register(imp: Impressum, path: Path | None) -> None:
+    """A register entry has a court and a number, or neither applies."""
+    if (imp.register_court is False) != (imp.register_number is False):
+        raise ConfigError(f"{path}: [impressum] register_court and register_number go together - set both, or "
+                          "both to false when the organisation is in no register")
 
 
 def _check_timezone(name: str, path: Path | None) -> None:

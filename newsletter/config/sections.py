@@ -17,13 +17,14 @@ SECURITY = ("starttls", "tls", "none")
 
 def setting(default, *, choices: tuple | None = None, min: float | None = None, max: float | None = None,
             https: bool = False, email: bool = False, lines: bool = False, factory=None, weekly: bool = False,
-            duration: bool = False, pattern: bool = False, web: bool = False):
+            duration: bool = False, pattern: bool = False, web: bool = False, optional: bool = False):
     """A field with its rule: one of `choices`, a number within `min`..`max`, an https URL
     (empty allowed), an e-mail address (empty allowed; in a list: each one); `lines`: may hold
     line breaks; `weekly`: "Thu 07:00"; `duration`: "2h", "30m", "1d"; `pattern`: an issue
-    number pattern with {n}; `web`: an http or https URL (a feed)."""
+    number pattern with {n}; `web`: an http or https URL (a feed); `optional`: `false` says the
+    field does not apply (an Impressum field only some organisations have)."""
     rule = {"choices": choices, "min": min, "max": max, "https": https, "email": email, "lines": lines,
-            "weekly": weekly, "duration": duration, "pattern": pattern, "web": web}
+            "weekly": weekly, "duration": duration, "pattern": pattern, "web": web, "optional": optional}
     if factory is not None:
         return field(default_factory=factory, metadata=rule)
     return field(default=default, metadata=rule)
@@ -49,20 +50,30 @@ class Publication:
 
 @dataclass
 class Impressum:
+    """§ 5 DDG and § 18 MStV. The fields only some organisations have (a legal form, a register
+    entry, a VAT ID, managing directors) may be `false`: "does not apply", left out of the
+    footer. Empty is always an error, so nothing is forgotten by accident."""
+
     organisation: str = ""
-    legal_form: str = ""
+    legal_form: str | bool = setting("", optional=True)
     address: str = setting("", lines=True)
     email: str = setting("", email=True)
     phone: str = ""
-    register_court: str = ""
-    register_number: str = ""
-    vat_id: str = ""
-    managing_directors: list[str] = setting(None, factory=list)
+    register_court: str | bool = setting("", optional=True)
+    register_number: str | bool = setting("", optional=True)
+    vat_id: str | bool = setting("", optional=True)
+    managing_directors: list[str] | bool = setting(None, factory=list, optional=True)
+    representatives_label: str = "Geschäftsführung"   # "Vorstand" for a Verein, "Vertreten durch" ...
     responsible_for_content: str = ""
 
     def missing(self) -> list[str]:
-        """Names of the fields § 5 DDG / § 18 MStV require that are still empty."""
-        return [f.name for f in dataclasses.fields(self) if not getattr(self, f.name)]
+        """Names of the fields § 5 DDG / § 18 MStV require that are still empty (`false`, not
+        applicable, is not missing)."""
+        return [f.name for f in dataclasses.fields(self) if getattr(self, f.name) is not False
+                and not getattr(self, f.name)]
+
+    def not_applicable(self) -> list[str]:
+        return [f.name for f in dataclasses.fields(self) if getattr(self, f.name) is False]
 
 
 @dataclass
