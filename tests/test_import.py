@@ -294,3 +294,30 @@ def test_an_unexpected_error_is_one_line_without_debug(project, monkeypatch):
     assert one_line(result).startswith("Error: Unexpected error (ZeroDivisionError: division by zero) - this is a bug")
     with pytest.raises(ZeroDivisionError):
         project.run("--debug", "import", project.write("a.json", "[]"))
+
+
+def test_german_column_names_are_understood(project):
+    articles = project.write("artikel.csv", "Titel;Link;Datum;Autor;Rubrik;Teaser;Bild;Bildunterschrift\n"
+                             "Neue Fußgängerzone;https://www.example.de/fz;03.12.2026;Erika Beispiel;Innenstadt;"
+                             "Ein <b>Anriss</b>;https://www.example.de/fz.jpg;Die Zone am Markt\n")
+    result = project.run("import", articles)
+    assert result.exit_code == 0, result.output
+    [row] = rows(project.db(), "articles")
+    assert (row["title"], row["published"], row["author"], row["category"], row["image_caption"]) == \
+        ("Neue Fußgängerzone", "2026-12-03", "Erika Beispiel", "Innenstadt", "Die Zone am Markt")
+    jobs = project.write("stellen.csv", "Titel;Link;Arbeitgeber;Ort;Bewerbungsschluss\n"
+                         "Citymanager (m/w/d);https://www.example.de/job;Stadt Musterstadt;Musterstadt;31.12.2026\n")
+    assert "(jobs): 1 new" in project.run("import", jobs).output
+    assert rows(project.db(), "jobs")[0]["deadline"] == "2026-12-31"
+    ads = project.write("anzeigen.csv", "Titel;Link;Inserent;Text;Beginn;Ende\n"
+                        "Messe;https://www.example.de/messe;Messe GmbH;Kommen Sie;01.12.2026;31.12.2026\n")
+    assert "(ads): 1 new" in project.run("import", ads).output
+    assert rows(project.db(), "ads")[0]["text"] == "Kommen Sie"
+
+
+def test_unknown_columns_are_named_with_the_expected_ones(project):
+    result = project.run("import", project.write("a.csv", "Überschrift;Webseite;Wann\nX;https://x.de/a;2026-12-01\n"))
+    assert result.exit_code == 1
+    line = one_line(result)
+    assert "no column for url" in line and "not recognised: wann, webseite" in line
+    assert "url (Link), title (Titel)" in line and "row 2" not in line

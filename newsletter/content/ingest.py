@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from newsletter import clock, dates, files
+from newsletter.content import columns
 from newsletter.content.sanitize import clean_html, clean_text
 from newsletter.errors import InputError
 from newsletter.store import Database, transaction
@@ -370,4 +371,9 @@ def import_source(db: Database, source: str, kind: str | None = None, skip_inval
     rows, notes = parse(data, fmt, name, encoding)
     if fmt == "feed" and kind not in (None, "article"):
         raise InputError(f"{name} is a feed; feed entries can only become articles - drop --kind {kind}")
-    return import_rows(db, rows, kind or guess_kind(rows), name, skip_invalid, upgrade_http, notes)
+    kind = kind or guess_kind([RawRow(r.number, columns.rename(r.data)) for r in rows])
+    rows = [RawRow(r.number, columns.rename(r.data, kind)) for r in rows]
+    if rows:
+        found = set().union(*(r.data.keys() for r in rows if isinstance(r.data, dict)))
+        columns.require(found, FIELDS[kind], REQUIRED[kind], name, kind)
+    return import_rows(db, rows, kind, name, skip_invalid, upgrade_http, notes)
