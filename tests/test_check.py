@@ -260,7 +260,7 @@ def test_unsubscribe_link_missing_from_the_html_fails(content):
 
 
 def test_unsubscribe_link_missing_from_the_text_fails(content):
-    compose_with(content, "issue.txt.j2", "Newsletter abbestellen: {{ reader.unsubscribe_url }}",
+    compose_with(content, "issue.txt.j2", "Newsletter abbestellen:\n{{ reader.unsubscribe_url }}",
                  "Newsletter abbestellen: {{ publication.base_url }}")
     result = assert_fails(content, "unsubscribe.text")
     assert statuses(result)["unsubscribe.html"] == "pass"

@@ -121,7 +121,7 @@ def test_text_part_writes_every_link_and_labels_ads(composed, eml):
     for entry in db.query("select * from issue_items where issue_id = 1 and kind = 'article'"):
         assert composed.link(db["articles"].get(entry["item_id"])["url"]) in text
     assert text.count("ANZEIGE") == 2
-    assert f"Newsletter abbestellen: https://www.stadtmarketing-demo.de/u/{SAMPLE.token}" in text
+    assert f"Newsletter abbestellen:\r\nhttps://www.stadtmarketing-demo.de/u/{SAMPLE.token}" in text
     assert "Bewerbungsschluss: " in text and "Impressum".upper() in text
 
 

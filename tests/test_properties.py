@@ -222,7 +222,7 @@ def test_hostile_content_cannot_script_or_break_the_issue(art, job, ad):
     # The text part: the footer is there, no raw CR.
     assert "\r" not in text
     footer = "\nIMPRESSUM\nDemo Fachverlag Stadt & Raum GmbH\nMusterallee 12"
-    assert text.count(footer) == 1 and text.count(f"\nNewsletter abbestellen: {UNSUBSCRIBE}\n") == 1
+    assert text.count(footer) == 1 and text.count(f"\nNewsletter abbestellen:\n{UNSUBSCRIBE}\n") == 1
     assert text.index(footer) > max(text.rindex(u) for u in (LEAD_URL, SECOND_URL, PLAIN_URL, JOB_URL, *AD_URLS))
 
 

@@ -689,3 +689,21 @@ def test_with_approval_required_an_approved_issue_goes_out(approval_required):
     assert project.run("approve", "1", "--by", "chefredaktion@stadtmarketing-demo.de").exit_code == 0
     result = project.run("send", "1", "--yes")
     assert result.exit_code == 0 and "5 sent" in result.output
+
+
+def test_the_text_part_as_received_keeps_78_columns_but_for_a_url_alone(sending):
+    """'Newsletter abbestellen: <url>' made 90 columns once the token was spliced in, and the ad's
+    '(Advertiser) <short link>' 79; job-ad links lost their indent."""
+    long_reader = [("christiane.mustermann-beispiel@stadtverwaltung-musterstadt.de", "Frau", "Prof. Dr.",
+                    "Christiane", "Mustermann-Beispiel")]
+    add_readers(sending, long_reader)
+    assert sending.run("send", "1", "--yes").exit_code == 0
+    for _, _, raw in sending.smtp.handler.messages:
+        text = email.message_from_bytes(raw, policy=policy.default).get_body(("plain",)).get_content()
+        long = [line for line in text.splitlines() if len(line) > 78 and not re.fullmatch(r"\s*https://\S+", line)]
+        assert long == [], long
+    text = email.message_from_bytes(sending.smtp.handler.received_by(long_reader[0][0])[0],
+                                    policy=policy.default).get_body(("plain",)).get_content()
+    jobs = text.split("STELLENMARKT", 1)[1].split("-" * 78, 2)[1]
+    links = [line for line in jobs.splitlines() if "https://" in line]
+    assert links and all(line.startswith("  https://") for line in links), links

@@ -87,6 +87,7 @@ def prepare(db: Database, settings: Settings, req: ComposeRequest, rewrite: Rewr
     for step in (rewrite, counted):
         if step is not None:
             html_part, text_part = rewrite_links(html_part, text_part, step)
+            text_part = render.wrap_text(text_part)  # a short link may be longer than the link it stands for
     row = {**meta, "mjml": rendered.mjml, "html": html_part, "text": text_part, "status": "draft",
            "updated_at": clock.stamp()}
     return Draft(row, selection, previous, notes, list(counted.links.values()) if counted else [])

@@ -27,6 +27,7 @@ from newsletter import dates
 from newsletter.config import Settings
 from newsletter.content.sanitize import html_to_text, limit_depth
 from newsletter.compose.inline import cache_dir, inline_css
+from newsletter.compose.personal import PLACEHOLDERS
 from newsletter.errors import RenderError
 
 PACKAGE_TEMPLATES = Path(__file__).parents[1] / "_templates"  # in an installed wheel
@@ -154,20 +155,33 @@ def mjml_to_html(source: str) -> str:
 _URL = re.compile(r"https?://\S+|mailto:\S+")
 
 
+# What a placeholder stands for is measured at the length of a long real value, so the text
+# part keeps its 78 columns once each reader's values are spliced in.
+_EXPANDED = {"salutation": 44, "email": 48, "token": 29}
+_STAND_IN = {name: chr(0xE000 + n) for n, name in enumerate(PLACEHOLDERS)}
+
+
 def wrap_text(text: str) -> str:
-    """Wrap at 78 columns keeping indentation; URLs stay whole; CRLF-safe, no trailing spaces."""
+    """Wrap at 78 columns keeping indentation and bullets; URLs stay whole (a line that is a
+    URL alone may be longer); placeholders count as the values they stand for; no trailing
+    spaces."""
+    for name, marker in PLACEHOLDERS.items():
+        text = text.replace(marker, _STAND_IN[name] * _EXPANDED[name])
     out = []
     for line in text.strip("\n").split("\n"):
         line = line.rstrip()
         if len(line) <= TEXT_WIDTH:
             out.append(line)
             continue
-        indent = re.match(r"\s*(?:[*-] )?", line).group(0)
+        lead = re.match(r"\s*(?:[*-] )?", line).group(0)
         out.extend(textwrap.wrap(
-            line, TEXT_WIDTH, subsequent_indent=" " * len(indent),
+            line[len(lead):], TEXT_WIDTH, initial_indent=lead, subsequent_indent=" " * len(lead),
             break_long_words=False, break_on_hyphens=False,
         ))
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(out)) + "\n"
+    wrapped = re.sub(r"\n{3,}", "\n\n", "\n".join(out)) + "\n"
+    for name, marker in PLACEHOLDERS.items():
+        wrapped = wrapped.replace(_STAND_IN[name] * _EXPANDED[name], marker)
+    return wrapped
 
 
 def safe_html(value: str | None) -> Markup | None:
