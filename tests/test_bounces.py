@@ -147,7 +147,11 @@ def test_postfix_dsn_in_an_eml_bounces_the_reader_and_fails_the_delivery(readers
         "Issue 2026-11-24 (sent): 0 queued, 0 unconfirmed, 11 sent, 0 deferred, 1 failed, 0 skipped",
         "  failed   anna.schmidt@example.net  550 bounce 5.1.1: 550 5.1.1 <anna.schmidt@example.net>: "
         "Recipient address rejected: User unknown in virtual mailbox table  (1 attempts)",
+        "Bounces and complaints that came back (1):",
+        "  hard bounce  anna.schmidt@example.net  550 5.1.1  smtp; 550 5.1.1 <anna.schmidt@example.net>: "
+        "Recipient address rejected: User unknown in virtual mailbox table",
     ]
+    assert event["code"] == 550
 
 
 def test_exim_plain_text_bounce_gives_recipient_and_code(readers):
@@ -957,3 +961,36 @@ def test_commands_have_help_with_an_example(project):
     for command in ("bounces", "unsubscribes"):
         result = project.run(command, "import", "--help")
         assert result.exit_code == 0 and "Example: newsletter" in result.stdout and "--imap" in result.stdout
+
+
+def test_t_onlines_exim_text_bounce_is_a_hard_bounce_with_its_code(readers):
+    """flufl.bounce's simple_08: Exim's older text form, the reply below the address list and
+    not indented ("SMTP error from remote server after RCPT command: ... 550 user unknown"),
+    was counted soft and stored no code or diagnostic."""
+    raw = (FIXTURES / "flufl" / "simple_08.txt").read_bytes().replace(b"userx@example.de", b"anna.schmidt@example.net")
+    run_import(readers, readers.write("t-online.eml", raw))
+    assert status(readers, "anna.schmidt@example.net") == "bounced"
+    [event] = events(readers)
+    assert (event["kind"], event["code"]) == ("hard", 550)
+    assert event["diagnostic"].endswith("550 user unknown") and "header of the original" not in event["diagnostic"]
+
+
+@pytest.mark.parametrize("words", ["Empfänger unbekannt", "Benutzer unbekannt", "Diese Adresse existiert nicht",
+                                   "Das Postfach ist nicht vorhanden"])
+def test_german_words_for_an_unknown_address_are_hard_without_a_code(readers, words):
+    raw = (FIXTURES / "flufl" / "simple_08.txt").read_bytes()
+    raw = raw.replace(b"userx@example.de", b"anna.schmidt@example.net")
+    raw = raw.replace(b"550 user unknown", words.encode("latin-1")).replace(
+        b"X-Virus-Scanned", b"Content-Type: text/plain; charset=iso-8859-1\nX-Virus-Scanned")
+    run_import(readers, readers.write("de.eml", raw))
+    [event] = events(readers)
+    assert event["kind"] == "hard", (words, event["diagnostic"])
+
+
+def test_status_and_report_say_why_readers_bounced(readers):
+    run_import(readers, FIXTURES / "postfix-user-unknown.eml")
+    report = readers.run("report", "2026-11-24")
+    assert report.exit_code == 0, report.output
+    assert "bounced    1 hard: 550 5.1.1  smtp; 550 5.1.1 <anna.schmidt@example.net>" in report.output
+    shown = readers.run("status", "2026-11-24").output
+    assert "hard bounce  anna.schmidt@example.net  550 5.1.1" in shown

@@ -179,6 +179,7 @@ def _record(db: Database, cfg: Bounces, report: Report, mail: Mail, event: Event
     row, stamp = event.subscriber, clock.stamp()
     inserted = events.record_event(db, {
         "subscriber_id": row["id"], "email": row["email"], "kind": event.kind, "status": event.status,
+        "code": smtp_reply(event.diagnostic)[0] if event.kind != "complaint" else None,
         "diagnostic": event.diagnostic, "source": mail.source, "message_id": report.mail_id,
         "original_message_id": report.original_id or report.queue_id, "received_at": report.received_at,
         "created_at": stamp})

@@ -8,6 +8,9 @@ X.2.2 (mailbox full), X.3.4 (message too big), X.4.7 (delivery time expired), X.
 and X.7.X (policy: spam filters, block lists, DMARC) - a block list entry for our server
 must not suppress every reader at that provider.
 
+No code. A failure that gives no code at all is soft, unless its words say the address does
+not exist ("user unknown", "Benutzer unbekannt", "Empfänger unbekannt", "existiert nicht").
+
 Generic codes. A 5.0.0, or a bare SMTP reply code without an enhanced one, says only that the
 mail failed; Postfix writes 5.0.0 for every 5xx reply that lacks an enhanced code ("552 Mailbox
 full") and for its error transport ("X-Postfix; mailbox full"). There the server's words decide:
@@ -40,7 +43,8 @@ ADDRESS_TEXT = re.compile("|".join([
     r"no such (user|mailbox|recipient|address)", r"does ?n[o']t exist", r"(user|recipient|mailbox) not found",
     r"no mailbox here", r"not listed in", r"invalid (recipient|address|mailbox|user)", r"no longer (valid|exists)",
     r"(account|address|mailbox) (has been |is )?(disabled|discontinued|deactivated|closed|deleted)",
-    r"(benutzer|empf\S*nger|adresse) unbekannt", r"existiert nicht", r"n'existe pas",
+    r"(benutzer|empf\S*nger|adresse|postfach|mailbox|konto) (ist )?(unbekannt|nicht vorhanden|nicht gefunden)",
+    r"unbekannte?r? (benutzer|empf\S*nger|adresse)", r"existiert nicht", r"gibt es nicht", r"n'existe pas",
 ]), re.IGNORECASE)
 
 
@@ -82,6 +86,8 @@ def kind(action: str, status: str, code: int | None, text: str = "") -> str | No
     transient = status[:1] == "4" if status else bool(code and 400 <= code < 500)
     if action not in ("failed", "delayed") and not (permanent or transient):
         return None  # neither the action nor a code says that it failed
+    if action == "failed" and not (permanent or transient):  # no code at all: the words decide
+        return "hard" if ADDRESS_TEXT.search(text) and not NOT_THE_ADDRESS_TEXT.search(text) else "soft"
     if action == "delayed" or not permanent:
         return "soft"
     if status and status != "5.0.0":

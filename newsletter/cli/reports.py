@@ -71,6 +71,9 @@ def _issue_lines(r, s) -> list[str]:
              f"  sent       {local_label(s, issue['sent_at']) if issue['sent_at'] else 'not yet'}",
              f"  delivered  {r.delivered:,}   failed {r.failed:,}   deferred {r.deferred:,}   bounced {r.bounced:,}   "
              f"complaints {r.complained:,}   unsubscribed after it {r.unsubscribed:,}"]
+    for reason in r.bounce_reasons:
+        code = " ".join(str(x) for x in (reason["code"], reason["status"]) if x) or "no code"
+        lines.append(f"  bounced    {reason['readers']:,} {reason['kind']}: {code}  {(reason['diagnostic'] or '')[:100]}")
     if not r.tracked:
         lines.append("  clicks     not counted for this issue ([tracking] clicks was off when it was composed)")
         return lines

@@ -134,7 +134,7 @@ def status(issue: IssueArg) -> None:
     from newsletter.delivery.send import status as delivery_status
 
     s = settings()
-    row, counts, problems = delivery_status(s, issue)
+    row, counts, problems, bounced = delivery_status(s, issue)
     labels = {"sending": "unconfirmed"}
     typer.echo(f"Issue {row['slug']} ({row['status']}): " + ", ".join(f"{n} {labels.get(state, state)}" for state, n in counts.items()))
     if row.get("scheduled_at") and row["status"] == "scheduled":
@@ -143,6 +143,12 @@ def status(issue: IssueArg) -> None:
     for p in problems:
         code = p["last_code"] if p["last_code"] else "-"
         typer.echo(f"  {labels.get(p['status'], p['status']):<{width}} {p['email']}  {code} {p['last_reply'] or ''}  ({p['attempts']} attempts)")
+    if bounced:
+        typer.echo(f"Bounces and complaints that came back ({len(bounced)}):")
+    for b in bounced:
+        what = "complaint" if b["kind"] == "complaint" else f"{b['kind']} bounce"
+        reason = " ".join(str(x) for x in (b["code"], b["status"]) if x) or "-"
+        typer.echo(f"  {what:<12} {b['email']}  {reason}  {(b['diagnostic'] or '')[:160]}")
 
 
 @command(app)

@@ -34,6 +34,7 @@ from newsletter.mail.export import message as issue_message
 from newsletter.mail.message import IssueMessage, list_id
 from newsletter.store import Database, issue_lock, connect
 from newsletter.store import deliveries
+from newsletter.store.bounces import events_of_issue
 from newsletter.store.deliveries import DeliveryLog, GroupCommit
 from newsletter.store.issues import change_issue, get_issue
 from newsletter.store.subscribers import active_subscribers, find_subscriber
@@ -184,11 +185,13 @@ def send_test(settings: Settings, ref: str, address: str, transport: Transport |
     return f"{result.reply} ({message_id})"
 
 
-def status(settings: Settings, ref: str) -> tuple[dict, dict[str, int], list[dict]]:
-    """Counts per state and the rows that failed or wait for a retry, with the server's reply."""
+def status(settings: Settings, ref: str) -> tuple[dict, dict[str, int], list[dict], list[dict]]:
+    """Counts per state, the rows that failed or wait for a retry (with the server's reply),
+    and the bounces and complaints that came back later (with their code and diagnostic)."""
     with connect(settings) as db:
         issue = get_issue(db, ref)
-        return issue, deliveries.counts(db, issue["id"]), deliveries.problems(db, issue["id"])
+        return (issue, deliveries.counts(db, issue["id"]), deliveries.problems(db, issue["id"]),
+                events_of_issue(db, issue["id"]))
 
 
 # --- steps ---------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from newsletter.config import Settings
 from newsletter.store import Database
-from newsletter.store.bounces import events_by_issue
+from newsletter.store.bounces import events_by_issue, reasons_by_issue
 from newsletter.store.clicks import hourly, issue_readers, links_of
 from newsletter.store.deliveries import counts, first_sent
 from newsletter.store.issues import get_issue, next_sent_after
@@ -82,6 +82,7 @@ class IssueReport:
     links: list[LinkStat] = field(default_factory=list)
     days: list[dict] = field(default_factory=list)   # first DAYS days after sending: day, human, automated
     flags: list[dict] = field(default_factory=list)  # figures that cannot be true: {"kind": ..., counts}
+    bounce_reasons: list[dict] = field(default_factory=list)  # kind, code, status, diagnostic, readers
 
     @property
     def readers(self) -> int:
@@ -137,6 +138,7 @@ def issue_report(db: Database, settings: Settings, ref: str) -> IssueReport:
     report.days = _days(hourly(db, issue["id"]), started or issue.get("sent_at"), issue["issue_date"],
                         settings.publication.timezone)
     report.flags = _flags(report)
+    report.bounce_reasons = reasons_by_issue(db, issue["id"])
     return report
 
 

@@ -31,3 +31,22 @@ def events_by_issue(db: Database, issue_id: int) -> dict[str, int]:
             " where d.issue_id = ? group by b.kind", [issue_id]):
         out[row["kind"]] = row["n"]
     return out
+
+
+def events_of_issue(db: Database, issue_id: int) -> list[dict]:
+    """The bounces and complaints about messages of one issue, with the reader's address and
+    what the server said, newest first."""
+    return db.query(
+        "select b.email, b.kind, b.status, b.code, b.diagnostic, b.received_at, b.created_at from bounce_events b"
+        " join deliveries d on d.message_id = b.original_message_id and d.subscriber_id = b.subscriber_id"
+        " where d.issue_id = ? order by coalesce(b.received_at, b.created_at) desc, b.id desc", [issue_id])
+
+
+def reasons_by_issue(db: Database, issue_id: int) -> list[dict]:
+    """Bounces of one issue grouped by kind, code and status (no addresses): kind, code,
+    status, one diagnostic as an example, and how many readers."""
+    return db.query(
+        "select b.kind, b.code, b.status, min(b.diagnostic) as diagnostic, count(distinct b.subscriber_id) as readers"
+        " from bounce_events b join deliveries d on d.message_id = b.original_message_id"
+        " and d.subscriber_id = b.subscriber_id where d.issue_id = ? and b.kind != 'complaint'"
+        " group by b.kind, b.code, b.status order by readers desc, b.kind", [issue_id])

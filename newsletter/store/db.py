@@ -128,7 +128,7 @@ def _check_writable(path: Path) -> None:
 # The newest migration in store.schema (a test keeps them equal). Migrations apply in order, so
 # a database that has this one has all: checked with plain sqlite3, and sqlite-utils (a tenth
 # of a second to import) is loaded only when something is pending.
-LATEST_MIGRATION = "m011_click_reasons"
+LATEST_MIGRATION = "m012_bounce_code"
 
 
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:

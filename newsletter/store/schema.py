@@ -239,3 +239,10 @@ def m011_click_reasons(db: sqlite_utils.Database) -> None:
     # automated ones by reason (HEAD, a scanner's user agent, a burst), so reports can say so.
     for column in ("repeated", "auto_head", "auto_scanner", "auto_burst"):
         db["clicks"].add_column(column, int, not_null_default=0)
+
+
+@migrations()
+def m012_bounce_code(db: sqlite_utils.Database) -> None:
+    # The server's basic reply code of each bounce (550, 452), beside its RFC 3463 status and
+    # diagnostic, so `status` and `report` can say why a reader bounced.
+    db["bounce_events"].add_column("code", int)
