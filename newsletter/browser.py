@@ -1,8 +1,9 @@
 """Headless Chromium (Debian's, driven by Playwright), offline: what screenshots, the contrast
 check and the advertiser's proof (Beleg) see.
 
-Every image request gets a grey placeholder and every other request is refused, so nothing
-leaves the machine and a page renders the same without a network. Chromium and Playwright are
+Every image request gets a grey placeholder with the width and height its <img> declares, and
+every other request is refused, so nothing leaves the machine and a page renders with the
+layout readers get, without a network. Chromium and Playwright are
 optional: without them, `chromium()` raises BrowserMissing with the commands that install them.
 """
 
@@ -12,6 +13,8 @@ import struct
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
+from html.parser import HTMLParser
 from pathlib import Path
 
 from newsletter.errors import ConfigError
@@ -58,14 +61,17 @@ def open_page(browser, html: str, *, width: int = 600, scheme: str = "light", he
     context = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=scale,
                                   color_scheme=scheme)
     page = context.new_page()
-    page.route("**/*", fetching(set(fetch), missed if missed is not None else []) if fetch else offline)
+    sizes = declared_sizes(html)
+    page.route("**/*", fetching(set(fetch), missed if missed is not None else [], sizes) if fetch else offline(sizes))
     page.set_content(html, wait_until="load")
     return page
 
 
-def fetching(urls: set[str], missed: list[str]):
+def fetching(urls: set[str], missed: list[str], sizes: dict[str, tuple[int, int]]):
     """Like `offline`, but the images in `urls` are fetched for real (within IMAGE_TIMEOUT)."""
     from playwright.sync_api import Error as PlaywrightError
+
+    rest = offline(sizes)
 
     def handle(route) -> None:
         request = route.request
@@ -78,19 +84,54 @@ def fetching(urls: set[str], missed: list[str]):
             except PlaywrightError:
                 pass
             missed.append(request.url)
-        offline(route)
+        rest(route)
     return handle
 
 
-def offline(route) -> None:
-    """Images get a grey placeholder; nothing else leaves the machine."""
-    request = route.request
-    if request.url.startswith(("data:", "about:")):
-        route.continue_()
-    elif request.resource_type == "image":
-        route.fulfill(status=200, content_type="image/png", body=PLACEHOLDER_PNG)
-    else:
-        route.abort()
+def offline(sizes: dict[str, tuple[int, int]]):
+    """A route handler: images get a grey placeholder of the width and height the HTML declares
+    for them (so the layout is the one readers get); nothing else leaves the machine."""
+    def handle(route) -> None:
+        request = route.request
+        if request.url.startswith(("data:", "about:")):
+            route.continue_()
+        elif request.resource_type == "image":
+            route.fulfill(status=200, content_type="image/png", body=placeholder_of(*sizes.get(request.url, (4, 3))))
+        else:
+            route.abort()
+    return handle
+
+
+class _Images(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.sizes: dict[str, tuple[int, int]] = {}
+
+    def handle_starttag(self, tag, attrs):
+        if tag != "img":
+            return
+        a = dict(attrs)
+        try:
+            width, height = int(str(a.get("width", "")).rstrip("px")), int(str(a.get("height", "")).rstrip("px"))
+        except ValueError:
+            return
+        if a.get("src") and width > 0 and height > 0:
+            self.sizes.setdefault(a["src"], (width, height))
+
+
+def declared_sizes(html: str) -> dict[str, tuple[int, int]]:
+    """Image URL -> (width, height) as its <img> declares them."""
+    parser = _Images()
+    parser.feed(html)
+    parser.close()
+    return parser.sizes
+
+
+@lru_cache(maxsize=64)
+def placeholder_of(width: int, height: int) -> bytes:
+    """A grey placeholder with the aspect ratio of width x height (at most 1200 px wide)."""
+    scale = min(1.0, 1200 / width, 1200 / height)
+    return placeholder_png(max(1, round(width * scale)), max(1, round(height * scale)))
 
 
 def placeholder_png(width: int = 4, height: int = 3, rgb: tuple[int, int, int] = (200, 205, 210)) -> bytes:

@@ -17,7 +17,7 @@ from browsing import CHROMIUM, PNG_MAGIC, offline_page, png_size, unavailable
 if not CHROMIUM.exists():
     unavailable(f"{CHROMIUM} does not exist", module_level=True)
 
-from conftest import ARTIFACTS, ISSUE_DATE  # noqa: E402
+from conftest import ARTIFACTS, GOLDEN, ISSUE_DATE  # noqa: E402
 from newsletter.store.issues import get_issue, issue_items  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -146,3 +146,29 @@ def test_generated_png_is_valid():
     data = make_png(3, 2)
     assert png_size(data) == (3, 2)
     assert zlib.decompress(data[41:-16]) == (b"\x00" + bytes((138, 28, 60)) * 3) * 2
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [600, 375])
+def test_offline_placeholders_keep_each_images_declared_aspect_ratio(browser, width):
+    """Screenshots, the Beleg and the click map drew every placeholder at 4:3: the 180x60 logo
+    became 180x135 and the 552x184 ad banner 552x414."""
+    import re
+
+    from newsletter.browser import open_page
+
+    html = (GOLDEN / "issue.html").read_text(encoding="utf-8")
+    sizes = {}
+    for tag in re.findall(r"<img\b[^>]*>", html):
+        attrs = dict(re.findall(r'(\w+)="([^"]*)"', tag))
+        sizes.setdefault(attrs["src"], (int(attrs["width"]), int(attrs["height"])))
+    assert sizes and any(size == (552, 184) for size in sizes.values())
+    page = open_page(browser, html, width=width)
+    try:
+        boxes = page.locator("img").evaluate_all(
+            "imgs => imgs.map(i => [i.getAttribute('src'), i.getBoundingClientRect().width, i.getBoundingClientRect().height])")
+    finally:
+        page.context.close()
+    for src, shown_width, shown_height in boxes:
+        declared_width, declared_height = sizes[src]
+        assert shown_height == pytest.approx(shown_width * declared_height / declared_width, abs=1.5), src
