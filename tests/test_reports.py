@@ -147,11 +147,15 @@ def test_beleg_is_german_html_and_a_pdf_with_the_ads_screenshot(sent, tmp_path):
     shot = re.search(r'src="data:image/png;base64,([^"]+)"', page)
     assert shot and len(shot[1]) > 2000
     figures = re.findall(r'<div class="figure"><b>([^<]+)</b>([^<]+)</div>', page)
-    assert ("8", "erreichte Empfänger (zugestellte E-Mails)") in figures
+    assert ("8", "zugestellte E-Mails") in figures
     assert ("2", "Klicks auf die Anzeige") in figures and ("25,0", "Leser mit Klick je 100 Empfänger") in figures
     assert page.count("Gezählt wurden") == 1
     pdf = next(p for p in pdfs if f"-anzeige-{ad['item_id']}-" in p.name).read_bytes()
     assert pdf.startswith(b"%PDF-") and b"/Subtype /Image" in pdf and len(pdf) > 10_000
+    for made in pdfs:  # one ad, one page: the table, the ad as sent, the figures, the method
+        assert len(re.findall(rb"/Type\s*/Page(?!s)", made.read_bytes())) == 1, made.name
+    assert re.search(r"<th>Versand</th><td>\d{1,2}\. \w+ \d{4}, \d\d:\d\d Uhr</td>", page)
+    assert not re.search(r"\d\d\.\d\d\.\d{4}", page)  # one form of a date, not "03.12.2026" beside it
 
 
 def test_beleg_for_an_ad_not_in_the_issue_names_the_ads_it_has(sent, tmp_path):
@@ -175,3 +179,21 @@ def test_click_map_puts_each_links_clicks_beside_it(sent):
     badges = re.findall(rf'<a\s[^>]*href="{re.escape(lead)}"[^>]*><span class="nl-clickmap"[^>]*>(\d+)</span>', view.html)
     assert badges == ["3", "3", "3"]  # image, headline, button
     assert "Klickkarte: 6 Klicks von Menschen, geschätzt 6 Leser (75,0 je 100 Zugestellte), 2 automatische" in view.html
+
+
+def test_the_daily_chart_never_mixes_human_and_automated_figures():
+    """The axis said 17 (human and automated) beside a bar labelled 7 (human)."""
+    from newsletter.reports.charts import columns
+
+    svg = str(columns([("3.12.", 7, 10), ("4.12.", 2, 0)], title="Klicks je Tag"))
+    numbers = re.findall(r">([+]?\d+)</text>", svg)
+    assert numbers == ["7", "+10", "2"], numbers
+
+
+def test_the_report_says_why_requests_were_not_counted(sent, tmp_path):
+    page = tmp_path / "bericht.html"
+    assert sent.run("report", SLUG, "--html", page).exit_code == 0
+    html = " ".join(page.read_text(encoding="utf-8").split())
+    assert ("Nicht als Klick gezählt: 2 automatische Abrufe (1 HEAD-Anfragen, 1 von Sicherheitsscannern und "
+            "Linkvorschauen, 0 in Serien vieler Links binnen Sekunden) und 1 Wiederholungen") in html
+    assert re.search(r"versandt \d{1,2}\. \w+ \d{4}, \d\d:\d\d Uhr", html)

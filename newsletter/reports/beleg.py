@@ -102,8 +102,8 @@ def _pdf(browser, html: str) -> bytes:
     page = open_page(browser, html, width=794, height=1123)
     try:
         page.emulate_media(media="print")
-        return page.pdf(format="A4", print_background=True,
-                        margin={"top": "15mm", "bottom": "15mm", "left": "15mm", "right": "15mm"})
+        return page.pdf(format="A4", print_background=True, prefer_css_page_size=False,
+                        margin={"top": "12mm", "bottom": "12mm", "left": "15mm", "right": "15mm"})
     finally:
         page.context.close()
 

@@ -9,7 +9,7 @@ from html import escape
 
 from markupsafe import Markup
 
-INK, HUMAN, AUTOMATED, GRID = "#1f2933", "#1d4f91", "#b8c2cc", "#d9dee4"
+INK, HUMAN, AUTOMATED, GRID, MUTED = "#1f2933", "#1d4f91", "#b8c2cc", "#d9dee4", "#4f5a64"
 FONT = "font-family=\"Helvetica, Arial, sans-serif\""
 SPARKS = "▁▂▃▄▅▆▇█"
 
@@ -38,26 +38,31 @@ def bars(rows: list[tuple[str, int, int]], *, title: str, width: int = 640) -> M
 
 
 def columns(rows: list[tuple[str, int, int]], *, title: str, width: int = 640, height: int = 200) -> Markup:
-    """Vertical bars (label, human, automated) with human at the bottom and automated stacked on top."""
+    """Vertical bars (label, human, automated) with human at the bottom and automated stacked on
+    top; each bar says both numbers ("7", and "+10" in grey above it), so no figure on the chart
+    mixes the two."""
     if not rows:
         return Markup("")
-    base, left, gap = height - 30, 40, 8
+    base, left, gap = height - 30, 12, 8
     col_w = (width - left - gap * len(rows)) / len(rows)
     top = max(max(h + a for _, h, a in rows), 1)
-    scale = (base - 20) / top
+    scale = (base - 34) / top
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" aria-label="{escape(title)}"><title>{escape(title)}</title>',
-             f'<line x1="{left}" y1="{base}" x2="{width}" y2="{base}" stroke="{GRID}"/>',
-             f'<text x="{left - 6}" y="24" text-anchor="end" font-size="11" {FONT} fill="{INK}">{top}</text>']
+             f'<line x1="{left}" y1="{base}" x2="{width}" y2="{base}" stroke="{GRID}"/>']
     for i, (label, human, automated) in enumerate(rows):
         x = left + gap / 2 + i * (col_w + gap)
         h_h, a_h = human * scale, automated * scale
+        middle = x + col_w / 2
         parts.append(f'<rect x="{x:.1f}" y="{base - h_h:.1f}" width="{col_w:.1f}" height="{h_h:.1f}" fill="{HUMAN}"/>')
         parts.append(f'<rect x="{x:.1f}" y="{base - h_h - a_h:.1f}" width="{col_w:.1f}" height="{a_h:.1f}" '
                      f'fill="{AUTOMATED}"/>')
-        parts.append(f'<text x="{x + col_w / 2:.1f}" y="{base - h_h - a_h - 4:.1f}" text-anchor="middle" '
+        parts.append(f'<text x="{middle:.1f}" y="{base - h_h - a_h - 4:.1f}" text-anchor="middle" '
                      f'font-size="11" {FONT} fill="{INK}">{human}</text>')
-        parts.append(f'<text x="{x + col_w / 2:.1f}" y="{base + 16}" text-anchor="middle" font-size="11" '
+        if automated:
+            parts.append(f'<text x="{middle:.1f}" y="{base - h_h - a_h - 17:.1f}" text-anchor="middle" '
+                         f'font-size="10" {FONT} fill="{MUTED}">+{automated}</text>')
+        parts.append(f'<text x="{middle:.1f}" y="{base + 16}" text-anchor="middle" font-size="11" '
                      f'{FONT} fill="{INK}">{escape(label)}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -66,7 +66,9 @@ def beleg_page(settings: Settings, report: IssueReport, ad: dict, link, shot: st
 
 
 def _stamp(value: str | None, zone: ZoneInfo) -> str:
+    """'3. Dezember 2026, 14:01 Uhr' in the publication's time zone: the one form of a moment on
+    every report page."""
     if not value:
         return ""
     moment = datetime.fromisoformat(value).astimezone(zone)
-    return f"{dates.german_short(moment.date())}, {moment:%H:%M} Uhr"
+    return f"{dates.german_long(moment.date())}, {moment:%H:%M} Uhr"
