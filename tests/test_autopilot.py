@@ -215,7 +215,7 @@ def test_not_approved_by_send_time_is_held_and_the_reviewers_are_told(pilot):
     row = issue_row(pilot)
     assert row["status"] == "draft" and row["approval"] == "held" and row["approval_note"] == "nicht freigegeben"
     assert pilot.smtp.received_by(READERS[0]) == []
-    notice = [m for m in mails_to(pilot, DEPUTY) if "zurückgestellt" in m["Subject"]]
+    notice = [m for m in mails_to(pilot, DEPUTY) if "angehalten" in m["Subject"]]
     assert len(notice) == 1 and "nicht freigegeben" in notice[0]["Subject"]
     assert f"newsletter send {row['slug']}" in notice[0].get_body(("plain",)).get_content()
     assert run_due(pilot, at(9, 5)).output == ""  # held once, told once
@@ -229,7 +229,7 @@ def test_a_failing_check_at_send_time_holds_the_issue(pilot):
     assert "Held" in result.output and "html.style-size" in result.output
     assert issue_row(pilot)["approval"] == "held"
     assert pilot.smtp.received_by(READERS[0]) == []
-    [notice] = [m for m in mails_to(pilot, CHIEF) if "zurückgestellt" in m["Subject"]]
+    [notice] = [m for m in mails_to(pilot, CHIEF) if "angehalten" in m["Subject"]]
     assert "Prüfung fehlgeschlagen: html.style-size" in notice["Subject"]
 
 
@@ -493,3 +493,40 @@ def test_four_eyes_compare_people_by_address(pilot, by):
     refused = pilot.run("approve", "latest", "--by", by)
     assert refused.exit_code == 1 and "four_eyes" in refused.output
     assert issue_row(pilot)["approval"] is None
+
+
+def test_the_hold_page_asks_for_a_reason_and_the_timeline_keeps_it(pilot):
+    run_due(pilot, at(7, 0))
+    client = review_client(pilot)
+    hold = review_link(pilot, DEPUTY, "hold").split("stadtmarketing-demo.de", 1)[1]
+    page = client.get(hold)
+    assert page.status_code == 200 and '<textarea id="reason" name="reason"' in page.text
+    assert '<label for="reason">' in page.text
+    answer = client.post(hold, data={"reason": "Termin des Marktes\r\nprüfen"})
+    assert answer.status_code == 200
+    row = issue_row(pilot)
+    assert (row["approval"], row["approval_note"]) == ("held", "Termin des Marktes prüfen")
+    timeline = pilot.run("issues", "show", "latest").output
+    assert f"held by {DEPUTY}: Termin des Marktes prüfen (Link in der Freigabe-Mail)" in timeline
+    notice = run_due(pilot, at(9, 0))
+    [mail] = [m for m in mails_to(pilot, CHIEF) if "angehalten" in m["Subject"]]
+    assert mail["Subject"].endswith(f"angehalten: von {DEPUTY} zurückgestellt (Termin des Marktes prüfen)")
+    assert "zurückgestellt: zurückgestellt" not in mail["Subject"] and notice.exit_code == 0
+
+
+def test_the_summary_calls_4xx_delays_verzoegert(pilot):
+    pilot.smtp.rcpt_faults[READERS[1]] = ["451 4.3.0 Try again later"] * 3
+    run_due(pilot, at(7, 0))
+    assert pilot.run("approve", "latest", "--by", DEPUTY).exit_code == 0
+    run_due(pilot, at(9, 0))
+    [summary] = [m for m in mails_to(pilot, CHIEF) if "versandt" in m["Subject"]]
+    text = summary.get_body(("plain",)).get_content()
+    assert "Verzögert" in text and "Zurückgestellt" not in text
+
+
+def test_the_review_mail_text_part_uses_german_typography(pilot):
+    run_due(pilot, at(7, 0))
+    review = [m for m in mails_to(pilot, CHIEF) if m["Subject"].startswith("[Freigabe]")][-1]
+    text = review.get_body(("plain",)).get_content()
+    assert "VORSCHAU ZUR FREIGABE – dieser Kasten ist nicht Teil der Ausgabe." in text
+    assert f"„{issue_row(pilot)['subject']}“" in text and " - dieser" not in text

@@ -14,6 +14,7 @@ from newsletter.compose import render
 from newsletter.config import Settings
 
 MAX_EMAIL = 254             # RFC 5321 path limit
+MAX_REASON = 300            # why a reviewer holds an issue back
 CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 # Archive pages are the issue's HTML: its images are remote https images.
 ARCHIVE_CSP = ("default-src 'none'; img-src https: data:; style-src 'unsafe-inline'; "
@@ -67,13 +68,14 @@ class Pages:
         return " ".join(self.texts[kind]["paragraphs"])
 
     def page(self, kind: str, status: int = 200, *, link: bool = False, quote: str | None = None,
-             background=None, headers: dict | None = None) -> HTMLResponse:
+             background=None, headers: dict | None = None, reason_field: bool = False) -> HTMLResponse:
         """The page for `kind` (a key of texts.j2); `link`: with a link back to the sign-up form."""
         entry = self.texts[kind]
         again = {"href": f"{self.settings.publication.base_url.rstrip('/')}/subscribe", "label": self.form["again"]}
         text = self.page_template.render(**self._common(), form=self.form, title=entry["title"],
                                          paragraphs=entry["paragraphs"], button=entry.get("button"),
-                                         quote=quote, link=again if link else None)
+                                         quote=quote, link=again if link else None, reason_field=reason_field,
+                                         max_reason=MAX_REASON)
         return HTMLResponse(text, status, headers={**SECURITY_HEADERS, **(headers or {})}, background=background)
 
     def form_page(self, values: dict | None = None, errors: dict[str, str] | None = None,

@@ -17,11 +17,14 @@ import hashlib
 from starlette.requests import Request
 from starlette.responses import Response
 
+from newsletter.content.sanitize import clean_text
 from newsletter.errors import InputError, NotFound, StoreError
 from newsletter.store import Database
 from newsletter.store.autopilot import link_used
 from newsletter.store.issues import get_issue
 from newsletter.workflow import approval
+from newsletter.web import forms
+from newsletter.web.pages import MAX_REASON
 from newsletter.workflow.review import check_link, issue_of_token
 
 VIA = "Link in der Freigabe-Mail"
@@ -41,10 +44,17 @@ class Reviews:
         if state != "valid":
             return self._answer(state)
         action = request.path_params["action"]
-        return self.site.pages.page(f"review_{action}", quote=issue["subject"])
+        return self.site.pages.page(f"review_{action}", quote=issue["subject"], reason_field=action == "hold")
 
     async def act(self, request: Request) -> Response:
-        return self._answer(await self.site._db(self._act, request.path_params))
+        reason = ""
+        if request.path_params["action"] == "hold":
+            try:
+                fields, _ = await forms.read_fields(request)
+            except forms.BadBody as error:
+                return self.site.pages.page("bad_request", error.status)
+            reason = clean_text(fields.get("reason", ""))[:MAX_REASON]
+        return self._answer(await self.site._db(self._act, request.path_params, reason))
 
     def _state(self, db: Database, params: dict) -> tuple[str, dict | None]:
         settings, token = self.site.settings, params["token"][:200]
@@ -66,7 +76,7 @@ class Reviews:
             return "used", issue
         return "valid", issue
 
-    def _act(self, db: Database, params: dict) -> str:
+    def _act(self, db: Database, params: dict, reason: str = "") -> str:
         state, issue = self._state(db, params)
         if state != "valid":
             return state
@@ -77,7 +87,7 @@ class Reviews:
             if params["action"] == "approve":
                 approval.approve(settings, db, str(issue["id"]), reviewer, VIA, link=once)
                 return "approved"
-            approval.hold(settings, db, str(issue["id"]), reviewer, via=VIA, link=once)
+            approval.hold(settings, db, str(issue["id"]), reviewer, reason, via=VIA, link=once)
             return "held"
         except approval.LinkUsed:
             return "used"

@@ -87,7 +87,7 @@ def hold(settings: Settings, db: Database, ref: str, by: str, reason: str = "", 
     with transaction(db):
         _use(db, link, issue, "hold", by, stamp)
         set_approval(db, issue["id"], "held", by, stamp, reason or None)
-        add_event(db, issue["id"], "held", stamp, by, reason or via)
+        add_event(db, issue["id"], "held", stamp, by, f"{reason} ({via})" if reason and via != "terminal" else reason or via)
     return get_issue(db, issue["id"])
 
 

@@ -260,7 +260,7 @@ class Routine:
     def _hold_reason(self, issue: dict) -> str | None:
         if issue.get("approval") == "held":
             by = issue.get("approval_by") or "?"
-            return f"zurückgestellt von {by}" + (f" ({issue['approval_note']})" if issue.get("approval_note") else "")
+            return f"von {by} zurückgestellt" + (f" ({issue['approval_note']})" if issue.get("approval_note") else "")
         if self.pilot.approval == "required" and issue.get("approval") != "approved":
             return "nicht freigegeben"
         return None
@@ -272,7 +272,7 @@ class Routine:
                 steps.set_approval(self.db, issue["id"], "held", AUTOPILOT, stamp, why)
             steps.add_event(self.db, issue["id"], "held", stamp, AUTOPILOT, why)
         self._finish("send", "held", issue["id"], why)
-        self._notice(f"held-{issue['id']}", f"Ausgabe {issue['number']} zurückgestellt: {why}", [
+        self._notice(f"held-{issue['id']}", f"Ausgabe {issue['number']} angehalten: {why}", [
             f"Die Ausgabe „{issue['subject']}“ wurde am {send_label(self.settings, self.week.send_at)} nicht versandt: "
             f"{why}.", "Nach der Klärung können Sie sie von Hand versenden."],
             commands=[f"newsletter check {issue['slug']}", f"newsletter approve {issue['slug']}",
@@ -287,7 +287,7 @@ class Routine:
             self._notice(f"summary-{issue['id']}", f"Ausgabe {issue['number']} versandt", [
                 f"Die Ausgabe „{issue['subject']}“ ist versandt."],
                 facts=[("Zugestellt", f"{c['sent']:,}".replace(",", ".")), ("Fehlgeschlagen", str(c["failed"])),
-                       ("Zurückgestellt (4xx, neuer Versuch folgt)", str(c["deferred"]))],
+                       ("Verzögert (der Server bat um einen neuen Versuch, er folgt)", str(c["deferred"]))],
                 commands=[f"newsletter status {issue['slug']}", f"newsletter report {issue['slug']}"])
             self._finish("summary", "done", issue["id"])
             with transaction(self.db):
