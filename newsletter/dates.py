@@ -60,6 +60,12 @@ def _as_date(d: date | str) -> date:
     return parse_date(d) if isinstance(d, str) else d
 
 
+def terminal_time(moment: datetime | str, tz: str) -> str:
+    """A moment as the command line shows it, in local time: '2026-12-03 14:01 CET'."""
+    when = parse_datetime(moment) if isinstance(moment, str) else moment
+    return when.astimezone(zone(tz)).strftime("%Y-%m-%d %H:%M %Z")
+
+
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)

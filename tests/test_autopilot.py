@@ -203,7 +203,7 @@ def test_a_week_on_autopilot(pilot):
     assert len(pilot.smtp.messages) == 2 + 2 + 2  # two reviews, two issues, two summaries
 
     timeline = pilot.run("issues", "show", THURSDAY.isoformat()).output.split("timeline:")[1]
-    kinds = [re.match(r"\S+ \S+\s+(.+?)( by |:|$)", line.strip())[1] for line in timeline.strip().splitlines()]
+    kinds = [re.match(r"\S+ \S+ \S+\s+(.+?)( by |:|$)", line.strip())[1] for line in timeline.strip().splitlines()]
     assert kinds == ["composed", "checked", "review sent", "approved", "sent", "summary sent"]
     assert f"approved by {CHIEF}" in timeline and "sent by autopilot: 2 delivered, 0 failed, 0 deferred" in timeline
 

@@ -182,7 +182,7 @@ def test_issues_list_show_and_export(composed, tmp_path):
     assert "[neu]" in shown.output
     headings = [line[:-1] for line in shown.output.splitlines() if line.endswith(":") and not line.startswith(" ")]
     assert headings == ["lead", "articles", "jobs", "ads", "timeline"]  # sections in the issue's order
-    assert re.search(r"^  \S+ \S+  composed by \S+: \d+ items$", shown.output, re.M)
+    assert re.search(r"^  \S+ \S+ \S+  composed by \S+: \d+ items$", shown.output, re.M)
     eml = composed.run("export", "1", "--format", "eml")
     message = email.message_from_bytes(eml.stdout_bytes, policy=policy.default)
     assert message.get_content_type() == "multipart/alternative"

@@ -103,6 +103,10 @@ def issues_show(issue: IssueArg) -> None:
         value = row.get(key)
         if key == "window_from" and value:
             value = f"{row['window_from']} .. {row['window_to']}"
+        if key == "sent_at" and value:
+            from newsletter.delivery.schedule import local_label
+
+            value = local_label(s, value)
         if value:
             typer.echo(f"  {label + ':':<11}{value}")
     typer.echo(f"  {'Size:':<11}{row['html_size']:,} bytes (HTML part, encoded)")
@@ -127,10 +131,9 @@ def _timeline(s, db, row: dict) -> None:
     happened = events(db, row["id"])
     if not happened:
         return
-    zone = dates.zone(s.publication.timezone)
     typer.echo("timeline:")
     for event in happened:
-        when = dates.parse_datetime(event["at"]).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+        when = dates.terminal_time(event["at"], s.publication.timezone)
         by = f" by {event['actor']}" if event["actor"] else ""
         detail = f": {event['detail']}" if event["detail"] else ""
         typer.echo(f"  {when}  {event['kind']}{by}{detail}")

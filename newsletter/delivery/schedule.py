@@ -64,5 +64,4 @@ def due(settings: Settings, now: datetime | None = None) -> list[dict]:
 
 
 def local_label(settings: Settings, stamp: str) -> str:
-    when = datetime.fromisoformat(stamp).astimezone(dates.zone(settings.publication.timezone))
-    return when.strftime("%Y-%m-%d %H:%M %Z")
+    return dates.terminal_time(stamp, settings.publication.timezone)

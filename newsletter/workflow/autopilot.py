@@ -110,8 +110,8 @@ class Routine:
                     self._finish("compose", "missed", detail=f"run-due did not run between {self._label(w.compose_at)} "
                                  f"and {self._label(w.compose_at + self.grace)}")
                     self._notice("compose-missed", "Ausgabe nicht erstellt: Zeitpunkt verpasst", [
-                        f"Die Ausgabe für {send_label(self.settings, w.send_at)} sollte am {self._label(w.compose_at)} "
-                        f"erstellt werden; newsletter run-due lief bis {self._label(w.compose_at + self.grace)} nicht "
+                        f"Die Ausgabe für {send_label(self.settings, w.send_at)} sollte am {send_label(self.settings, w.compose_at)} "
+                        f"erstellt werden; newsletter run-due lief bis {send_label(self.settings, w.compose_at + self.grace)} nicht "
                         "(war der Rechner aus?). Damit nichts unerwartet verspätet verschickt wird, holt die "
                         "Automatik das nicht nach.",
                         "Sie können die Ausgabe von Hand erstellen und versenden."],
@@ -223,9 +223,11 @@ class Routine:
         if self.now - w.send_at > self.grace:
             if self._claim("send-missed"):
                 self._finish("send-missed", "done", issue["id"])
-                reason = f"run-due did not run between {self._label(w.send_at)} and {self._label(w.send_at + self.grace)}"
+                reason = (f"newsletter run-due lief zwischen {send_label(self.settings, w.send_at)} und "
+                          f"{send_label(self.settings, w.send_at + self.grace)} nicht")
                 if existing:
-                    reason = f"sending failed until {self._label(w.send_at + self.grace)}: {existing['detail']}"
+                    reason = (f"der Versand schlug bis {send_label(self.settings, w.send_at + self.grace)} fehl: "
+                              f"{existing['detail']}")
                 self._notice("send-missed", f"Ausgabe {issue['number']} nicht versandt: Zeitpunkt verpasst", [
                     f"Die Ausgabe „{issue['subject']}“ sollte am {send_label(self.settings, w.send_at)} versandt werden; "
                     f"das ist nicht geschehen ({reason}). Damit sie nicht unerwartet verspätet ankommt, versendet "
@@ -341,7 +343,7 @@ class Routine:
             self._transport.close()
 
     def _label(self, moment: datetime) -> str:
-        return moment.astimezone(dates.zone(self.settings.publication.timezone)).strftime("%Y-%m-%d %H:%M")
+        return dates.terminal_time(moment, self.settings.publication.timezone)
 
 
 def _report_feeds(feeds: list[FeedResult], report: RoutineReport) -> None:
