@@ -33,13 +33,13 @@ DEMO_CONFIG = """\
 path = "data/newsletter.db"
 
 [publication]
-name = "Stadtmarketing Brief"
-sender_name = "Redaktion Stadtmarketing Brief"
+name = "Stadtmarketing-Brief"
+sender_name = "Redaktion Stadtmarketing-Brief"
 sender_address = "newsletter@stadtmarketing-demo.de"
 base_url = "https://www.stadtmarketing-demo.de"
 privacy_url = "https://www.stadtmarketing-demo.de/datenschutz"
 logo_url = "https://www.stadtmarketing-demo.de/bilder/logo.png"
-reason = "Sie erhalten den Stadtmarketing Brief, weil Sie ihn auf stadtmarketing-demo.de abonniert haben."
+reason = "Sie erhalten den Stadtmarketing-Brief, weil Sie ihn auf stadtmarketing-demo.de abonniert haben."
 
 [publication.social]
 LinkedIn = "https://www.linkedin.com/company/stadtmarketing-demo"
@@ -163,7 +163,7 @@ def feed_xml(rows: list[dict]) -> bytes:
             f"<description>{escape(row['teaser'])}</description>{image}</item>")
     return ('<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0" '
             'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:media="http://search.yahoo.com/mrss/"><channel>'
-            "<title>Stadtmarketing Brief</title><link>https://www.stadtmarketing-demo.de/</link>"
+            "<title>Stadtmarketing-Brief</title><link>https://www.stadtmarketing-demo.de/</link>"
             "<description>Neues aus Stadt- und Standortmarketing</description><language>de-de</language>"
             + "".join(items) + "</channel></rss>\n").encode("utf-8")
 

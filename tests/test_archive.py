@@ -71,7 +71,7 @@ def test_feed_is_rss_of_the_sent_issues(sent):
     assert sent.run("archive").exit_code == 0
     data = (sent.root / "archive" / "feed.xml").read_bytes()
     channel = ET.fromstring(data).find("channel")
-    assert channel.findtext("title") == "Stadtmarketing Brief" and channel.findtext("language") == "de"
+    assert channel.findtext("title") == "Stadtmarketing-Brief" and channel.findtext("language") == "de"
     feed = feedparser.parse(data)
     assert not feed.bozo, feed.bozo_exception
     assert feed.version == "rss20"

@@ -267,7 +267,7 @@ def test_an_empty_week_makes_no_issue_and_tells_the_reviewers(pilot):
     assert result.exit_code == 0 and "Nothing new" in result.output
     assert pilot.db().execute("select count(*) from issues").fetchone()[0] == 0
     [notice] = mails_to(pilot, CHIEF)
-    assert notice["Subject"].startswith("[Stadtmarketing Brief] Keine Ausgabe am") and "nichts Neues" in notice["Subject"]
+    assert notice["Subject"].startswith("[Stadtmarketing-Brief] Keine Ausgabe am") and "keine neuen Artikel" in notice["Subject"]
     assert run_due(pilot, at(9, 0, monday)).output == ""
 
 

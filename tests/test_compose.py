@@ -261,7 +261,7 @@ def test_the_default_subject_fits_78_characters(content):
     result = content.run("compose", "--date", DATE, "--number", NUMBER, "--lead", "https://www.stadtmarketing-demo.de/lang")
     assert result.exit_code == 0, result.output
     subject = items(content)[0]["subject"]
-    assert subject == f"Stadtmarketing Brief {NUMBER}: Wie Innenstädte den Leerstand füllen" and len(subject) <= 78
+    assert subject == f"Stadtmarketing-Brief {NUMBER} – Wie Innenstädte den Leerstand füllen" and len(subject) <= 78
 
 
 def test_a_second_compose_for_the_same_day_is_refused_and_names_the_draft(composed):

@@ -148,7 +148,7 @@ def test_beleg_is_german_html_and_a_pdf_with_the_ads_screenshot(sent, tmp_path):
     assert shot and len(shot[1]) > 2000
     figures = re.findall(r'<div class="figure"><b>([^<]+)</b>([^<]+)</div>', page)
     assert ("8", "zugestellte E-Mails") in figures
-    assert ("2", "Klicks auf die Anzeige") in figures and ("25,0", "Leser mit Klick je 100 Empfänger") in figures
+    assert ("2", "Klicks auf die Anzeige") in figures and ("25,0", "Leser mit Klick je 100 zugestellte E-Mails") in figures
     assert page.count("Gezählt wurden") == 1
     pdf = next(p for p in pdfs if f"-anzeige-{ad['item_id']}-" in p.name).read_bytes()
     assert pdf.startswith(b"%PDF-") and b"/Subtype /Image" in pdf and len(pdf) > 10_000
@@ -178,7 +178,7 @@ def test_click_map_puts_each_links_clicks_beside_it(sent):
     lead = f'{BASE}/c/{sent.links["lead"]["code"]}'
     badges = re.findall(rf'<a\s[^>]*href="{re.escape(lead)}"[^>]*><span class="nl-clickmap"[^>]*>(\d+)</span>', view.html)
     assert badges == ["3", "3", "3"]  # image, headline, button
-    assert "Klickkarte: 6 Klicks von Menschen, geschätzt 6 Leser (75,0 je 100 Zugestellte), 2 automatische" in view.html
+    assert "Klickkarte: 6 Klicks von Menschen, geschätzt 6 Leser (75,0 je 100 zugestellte E-Mails); 2 automatische" in view.html
 
 
 def test_the_daily_chart_never_mixes_human_and_automated_figures():
@@ -196,4 +196,18 @@ def test_the_report_says_why_requests_were_not_counted(sent, tmp_path):
     html = " ".join(page.read_text(encoding="utf-8").split())
     assert ("Nicht als Klick gezählt: 2 automatische Abrufe (1 HEAD-Anfragen, 1 von Sicherheitsscannern und "
             "Linkvorschauen, 0 in Serien vieler Links binnen Sekunden) und 1 Wiederholungen") in html
-    assert re.search(r"versandt \d{1,2}\. \w+ \d{4}, \d\d:\d\d Uhr", html)
+    assert re.search(r"versandt am \d{1,2}\. \w+ \d{4}, \d\d:\d\d Uhr", html)
+
+
+def test_the_german_copy_avoids_the_phrases_an_editor_struck():
+    """'je 100 Zugestellte', 'davon geschätzt verschiedene Leser', 'Knopf', 'Zeitleiste' and a
+    4xx delay called 'Zurückgestellt' (the word of the editorial hold) were read aloud and struck."""
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    sources = [*(root / "templates").rglob("*.j2"), *(root / "newsletter").rglob("*.py")]
+    struck = re.compile(r"je 100 Zugestellte|verschiedene Leser|\bKnopf\b|Zeitleiste|Zurückgestellt \(4xx|"
+                        r"wahrscheinlich Sie|geschätzt eindeutig")
+    found = [f"{path.relative_to(root)}: {m.group(0)}" for path in sources
+             for m in struck.finditer(path.read_text(encoding="utf-8"))]
+    assert found == []

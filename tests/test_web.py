@@ -101,7 +101,7 @@ def test_sign_up_stores_pending_reader_with_proof_and_mails_a_confirmation(site)
     [mail] = mails(site)
     assert set(mail.keys()) == MAIL_HEADERS
     assert (mail["To"], mail["From"].addresses[0].addr_spec) == ("erika@example.org", "newsletter@stadtmarketing-demo.de")
-    assert mail["Subject"] == "Bitte bestätigen Sie Ihre Anmeldung: Stadtmarketing Brief"
+    assert mail["Subject"] == "Bitte bestätigen Sie Ihre Anmeldung: Stadtmarketing-Brief"
     assert mail["Message-ID"].endswith("@stadtmarketing-demo.de>")
     assert "List-Unsubscribe" not in mail  # not a newsletter: no list headers, no advertising
     text, page = mail.get_body(("plain",)).get_content(), mail.get_body(("html",)).get_content()

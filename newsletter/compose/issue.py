@@ -172,7 +172,7 @@ def default_subject(settings: Settings, number: str | None, sel: Selection) -> s
     """Name, number and the lead's title, within the 78 characters a subject should keep to:
     the whole title if it fits, else its part before a colon, else cut at a word."""
     name = settings.publication.name
-    prefix = f"{name} {number}: " if number else f"{name}: "
+    prefix = f"{name} {number} – " if number else f"{name} – "  # a dash: titles often hold a colon
     room = SUBJECT_MAX - len(prefix)
     title = sel.lead["title"]
     if len(title) <= room:

@@ -66,7 +66,7 @@ _INDEX = """<h1>{{ name }}: alle Ausgaben</h1>
 <p class="meta"><a href="feed.xml">RSS-Feed</a></p>
 """
 _UNSUBSCRIBE = """<h1>Newsletter abbestellen</h1>
-<p>Jede Ausgabe des {{ name }} enthält am Ende einen persönlichen Link „Newsletter abbestellen“.
+<p>Jede Ausgabe des Newsletters „{{ name }}“ enthält am Ende einen persönlichen Link „Newsletter abbestellen“.
 Ein Klick darauf genügt, und Sie erhalten keine weiteren Ausgaben.</p>
 <p>Sie finden die E-Mail nicht mehr? Schreiben Sie an
 <a href="mailto:{{ email }}">{{ email }}</a>, dann tragen wir Sie aus.</p>
@@ -76,7 +76,7 @@ Ein Klick darauf genügt, und Sie erhalten keine weiteren Ausgaben.</p>
 <p><a href="index.html">Alle Ausgaben</a></p>
 """
 _BACK = ('<div style="padding:10px 16px;font:14px Helvetica,Arial,sans-serif;text-align:center">'
-         '<a href="index.html" style="color:#8a1c3c">Alle Ausgaben des {name}</a></div>')
+         '<a href="index.html" style="color:#8a1c3c">Alle Ausgaben des Newsletters „{name}“</a></div>')
 _PAGES.filters["german_date"] = dates.german_long
 
 

@@ -26,7 +26,7 @@ def click_map(page: str, report: IssueReport, base_url: str) -> str:
         link = by_code.get(url[len(prefix):]) if url.startswith(prefix) else None
         if link is None:
             return m.group(0)
-        title = f"{link.human} Klicks, geschätzt {link.unique} verschiedene Leser, {link.automated} automatisch"
+        title = f"{link.human} Klicks von Menschen, geschätzt {link.unique} Leser mit Klick, {link.automated} automatische Abrufe"
         return (m.group(0) + f'<span class="nl-clickmap" title="{html.escape(title)}" style="{BADGE}">'
                 f"{link.human}</span>")
 
@@ -34,7 +34,7 @@ def click_map(page: str, report: IssueReport, base_url: str) -> str:
     if report.tracked:
         rate = "–" if report.rate is None else f"{report.rate:.1f}".replace(".", ",")
         summary = (f"Klickkarte: {report.human} Klicks von Menschen, geschätzt {report.readers} Leser "
-                   f"({rate} je 100 Zugestellte), {report.automated} automatische Abrufe nicht mitgezählt. "
+                   f"({rate} je 100 zugestellte E-Mails); {report.automated} automatische Abrufe sind nicht mitgezählt. "
                    "Die gelben Zahlen stehen an jedem Link.")
     else:
         summary = "Klickkarte: Für diese Ausgabe wurden keine Klicks gezählt ([tracking] clicks war aus)."

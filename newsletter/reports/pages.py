@@ -13,16 +13,17 @@ from newsletter.reports import charts
 from newsletter.reports.issue import SECTIONS, IssueReport
 from newsletter.reports.stats import IssueLine
 
-METHOD = ("Gezählt wurden Aufrufe der Links dieser Ausgabe über Weiterleitungslinks, die für alle "
+METHOD = ("Gezählt wurden Aufrufe der Links im Newsletter über Weiterleitungslinks, die für alle "
           "Empfänger gleich sind. Automatische Abrufe (Sicherheitsscanner von Mailservern, Linkvorschauen) "
-          "sind getrennt gezählt und in keiner Klickzahl enthalten; verschiedene Leser sind aus einem täglich "
-          "wechselnden, nirgends gespeicherten Schlüssel geschätzt. Über einzelne Leser wird nichts gespeichert.")
+          "werden getrennt gezählt und sind in keiner Klickzahl enthalten; die Zahl der Leser mit Klick wird mithilfe "
+          "eines täglich wechselnden, nirgends gespeicherten Schlüssels geschätzt. Über einzelne Leser wird nichts "
+          "gespeichert.")
 
 
 # The Beleg's counting method, in one sentence.
 METHOD_BELEG = ("Gezählt wurden Aufrufe des Anzeigenlinks über einen für alle Empfänger gleichen "
-                "Weiterleitungslink, ohne automatische Abrufe durch Sicherheitsscanner und Linkvorschauen und ohne "
-                "dass über einzelne Leser etwas gespeichert wurde.")
+                "Weiterleitungslink, ohne automatische Abrufe durch Sicherheitsscanner und Linkvorschauen; über einzelne "
+                "Leser wurde dabei nichts gespeichert.")
 
 
 def environment(settings: Settings):
@@ -41,7 +42,7 @@ def issue_page(settings: Settings, report: IssueReport) -> str:
     day_rows = [(dates.german_short(day["day"])[:6], day["human"], day["automated"]) for day in report.days]
     return render.template(environment(settings), "reports/issue.html.j2", {
         "title": f"Auswertung {report.issue['number'] or report.issue['slug']}", "report": report,
-        "link_chart": charts.bars(link_rows, title="Klicks je Link (Menschen, dahinter automatisch)"),
+        "link_chart": charts.bars(link_rows, title="Klicks je Link (kräftig: von Menschen, blass: automatische Abrufe)"),
         "day_chart": charts.columns(day_rows, title="Klicks je Tag nach dem Versand")})
 
 
@@ -49,9 +50,9 @@ def stats_page(settings: Settings, lines: list[IssueLine]) -> str:
     label = [line.number or line.issue_date for line in lines]
     series = [
         ("Zugestellt", [line.delivered for line in lines], ""),
-        ("Leser mit Klick je 100 Zugestellte (geschätzt)", [line.rate if line.tracked else None for line in lines], ""),
+        ("Leser mit Klick je 100 zugestellte E-Mails (geschätzt)", [line.rate if line.tracked else None for line in lines], ""),
         ("Abmeldungen", [line.unsubscribed for line in lines], ""),
-        ("Bounces", [line.bounced for line in lines], ""),
+        ("Rückläufer", [line.bounced for line in lines], ""),
     ]
     chart_list = [{"title": title, "svg": charts.line(list(zip(label, values)), title=title, unit=unit)}
                   for title, values, unit in series]

@@ -110,10 +110,10 @@ class Routine:
                     self._finish("compose", "missed", detail=f"run-due did not run between {self._label(w.compose_at)} "
                                  f"and {self._label(w.compose_at + self.grace)}")
                     self._notice("compose-missed", "Ausgabe nicht erstellt: Zeitpunkt verpasst", [
-                        f"Die Ausgabe für {send_label(self.settings, w.send_at)} sollte am {send_label(self.settings, w.compose_at)} "
+                        f"Die Ausgabe für den Versand am {send_label(self.settings, w.send_at)} sollte am {send_label(self.settings, w.compose_at)} "
                         f"erstellt werden; newsletter run-due lief bis {send_label(self.settings, w.compose_at + self.grace)} nicht "
-                        "(war der Rechner aus?). Damit nichts unerwartet verspätet verschickt wird, holt die "
-                        "Automatik das nicht nach.",
+                        "(war der Rechner ausgeschaltet?). Damit keine Ausgabe unerwartet verspätet verschickt wird, holt "
+                        "die Automatik diesen Schritt nicht nach.",
                         "Sie können die Ausgabe von Hand erstellen und versenden."],
                         commands=["newsletter compose", "newsletter check latest", "newsletter send latest"])
                     self.report.warnings.append(f"Missed this week's compose time ({self._label(w.compose_at)}); "
@@ -132,7 +132,7 @@ class Routine:
             result = compose_issue(self.db, self.settings, request)
         except SelectionError:
             self._finish("compose", "nothing")
-            self._notice("nothing-new", f"Keine Ausgabe am {send_label(self.settings, w.send_at)}: nichts Neues", [
+            self._notice("nothing-new", f"Keine Ausgabe am {send_label(self.settings, w.send_at)}: keine neuen Artikel", [
                 "Seit der letzten Ausgabe sind keine neuen Artikel erschienen, deshalb wurde keine Ausgabe "
                 "erstellt und es wird nichts versandt.", *self._feed_notes()],
                 commands=["newsletter articles list --since 14d"])
@@ -148,7 +148,7 @@ class Routine:
         except NewsletterError as e:
             self._finish("compose", "failed", detail=str(e))
             self._notice("compose-failed", "Ausgabe konnte nicht erstellt werden", [
-                f"Beim Erstellen der Ausgabe für {send_label(self.settings, w.send_at)} trat ein Fehler auf:", str(e)],
+                f"Beim Erstellen der Ausgabe für den Versand am {send_label(self.settings, w.send_at)} trat ein Fehler auf:", str(e)],
                 commands=["newsletter compose", "newsletter check latest"])
             self.report.errors.append(f"Composing this week's issue failed: {e}")
             return
@@ -276,7 +276,7 @@ class Routine:
         self._finish("send", "held", issue["id"], why)
         self._notice(f"held-{issue['id']}", f"Ausgabe {issue['number']} angehalten: {why}", [
             f"Die Ausgabe „{issue['subject']}“ wurde am {send_label(self.settings, self.week.send_at)} nicht versandt: "
-            f"{why}.", "Nach der Klärung können Sie sie von Hand versenden."],
+            f"{why}.", "Sobald das geklärt ist, können Sie die Ausgabe von Hand versenden."],
             commands=[f"newsletter check {issue['slug']}", f"newsletter approve {issue['slug']}",
                       f"newsletter send {issue['slug']}"])
         self.report.warnings.append(f"Held {issue['slug']}: {why}; reviewers notified")
@@ -289,7 +289,7 @@ class Routine:
             self._notice(f"summary-{issue['id']}", f"Ausgabe {issue['number']} versandt", [
                 f"Die Ausgabe „{issue['subject']}“ ist versandt."],
                 facts=[("Zugestellt", f"{c['sent']:,}".replace(",", ".")), ("Fehlgeschlagen", str(c["failed"])),
-                       ("Verzögert (der Server bat um einen neuen Versuch, er folgt)", str(c["deferred"]))],
+                       ("Verzögert (neuer Zustellversuch folgt)", str(c["deferred"]))],
                 commands=[f"newsletter status {issue['slug']}", f"newsletter report {issue['slug']}"])
             self._finish("summary", "done", issue["id"])
             with transaction(self.db):

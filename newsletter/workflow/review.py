@@ -139,10 +139,10 @@ def mail_each(settings: Settings, db: Database, transport: Transport, purpose: s
 
 
 def send_label(settings: Settings, moment: datetime) -> str:
-    """'Do., 03.12.2026, 09:00 Uhr' in the publication's time zone."""
+    """'Do., 3. Dezember 2026, 09:00 Uhr' in the publication's time zone."""
     local = moment.astimezone(dates.zone(settings.publication.timezone))
     day = ("Mo.", "Di.", "Mi.", "Do.", "Fr.", "Sa.", "So.")[local.weekday()]
-    return f"{day} {dates.german_short(local.date())}, {local:%H:%M} Uhr"
+    return f"{day}, {dates.german_long(local.date())}, {local:%H:%M} Uhr"
 
 
 def now_label(settings: Settings) -> str:
