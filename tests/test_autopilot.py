@@ -530,3 +530,4 @@ def test_the_review_mail_text_part_uses_german_typography(pilot):
     text = review.get_body(("plain",)).get_content()
     assert "VORSCHAU ZUR FREIGABE – dieser Kasten ist nicht Teil der Ausgabe." in text
     assert f"„{issue_row(pilot)['subject']}“" in text and " - dieser" not in text
+    assert [line for line in text.splitlines() if len(line) > 78 and not re.fullmatch(r"\S*https://\S+", line.split(": ")[-1])] == []

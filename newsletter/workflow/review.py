@@ -96,7 +96,7 @@ def review_message(settings: Settings, key: bytes | None, issue: dict, reviewer:
         "composer_is_reviewer": bool(pilot and pilot.four_eyes and (issue.get("composed_by") or "").lower() == reviewer.lower()),
     }
     banner_html = render.template(env, "mail/review_banner.html.j2", values)
-    banner_text = render.template(env, "mail/review_banner.txt.j2", values)
+    banner_text = render.wrap_text(render.template(env, "mail/review_banner.txt.j2", values)) + "\n"
     page = export(settings, issue, "html").decode("utf-8")
     page = _BODY.sub(lambda m: m.group(1) + banner_html, page, count=1)
     text = banner_text + export(settings, issue, "txt").decode("utf-8")
