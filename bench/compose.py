@@ -54,7 +54,7 @@ ISSUE_DATE = date(2026, 11, 24)
 COUNTS = {"article": 40, "job": 20, "ad": 2}
 DEMO_FILES = {"article": "articles", "job": "jobs", "ad": "ads"}
 COMPOSE_OVERRIDES = "\n[compose]\nmax_articles = 40\nmax_jobs = 20\n"
-TARGET_RATIO = 0.5
+TARGET_RATIO = 1.0
 BENCH_DIR = Path(__file__).resolve().parent
 MJML_INSTALL = ["npm", "install", "--prefix", str(BENCH_DIR), "--no-audit", "--no-fund", "--no-save", "mjml@4"]
 

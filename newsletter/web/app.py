@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route, Router
 
 from newsletter import clock, config
 from newsletter.audience import consent
@@ -232,7 +232,7 @@ def create_app(settings: Settings, *, key: bytes | None = None, transport_factor
     site = Site(settings, key, transport_factory or (lambda: transports.make(settings)))
     clicks = Clicks(settings, site.link_unknown)
     reviews = Reviews(site)
-    app = Starlette(routes=with_trailing_slash([
+    routes = with_trailing_slash([
         Route("/subscribe", by_method(site.subscribe_form, site.subscribe), methods=["GET", "POST"]),
         Route("/confirm/{token}", by_method(site.confirm_page, site.confirm), methods=["GET", "POST"]),
         Route("/u/{token}", by_method(site.unsubscribe_page, site.unsubscribe), methods=["GET", "POST"]),
@@ -243,11 +243,13 @@ def create_app(settings: Settings, *, key: bytes | None = None, transport_factor
     ]) + [
         Route("/archive", site.archive_root, methods=["GET"]),
         Route("/archive/{path:path}", site.archive, methods=["GET"]),
-    ], exception_handlers={HTTPException: site.http_error, NewsletterError: site.unavailable,
-                           sqlite3.Error: site.unavailable, Exception: site.server_error})
-    # Starlette would answer '/u/TOKEN/' with a redirect built from the Host header (an open
-    # redirect, and no one-click answer): every route takes its trailing slash itself instead.
-    app.router.redirect_slashes = False
+    ]
+    # Starlette's own router answers '/u/TOKEN/' with a redirect built from the Host header (an
+    # open redirect, and no one-click answer): a router without that serves every path, and each
+    # route takes its trailing slash itself.
+    app = Starlette(routes=[Mount("", app=Router(routes=routes, redirect_slashes=False))],
+                    exception_handlers={HTTPException: site.http_error, NewsletterError: site.unavailable,
+                                        sqlite3.Error: site.unavailable, Exception: site.server_error})
     app.add_middleware(SecurityHeaders)
     app.state.site, app.state.clicks = site, clicks
     return app
