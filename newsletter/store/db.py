@@ -149,16 +149,16 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
 
 
 def translate(e: sqlite3.Error, path: Path | str = "the database") -> StoreError:
-    """Turn an sqlite3 error into a message that says what to do."""
-    text = str(e)
-    if "locked" in text or "busy" in text:
+    """Turn an sqlite3 error into a message that says what to do, by SQLite's error code."""
+    text, name = str(e), getattr(e, "sqlite_errorname", "") or ""
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
         return StoreError(
             f"{path} is locked by another process (waited {BUSY_TIMEOUT_MS // 1000} s) - "
             "wait until it has finished and run the command again"
         )
-    if "file is not a database" in text or "malformed" in text:
+    if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
         return StoreError(f"{path} is not a newsletter database ({text}) - check NEWSLETTER_DB / --db")
-    if "readonly" in text or "unable to open" in text:
+    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")):
         return StoreError(f"Cannot write {path} ({text}) - check the permissions of the file and its folder")
     return StoreError(f"Database error on {path}: {text}")
 
