@@ -78,7 +78,7 @@ def test_feed_is_rss_of_the_sent_issues(sent):
     assert [e.title for e in feed.entries] == ["Märkte & Buden: 3 < 4", sent.db()["issues"].get(1)["subject"]]
     first = feed.entries[0]
     assert first.link == f"{BASE}/archive/{NEXT}.html" and first.id == first.link
-    sent_at = get_issue(sent.store(), NEXT)["sent_at"]
+    sent_at = get_issue(sent.store(), NEXT).sent_at
     assert first.published_parsed[:6] == tuple(int(n) for n in re.findall(r"\d+", sent_at)[:6])
 
 

@@ -50,7 +50,7 @@ def first_article_url(composed) -> str:
     """URL of the first article in WEITERE MELDUNGEN that has an image (two-column row)."""
     db = composed.store()
     issue = get_issue(db, ISSUE_DATE.isoformat())
-    entries = [e for e in issue_items(db, issue["id"]) if e["section"] == "articles"]
+    entries = [e for e in issue_items(db, issue.id) if e["section"] == "articles"]
     db.close()
     with_image = [e["item"] for e in entries if e["item"]["image"]]
     assert with_image, "the demo issue needs an article with an image"

@@ -60,7 +60,7 @@ def assert_fails(project, name: str, **kw):
 def edit_issue(project, **fields) -> None:
     db = project.db()
     issue = get_issue(project.store(), DATE)
-    db["issues"].update(issue["id"], {k: (v(issue) if callable(v) else v) for k, v in fields.items()})
+    db["issues"].update(issue.id, {k: (v(issue) if callable(v) else v) for k, v in fields.items()})
     db.conn.commit()
     db.close()
 
@@ -197,13 +197,13 @@ def test_html_over_the_clipping_budget_fails_and_near_it_warns(composed):
 
 def test_too_big_style_block_fails(composed):
     rules = "".join(f".nl-x{i} {{ color: #1f2933 !important; }}\n" for i in range(500))
-    edit_issue(composed, html=lambda i: i["html"].replace(
+    edit_issue(composed, html=lambda i: i.html.replace(
         "</head>", f"<style>@media (max-width: 479px) {{ {rules} }}</style></head>", 1))
     assert "Gmail drops" in detail(assert_fails(composed, "html.style-size"), "html.style-size")
 
 
 def test_missing_lang_fails(composed):
-    edit_issue(composed, html=lambda i: i["html"].replace('<html lang="de"', "<html", 1))
+    edit_issue(composed, html=lambda i: i.html.replace('<html lang="de"', "<html", 1))
     assert_fails(composed, "html.lang")
 
 
@@ -218,12 +218,12 @@ def test_remote_font_fails(content):
 @pytest.mark.parametrize("css", ["@import url(https://cdn.example.org/fonts.css);",
                                  "@font-face { font-family: Hausschrift; src: url(https://cdn.example.org/h.woff2); }"])
 def test_remote_css_in_a_style_block_fails(composed, css):
-    edit_issue(composed, html=lambda i: i["html"].replace("</head>", f"<style>{css}</style></head>", 1))
+    edit_issue(composed, html=lambda i: i.html.replace("</head>", f"<style>{css}</style></head>", 1))
     assert_fails(composed, "html.remote-fonts")
 
 
 def test_lang_other_than_the_configured_language_warns(composed):
-    edit_issue(composed, html=lambda i: i["html"].replace('<html lang="de"', '<html lang="en"', 1))
+    edit_issue(composed, html=lambda i: i.html.replace('<html lang="de"', '<html lang="en"', 1))
     result = run_check(composed)
     assert result.exit_code == 0 and statuses(result)["html.lang"] == "warn"
 
@@ -314,7 +314,7 @@ def add_job(project, deadline: str) -> None:
     job_id = db["jobs"].insert({"url": "https://www.stadtmarketing-demo.de/stellen/abgelaufen",
                                 "title": "Abgelaufene Stelle", "employer": "Stadt Beispiel",
                                 "deadline": deadline, "published": day(-50).isoformat()}).last_pk
-    db["issue_items"].insert({"issue_id": issue["id"], "kind": "job", "item_id": job_id,
+    db["issue_items"].insert({"issue_id": issue.id, "kind": "job", "item_id": job_id,
                               "section": "jobs", "position": 99, "is_new": 0})
     db.conn.commit()
     db.close()
@@ -401,10 +401,10 @@ def test_each_message_rule_catches_its_violation(composed, name):
     settings = composed.settings()
     issue = get_issue(composed.store(), DATE)
     eml = export(settings, issue, "eml")
-    assert all(r.status == "pass" for r in mail_rules.check_message(settings, eml, issue["subject"]))
+    assert all(r.status == "pass" for r in mail_rules.check_message(settings, eml, issue.subject))
     broken = BROKEN[name](eml)
     assert broken != eml
-    results = {r.name: r for r in mail_rules.check_message(settings, broken, issue["subject"])}
+    results = {r.name: r for r in mail_rules.check_message(settings, broken, issue.subject)}
     assert results[name].status == "fail", results[name]
 
 
@@ -416,7 +416,7 @@ def test_encoded_word_rules(composed):
                              ("=?utf-8?q?" + "x" * 70 + "?=", "encoded word of 82 characters"),
                              ("Grüße", "raw non-ASCII")]:
         broken = re.sub(rb"^Subject: .*\r\n(?: .*\r\n)*", f"Subject: {subject}\r\n".encode(), eml, count=1, flags=re.M)
-        result = {r.name: r for r in mail_rules.check_message(settings, broken, issue["subject"])}["eml.encoded-words"]
+        result = {r.name: r for r in mail_rules.check_message(settings, broken, issue.subject)}["eml.encoded-words"]
         assert result.status == "fail" and problem in result.detail
 
 
@@ -425,8 +425,8 @@ def test_encoded_word_rules(composed):
 def test_spam_heavy_issue_fails_with_the_rules_hit(composed):
     need_spamassassin()
     edit_issue(composed, subject="FREE VIAGRA!!! Cheap meds, 100% GUARANTEED - ACT NOW",
-               html=lambda i: i["html"].replace("</body>", SPAM * 3 + "</body>"),
-               text=lambda i: i["text"] + "\n" + SPAM * 3)
+               html=lambda i: i.html.replace("</body>", SPAM * 3 + "</body>"),
+               text=lambda i: i.text + "\n" + SPAM * 3)
     result = assert_fails(composed, "spam.spamassassin", spam=True)
     text = detail(result, "spam.spamassassin")
     score = float(re.match(r"score (-?[\d.]+)", text).group(1))

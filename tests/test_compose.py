@@ -19,7 +19,7 @@ def items(project, slug=SLUG):
 
     db = project.store()
     issue = get_issue(db, slug)
-    return issue, issue_items(db, issue["id"])
+    return issue, issue_items(db, issue.id)
 
 
 def section(entries, name):
@@ -45,7 +45,7 @@ def test_default_selection_follows_the_rules(composed):
     # ads: only those running on the issue date
     ads = section(entries, "ads")
     assert len(ads) == 2 and all(a["starts"] <= DATE <= a["ends"] for a in ads)
-    assert issue["status"] == "draft" and issue["number"] == NUMBER
+    assert issue.status == "draft" and issue.number == NUMBER
 
 
 def test_compose_prints_summary_and_writes_outputs(content):
@@ -120,7 +120,7 @@ def test_replace_recomposes_a_draft_and_sent_issues_are_frozen(composed):
     assert result.exit_code == 0, result.output
     assert f"Re-composed draft {SLUG}" in result.output
     issue, _ = items(composed)
-    assert issue["subject"] == "Neu: Betreff" and issue["number"] == NUMBER
+    assert issue.subject == "Neu: Betreff" and issue.number == NUMBER
     assert len(list(composed.db()["issues"].rows)) == 1
 
     db = composed.db()
@@ -150,7 +150,7 @@ def test_size_budget_refuses_unless_allow_clipping(content):
 
 
 def test_size_warning_at_ninety_percent(composed):
-    size = items(composed)[0]["html_size"]
+    size = items(composed)[0].html_size
     composed.set_config("compose", "size_budget", str(int(size / 0.95)))
     result = composed.run("compose", "--replace", SLUG)
     assert result.exit_code == 0 and "Warning: HTML part uses 95%" in result.output
@@ -215,7 +215,7 @@ def test_full_issue_at_configured_maximum_stays_under_the_clipping_budget(conten
     assert result.exit_code == 0, result.output
     assert "articles 11, job ads 10" in result.output and "ads 2" in result.output
     issue, _ = items(content)
-    assert issue["html_size"] < 102_000
+    assert issue.html_size < 102_000
 
 
 def test_replace_keeps_the_drafts_date_and_window_unless_new_ones_are_given(content, fake_clock):
@@ -224,14 +224,14 @@ def test_replace_keeps_the_drafts_date_and_window_unless_new_ones_are_given(cont
     issue, entries = items(content, day(-2).isoformat())
     articles = sorted(e["item_id"] for e in entries if e["kind"] == "article")
     fake_clock.advance(days=3)  # the editor comes back to the draft later
-    again = content.run("compose", "--replace", issue["slug"])
+    again = content.run("compose", "--replace", issue.slug)
     assert again.exit_code == 0, again.output
-    replaced, entries = items(content, issue["slug"])
-    assert (replaced["issue_date"], replaced["window_from"], replaced["window_to"]) == \
-        (issue["issue_date"], issue["window_from"], issue["window_to"])
+    replaced, entries = items(content, issue.slug)
+    assert (replaced.issue_date, replaced.window_from, replaced.window_to) == \
+        (issue.issue_date, issue.window_from, issue.window_to)
     assert sorted(e["item_id"] for e in entries if e["kind"] == "article") == articles
-    moved = content.run("compose", "--replace", issue["slug"], "--date", day(0).isoformat())
-    assert moved.exit_code == 0 and items(content, issue["slug"])[0]["issue_date"] == day(0).isoformat()
+    moved = content.run("compose", "--replace", issue.slug, "--date", day(0).isoformat())
+    assert moved.exit_code == 0 and items(content, issue.slug)[0].issue_date == day(0).isoformat()
 
 
 def test_a_new_lead_renews_the_subject_and_preheader_it_made_but_not_the_editors(composed):
@@ -240,13 +240,13 @@ def test_a_new_lead_renews_the_subject_and_preheader_it_made_but_not_the_editors
     result = composed.run("compose", "--replace", SLUG, "--lead", str(other["id"]))
     assert result.exit_code == 0, result.output
     renewed, _ = items(composed)
-    assert renewed["subject"] != issue["subject"] and other["title"].split(": ")[0] in renewed["subject"]
-    assert renewed["preheader"] != issue["preheader"]
+    assert renewed.subject != issue.subject and other["title"].split(": ")[0] in renewed.subject
+    assert renewed.preheader != issue.preheader
     composed.run("compose", "--replace", SLUG, "--subject", "Unser Betreff", "--preheader", "Unser Vorspann")
     back = composed.run("compose", "--replace", SLUG, "--lead", str(issue_lead(issue, entries)["id"]))
     assert back.exit_code == 0
     kept, _ = items(composed)
-    assert (kept["subject"], kept["preheader"]) == ("Unser Betreff", "Unser Vorspann")
+    assert (kept.subject, kept.preheader) == ("Unser Betreff", "Unser Vorspann")
 
 
 def issue_lead(issue, entries) -> dict:
@@ -260,7 +260,7 @@ def test_the_default_subject_fits_78_characters(content):
     assert content.run("import", "lang.json").exit_code == 0
     result = content.run("compose", "--date", DATE, "--number", NUMBER, "--lead", "https://www.stadtmarketing-demo.de/lang")
     assert result.exit_code == 0, result.output
-    subject = items(content)[0]["subject"]
+    subject = items(content)[0].subject
     assert subject == f"Stadtmarketing-Brief {NUMBER} – Wie Innenstädte den Leerstand füllen" and len(subject) <= 78
 
 
@@ -304,10 +304,10 @@ def test_an_impressum_without_register_or_vat_id_composes_and_leaves_them_out(co
     result = content.run("compose", "--date", DATE)
     assert result.exit_code == 0, result.output
     issue, _ = items(content)
-    text = issue["text"]
+    text = issue.text
     assert "USt-IdNr." not in text and "Registergericht" not in text and "Vorstand: Erika Beispiel" in text
-    assert "USt-IdNr." not in issue["html"] and "Registergericht" not in issue["html"]
-    assert "Vorstand: Erika Beispiel" in issue["html"] and "False" not in text
+    assert "USt-IdNr." not in issue.html and "Registergericht" not in issue.html
+    assert "Vorstand: Erika Beispiel" in issue.html and "False" not in text
     check = content.run("check", DATE, "--no-spamassassin")
     assert check.exit_code == 0 and "impressum.complete" in check.output, check.output
     content.set_config("impressum", "vat_id", '""')  # empty is still an error

@@ -130,8 +130,8 @@ def test_personal_values_are_filled_without_rerendering(composed):
 
     settings = composed.settings()
     issue = get_issue(composed.store(), 1)
-    assert issue["html"].count("%%salutation%%") == 1 and "%%token%%" in issue["html"]
-    template = IssueMessage(settings, issue["subject"], issue["html"], issue["text"])
+    assert issue.html.count("%%salutation%%") == 1 and "%%token%%" in issue.html
+    template = IssueMessage(settings, issue.subject, issue.html, issue.text)
     reader = Recipient(email="max@example.org", salutation="Sehr geehrter Herr <Müller>", token="tok_123")
     raw, msgid = template.build(reader)
     message = email.message_from_bytes(raw, policy=policy.default)

@@ -90,7 +90,7 @@ def test_page_shows_the_draft_its_parts_and_switches_to_mobile(composed, open_pa
 
     db = composed.store()
     issue = get_issue(db, SLUG)
-    entries = issue_items(db, issue["id"])
+    entries = issue_items(db, issue.id)
     db.close()
     with running(composed) as server:
         page = open_page(server.url)
@@ -114,7 +114,7 @@ def test_page_shows_the_draft_its_parts_and_switches_to_mobile(composed, open_pa
         expect(page.locator("#kopfzeilen")).to_contain_text("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
         expect(page.locator("#kopfzeilen")).to_contain_text("To: erika.muster@example.org")
 
-        expect(page.locator("#groesse")).to_contain_text(f"{issue['html_size']:,}".replace(",", ".") + " von 102.000 Bytes")
+        expect(page.locator("#groesse")).to_contain_text(f"{issue.html_size:,}".replace(",", ".") + " von 102.000 Bytes")
         links = page.locator("#inhalt a")
         expect(links).to_have_count(len(entries))
         hrefs = set(links.evaluate_all("links => links.map(a => a.href)"))
@@ -129,7 +129,7 @@ def test_template_edit_recomposes_the_draft_and_the_page_follows(content, open_p
     template = override_templates(content)
     assert content.run("compose", "--date", SLUG, "--number", NUMBER).exit_code == 0
     db = content.store()
-    before = [(e["kind"], e["item_id"]) for e in issue_items(db, get_issue(db, SLUG)["id"])]
+    before = [(e["kind"], e["item_id"]) for e in issue_items(db, get_issue(db, SLUG).id)]
     db.close()
     with running(content) as server:
         page = open_page(server.url)
@@ -144,8 +144,8 @@ def test_template_edit_recomposes_the_draft_and_the_page_follows(content, open_p
         assert page.locator("#rahmen").bounding_box()["width"] == 375  # the chosen view stays
         db = content.store()
         issue = get_issue(db, SLUG)
-        assert "AUS DER REGION" in issue["html"] and issue["status"] == "draft"
-        assert [(e["kind"], e["item_id"]) for e in issue_items(db, issue["id"])] == before
+        assert "AUS DER REGION" in issue.html and issue.status == "draft"
+        assert [(e["kind"], e["item_id"]) for e in issue_items(db, issue.id)] == before
         db.close()
 
         edit(template, "{%- if articles %}", "{%- if articles %}{{ nicht_da.x }}")
@@ -198,7 +198,7 @@ def test_dark_screenshot_inverts_a_mail_without_dark_rules(content, chromium, tm
     text = template.read_text(encoding="utf-8")
     template.write_text(re.sub(r"@media \(prefers-color-scheme: dark\) \{.*?\n      \}\n", "", text, flags=re.S), encoding="utf-8")
     assert content.run("compose", "--date", SLUG).exit_code == 0
-    assert not has_dark_css(get_issue(content.store(), SLUG)["html"])
+    assert not has_dark_css(get_issue(content.store(), SLUG).html)
     chromium(content, "--screenshot", tmp_path)
     assert (tmp_path / "dark.png").read_bytes() != (tmp_path / "desktop.png").read_bytes()
 
@@ -230,7 +230,7 @@ def test_no_draft_tells_to_compose(content):
 def test_rebuild_pins_the_articles_and_uses_their_current_text(composed):
     db = composed.db()
     issue = get_issue(composed.store(), SLUG)
-    lead = next(e for e in issue_items(composed.store(), issue["id"]) if e["section"] == "lead")["item"]
+    lead = next(e for e in issue_items(composed.store(), issue.id) if e["section"] == "lead")["item"]
     db["articles"].update(lead["id"], {"title": "Neuer Titel des Aufmachers"})
     db["articles"].insert({"url": "https://www.stadtmarketing-demo.de/ganz-neu", "title": "Ganz neu",
                            "published": f"{SLUG}T07:00:00", "image": "https://www.stadtmarketing-demo.de/neu.jpg"})
@@ -251,7 +251,7 @@ def test_sent_issue_is_reloaded_not_recomposed(composed, monkeypatch):
     edit(template, "WEITERE MELDUNGEN", "AUS DER REGION")
     preview = previewing.Preview(composed.settings, SLUG, None)
     preview.refresh(recompose=True)
-    assert preview.view.issue["status"] == "sent" and "AUS DER REGION" not in preview.view.html
+    assert preview.view.issue.status == "sent" and "AUS DER REGION" not in preview.view.html
 
 
 def test_busy_port_is_a_one_line_error(composed):

@@ -48,7 +48,7 @@ class Context:
 # --- subject and preheader ----------------------------------------------------------------------
 
 def subject_checks(ctx: Context) -> list[Result]:
-    subject = (ctx.issue["subject"] or "").strip()
+    subject = (ctx.issue.subject or "").strip()
     if not subject:
         return [fail("subject.present", "the subject is empty - re-compose with --subject")]
     limit = ctx.settings.check.title_max
@@ -63,7 +63,7 @@ def subject_checks(ctx: Context) -> list[Result]:
 
 
 def preheader_checks(ctx: Context) -> list[Result]:
-    preheader = norm(ctx.issue["preheader"] or "")
+    preheader = norm(ctx.issue.preheader or "")
     if not preheader:
         return [warn("preheader.present", "no preheader: clients show the first lines of the body instead "
                      "- re-compose with --preheader")]
@@ -152,7 +152,7 @@ def remote_font_check(ctx: Context) -> list[Result]:
         found.append("@import")
     if re.search(r"@font-face\s*{[^}]*url\(", css, re.I):
         found.append("@font-face with url()")
-    host = REMOTE_FONT_HOSTS.search(ctx.issue["html"] or "")
+    host = REMOTE_FONT_HOSTS.search(ctx.issue.html or "")
     if host:
         found.append(host.group(0))
     if found:
@@ -231,7 +231,7 @@ def _labelled(title: str, text: str) -> bool:
 
 def job_checks(ctx: Context) -> list[Result]:
     jobs = [e["item"] for e in ctx.items if e["kind"] == "job"]
-    issue_date = dates.parse_date(ctx.issue["issue_date"])
+    issue_date = dates.parse_date(ctx.issue.issue_date)
     closed, lapsed = [], []
     for job in jobs:
         if not job.get("deadline"):
@@ -308,7 +308,7 @@ def tracking_checks(ctx: Context) -> list[Result]:
 def message_checks(ctx: Context) -> list[Result]:
     if ctx.eml is None:
         return [fail("eml.build", f"cannot build the message: {ctx.eml_error}")]
-    return check_message(ctx.settings, ctx.eml, ctx.issue["subject"] or "")
+    return check_message(ctx.settings, ctx.eml, ctx.issue.subject or "")
 
 
 CHECKS = (subject_checks, preheader_checks, html_size, style_size, lang_check, image_checks,

@@ -56,7 +56,7 @@ class Report:
         return self._with("fail")
 
     def as_dict(self) -> dict:
-        return {"issue": self.issue["slug"], "passed": len(self.passed), "warnings": len(self.warnings),
+        return {"issue": self.issue.slug, "passed": len(self.passed), "warnings": len(self.warnings),
                 "failed": len(self.failed), "results": [asdict(r) for r in self.results]}
 
 
@@ -83,5 +83,5 @@ def summary(report: Report) -> str:
             f"{len(report.failed)} failed")
     if report.failed:
         line += (" - not ready to send: fix the FAIL rows above "
-                 f"(all details: newsletter check {report.issue['slug']} --json)")
+                 f"(all details: newsletter check {report.issue.slug} --json)")
     return line

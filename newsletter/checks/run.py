@@ -25,7 +25,7 @@ from newsletter.mail.export import export
 from newsletter.store import Database, connect, transaction
 from newsletter.store.checks import last_result, save_result
 from newsletter.store.clicks import links_of
-from newsletter.store.issues import articles_sent_elsewhere, get_issue, issue_items
+from newsletter.store.issues import Issue, articles_sent_elsewhere, get_issue, issue_items
 
 
 def check_issue(settings: Settings, ref: str) -> Report:
@@ -37,22 +37,22 @@ def check_issue(settings: Settings, ref: str) -> Report:
 
 def run_checks(settings: Settings, issue: dict, db: Database) -> Report:
     """Every check on a stored issue; SpamAssassin and the contrast check as [check] says."""
-    items = issue_items(db, issue["id"])
+    items = issue_items(db, issue.id)
     eml, error = _build_eml(settings, issue)
-    ctx = Context(settings, issue, items, Page(issue["html"] or ""), norm(issue["text"] or ""),
-                  dates.today(settings.publication.timezone), eml, error, links_of(db, issue["id"]),
-                  articles_sent_elsewhere(db, issue["id"]))
+    ctx = Context(settings, issue, items, Page(issue.html or ""), norm(issue.text or ""),
+                  dates.today(settings.publication.timezone), eml, error, links_of(db, issue.id),
+                  articles_sent_elsewhere(db, issue.id))
     report = Report(issue)
     for check in CHECKS:
         report.results.extend(check(ctx))
     if settings.check.spamassassin and eml is not None:
         report.results.append(spam_check(eml, settings.check.spam_threshold))
-    if settings.check.contrast and issue["html"]:
+    if settings.check.contrast and issue.html:
         from newsletter.checks.contrast import contrast_check
 
         report.results.extend(contrast_check(export(settings, issue, "html").decode("utf-8")))
     with transaction(db):
-        save_result(db, issue["id"], content_hash(issue, items), settings_hash(settings),
+        save_result(db, issue.id, checked_hash(issue, items), settings_hash(settings),
                     not report.failed, report.as_dict(), clock.stamp())
     return report
 
@@ -60,23 +60,22 @@ def run_checks(settings: Settings, issue: dict, db: Database) -> Report:
 def repeats(settings: Settings, issue: dict, db: Database) -> Result:
     """The one check whose answer changes without the issue changing (another issue went out
     since): a send asks it even when the last report passed."""
-    items = issue_items(db, issue["id"])
+    items = issue_items(db, issue.id)
     ctx = Context(settings, issue, items, Page(""), "", dates.today(settings.publication.timezone), None,
-                  sent_elsewhere=articles_sent_elsewhere(db, issue["id"]))
+                  sent_elsewhere=articles_sent_elsewhere(db, issue.id))
     return repeat_check(ctx)[0]
 
 
 def passed_before(settings: Settings, issue: dict, db: Database) -> bool:
     """Whether the last report passed on this very content with these very check settings."""
-    last = last_result(db, issue["id"])
-    return bool(last and last["passed"] and last["content_hash"] == content_hash(issue, issue_items(db, issue["id"]))
+    last = last_result(db, issue.id)
+    return bool(last and last["passed"] and last["content_hash"] == checked_hash(issue, issue_items(db, issue.id))
                 and last["settings_hash"] == settings_hash(settings))
 
 
-def content_hash(issue: dict, items: list[dict]) -> str:
-    """What the checks look at: the rendered parts, subject, preheader, date and the items."""
-    parts = [issue.get(k) or "" for k in ("subject", "preheader", "issue_date", "html", "text")]
-    parts += [json.dumps(e["item"], sort_keys=True, default=str) for e in items]
+def checked_hash(issue: Issue, items: list[dict]) -> str:
+    """What the checks look at: the issue's content (its one hash) and the items as stored now."""
+    parts = [issue.content_hash(), *(json.dumps(e["item"], sort_keys=True, default=str) for e in items)]
     return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()
 
 

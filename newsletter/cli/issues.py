@@ -63,7 +63,7 @@ def print_compose_result(result) -> None:
 
     issue, sel = result.issue, result.selection
     verb = "Re-composed" if result.replaced else "Composed"
-    typer.echo(f"{verb} draft {issue['slug']} (id {issue['id']}): {issue['subject']}")
+    typer.echo(f"{verb} draft {issue.slug} (id {issue.id}): {issue.subject}")
     typer.echo(f"  window   {sel.window_from} .. {sel.window_to}, issue date {dates.german_long(sel.issue_date)}")
     c = sel.counts
     new_jobs = sum(1 for j in sel.jobs if j["is_new"])
@@ -97,22 +97,22 @@ def issues_show(issue: IssueArg) -> None:
 
     s, db = database()
     row, items = show(db, issue)
-    typer.echo(f"Issue {row['slug']} (id {row['id']}), {row['status']}")
+    typer.echo(f"Issue {row.slug} (id {row.id}), {row.status}")
     for label, key in (("Number", "number"), ("Date", "issue_date"), ("Subject", "subject"),
                        ("Preheader", "preheader"), ("Window", "window_from"), ("Sent", "sent_at")):
-        value = row.get(key)
+        value = getattr(row, key)
         if key == "window_from" and value:
-            value = f"{row['window_from']} .. {row['window_to']}"
+            value = f"{row.window_from} .. {row.window_to}"
         if key == "sent_at" and value:
             from newsletter.delivery.schedule import local_label
 
             value = local_label(s, value)
         if value:
             typer.echo(f"  {label + ':':<11}{value}")
-    typer.echo(f"  {'Size:':<11}{row['html_size']:,} bytes (HTML part, encoded)")
-    if row.get("approval"):
-        typer.echo(f"  {'Approval:':<11}{row['approval']} by {row['approval_by']}"
-                   + (f" ({row['approval_note']})" if row.get("approval_note") else ""))
+    typer.echo(f"  {'Size:':<11}{row.html_size:,} bytes (HTML part, encoded)")
+    if row.approval:
+        typer.echo(f"  {'Approval:':<11}{row.approval} by {row.approval_by}"
+                   + (f" ({row.approval_note})" if row.approval_note else ""))
     section = None
     for entry in items:
         if entry["section"] != section:
@@ -128,7 +128,7 @@ def _timeline(s, db, row: dict) -> None:
     from newsletter import dates
     from newsletter.store.autopilot import events
 
-    happened = events(db, row["id"])
+    happened = events(db, row.id)
     if not happened:
         return
     typer.echo("timeline:")

@@ -40,7 +40,7 @@ def send(
         summary = build_all(s, issue, progress.step)
         progress.finish()
         avg = summary.built_bytes // summary.built if summary.built else 0
-        typer.echo(f"Dry run of {summary.issue['slug']}: built {summary.built} messages ({avg:,} bytes on average) "
+        typer.echo(f"Dry run of {summary.issue.slug}: built {summary.built} messages ({avg:,} bytes on average) "
                    f"in {summary.seconds:.1f} s; nothing sent.")
         return
     if not yes:
@@ -68,8 +68,8 @@ def _ask_before_sending(s, issue: str) -> None:
         fail(f"Not sending issue {issue} without a confirmation: there is no terminal to ask - pass --yes "
              "to send from cron or a script", 2)
     row, readers, where = plan(s, issue)
-    number = f" (Nr. {row['number']})" if row.get("number") else ""
-    typer.confirm(f"Send issue {row['slug']}{number} „{row['subject']}“ to {readers:,} readers via {where}?", abort=True)
+    number = f" (Nr. {row.number})" if row.number else ""
+    typer.confirm(f"Send issue {row.slug}{number} „{row.subject}“ to {readers:,} readers via {where}?", abort=True)
 
 
 class Progress:
@@ -111,7 +111,7 @@ class Progress:
 
 
 def print_summary(summary, stopped: bool = False) -> None:
-    slug = summary.issue["slug"]
+    slug = summary.issue.slug
     c = summary.counts
     typer.echo(f"Issue {slug}: {c['sent']} sent, {c['deferred']} deferred, {c['failed']} failed, "
                f"{c['queued']} queued, {c['sending']} unconfirmed, {c['skipped']} skipped "
@@ -121,7 +121,7 @@ def print_summary(summary, stopped: bool = False) -> None:
                    "check the server log; resend with --resend-unconfirmed", err=True)
     for note in summary.notes:
         typer.echo(note, err=note.startswith("Warning"))
-    if summary.done and summary.issue["status"] == "sent":
+    if summary.done and summary.issue.status == "sent":
         typer.echo(f"Issue {slug} is sent.")
     elif (c["deferred"] or c["queued"]) and not stopped:
         typer.echo(f"Not finished: run 'newsletter send {slug}' again to continue.")
@@ -136,9 +136,9 @@ def status(issue: IssueArg) -> None:
     s = settings()
     row, counts, problems, bounced = delivery_status(s, issue)
     labels = {"sending": "unconfirmed"}
-    typer.echo(f"Issue {row['slug']} ({row['status']}): " + ", ".join(f"{n} {labels.get(state, state)}" for state, n in counts.items()))
-    if row.get("scheduled_at") and row["status"] == "scheduled":
-        typer.echo(f"Scheduled for {local_label(s, row['scheduled_at'])}")
+    typer.echo(f"Issue {row.slug} ({row.status}): " + ", ".join(f"{n} {labels.get(state, state)}" for state, n in counts.items()))
+    if row.scheduled_at and row.status == "scheduled":
+        typer.echo(f"Scheduled for {local_label(s, row.scheduled_at)}")
     width = max([8, *(len(labels.get(p["status"], p["status"])) for p in problems)])
     for p in problems:
         code = p["last_code"] if p["last_code"] else "-"
@@ -173,7 +173,7 @@ def schedule(
             fail(f"--at {at!r} is {label}, more than 60 days ahead - check the year, or pass --yes if it is meant", 2)
         typer.confirm(f"Schedule issue {issue} for {label}, more than 60 days ahead?", abort=True)
     row = schedule_issue(s, issue, when, force)
-    typer.echo(f"Issue {row['slug']} scheduled for {local_label(s, row['scheduled_at'])}.")
+    typer.echo(f"Issue {row.slug} scheduled for {local_label(s, row.scheduled_at)}.")
 
 
 @command(app)
@@ -182,7 +182,7 @@ def unschedule(issue: IssueArg) -> None:
     from newsletter.delivery.schedule import unschedule as take_off
 
     row = take_off(settings(), issue)
-    typer.echo(f"Issue {row['slug']} is a draft again.")
+    typer.echo(f"Issue {row.slug} is a draft again.")
 
 
 @command(app, "run-due")
@@ -222,9 +222,9 @@ def approve(
     s, db = database()
     row, changed = approve_issue(s, db, issue, by or editor())
     if changed:
-        typer.echo(f"Issue {row['slug']} approved by {row['approval_by']}.")
+        typer.echo(f"Issue {row.slug} approved by {row.approval_by}.")
     else:
-        typer.echo(f"Issue {row['slug']} was approved already, by {row['approval_by']}; nothing changed.")
+        typer.echo(f"Issue {row.slug} was approved already, by {row.approval_by}; nothing changed.")
 
 
 @command(app)
@@ -242,4 +242,4 @@ def hold(
 
     s, db = database()
     row = hold_issue(s, db, issue, by or editor(), reason or "")
-    typer.echo(f"Issue {row['slug']} held by {row['approval_by']}" + (f" ({reason})" if reason else "") + ".")
+    typer.echo(f"Issue {row.slug} held by {row.approval_by}" + (f" ({reason})" if reason else "") + ".")

@@ -44,7 +44,7 @@ def preview(
 
     server = previewing.start(lambda: settings(**flags), issue, as_email, s.preview.host, s.preview.port,
                               report=lambda message: typer.echo(message, err=True), clicks=clicks)
-    typer.echo(f"Preview of {server.preview.view.issue['slug']} at {server.url} - press Ctrl-C to stop")
+    typer.echo(f"Preview of {server.preview.view.issue.slug} at {server.url} - press Ctrl-C to stop")
     if not no_open:
         webbrowser.open(server.url)
     try:

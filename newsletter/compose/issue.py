@@ -23,7 +23,7 @@ from newsletter.content.sanitize import clean_html, clean_text, html_to_text
 from newsletter.errors import ConfigError, DraftExists, InputError, StoreError
 from newsletter.store import Database
 from newsletter.store.clicks import link_key, save_links
-from newsletter.store.issues import get_issue, issue_items, save_draft, taken_slugs, unsent_on
+from newsletter.store.issues import Issue, get_issue, issue_items, save_draft, taken_slugs, unsent_on
 
 SUBJECT_MAX = 78  # what `newsletter check` asks of a subject
 # A first paragraph of an editorial that greets the readers: the issue greets each one already.
@@ -50,9 +50,14 @@ class Draft:
 
     row: dict
     selection: Selection
-    previous: dict | None          # the draft this one replaces
+    previous: Issue | None         # the draft this one replaces
     notes: list[str] = field(default_factory=list)
     links: list[dict] = field(default_factory=list)  # counted links ([tracking] clicks)
+
+    @property
+    def issue(self) -> Issue:
+        """The draft as the issue it will be once saved (its id: the replaced draft's, else 0)."""
+        return Issue.of({**self.row, "id": self.previous.id if self.previous else 0})
 
     @property
     def items(self) -> list[tuple]:
@@ -79,7 +84,7 @@ def prepare(db: Database, settings: Settings, req: ComposeRequest, rewrite: Rewr
     selection = select(db, settings, options)
     notes: list[str] = []
     meta = _meta(db, settings, req, selection, previous, notes)
-    meta["slug"] = previous["slug"] if previous else free_slug(db, meta["issue_date"])  # the web link names it
+    meta["slug"] = previous.slug if previous else free_slug(db, meta["issue_date"])  # the web link names it
     rendered = render.render(settings, context(settings, meta, selection))
     counted = tracking.rewriter(settings, link_key(db), meta["slug"], selection) \
         if settings.tracking.clicks == "aggregate" else None
@@ -96,7 +101,7 @@ def prepare(db: Database, settings: Settings, req: ComposeRequest, rewrite: Rewr
 def save(db: Database, draft: Draft, html_size: int) -> dict:
     """Store the draft with its items (inside the caller's transaction); the stored row."""
     issue_id = save_draft(db, {**draft.row, "html_size": html_size}, draft.items,
-                          draft.previous["id"] if draft.previous else None)
+                          draft.previous.id if draft.previous else None)
     if draft.links:
         save_links(db, issue_id, draft.row["slug"], draft.links)
     return get_issue(db, issue_id)
@@ -104,7 +109,7 @@ def save(db: Database, draft: Draft, html_size: int) -> dict:
 
 def show(db: Database, ref: str) -> tuple[dict, list[dict]]:
     issue = get_issue(db, ref)
-    return issue, issue_items(db, issue["id"])
+    return issue, issue_items(db, issue.id)
 
 
 def _refuse_a_second(db: Database, day) -> None:
@@ -113,41 +118,40 @@ def _refuse_a_second(db: Database, day) -> None:
     if not existing:
         return
     issue = existing[-1]
-    if issue["status"] == "sending":
-        raise DraftExists(f"Issue {issue['slug']} for {day} is being sent - finish it with 'newsletter send "
-                          f"{issue['slug']}' (or pass --another to compose a second issue for that day)", issue)
-    raise DraftExists(f"Issue {issue['slug']} (id {issue['id']}) is already a {issue['status']} issue for {day} - "
-                      f"re-compose it with 'newsletter compose --replace {issue['slug']}', or pass --another to "
+    if issue.status == "sending":
+        raise DraftExists(f"Issue {issue.slug} for {day} is being sent - finish it with 'newsletter send "
+                          f"{issue.slug}' (or pass --another to compose a second issue for that day)", issue)
+    raise DraftExists(f"Issue {issue.slug} (id {issue.id}) is already a {issue.status} issue for {day} - "
+                      f"re-compose it with 'newsletter compose --replace {issue.slug}', or pass --another to "
                       "compose a second issue for the same day", issue)
 
 
 def _replaceable(db: Database, ref: str) -> dict:
     issue = get_issue(db, ref)
-    if issue["status"] != "draft":
-        raise StoreError(f"Issue {issue['slug']} is {issue['status']} and can no longer be changed - compose a new issue instead")
+    if issue.status != "draft":
+        raise StoreError(f"Issue {issue.slug} is {issue.status} and can no longer be changed - compose a new issue instead")
     return issue
 
 
 def _options(opts: Options, previous: dict | None) -> Options:
     """A re-compose keeps the draft's date, and its window unless a date or window is given."""
     if previous is None or opts.only or opts.since or opts.date_from or opts.date_to:
-        return opts if previous is None or opts.issue_date else replace(opts, issue_date=dates.parse_date(previous["issue_date"]))
+        return opts if previous is None or opts.issue_date else replace(opts, issue_date=dates.parse_date(previous.issue_date))
     if opts.issue_date:
         return opts
-    return replace(opts, issue_date=dates.parse_date(previous["issue_date"]),
-                   date_from=dates.parse_date(previous["window_from"]), date_to=dates.parse_date(previous["window_to"]))
+    return replace(opts, issue_date=dates.parse_date(previous.issue_date),
+                   date_from=dates.parse_date(previous.window_from), date_to=dates.parse_date(previous.window_to))
 
 
-def _meta(db: Database, settings: Settings, req: ComposeRequest, sel: Selection, previous: dict | None,
+def _meta(db: Database, settings: Settings, req: ComposeRequest, sel: Selection, previous: Issue | None,
           notes: list[str]) -> dict:
-    prev = previous or {}
-    number = req.number if req.number is not None else prev.get("number")
+    number = req.number if req.number is not None else (previous.number if previous else None)
     number = clean_text(number) if number else None
-    subject = clean_text(req.subject) if req.subject else _kept(db, settings, prev, "subject") or default_subject(settings, number, sel)
-    preheader = clean_text(req.preheader) if req.preheader else _kept(db, settings, prev, "preheader") or default_preheader(sel)
+    subject = clean_text(req.subject) if req.subject else _kept(db, settings, previous, "subject") or default_subject(settings, number, sel)
+    preheader = clean_text(req.preheader) if req.preheader else _kept(db, settings, previous, "preheader") or default_preheader(sel)
     if not subject:
         raise InputError("The subject is empty - pass --subject")
-    intro = read_intro(req.intro, notes) if req.intro else prev.get("intro")
+    intro = read_intro(req.intro, notes) if req.intro else (previous.intro if previous else None)
     return {
         "number": number, "subject": subject, "preheader": preheader, "intro": intro,
         "issue_date": sel.issue_date.isoformat(),
@@ -155,17 +159,18 @@ def _meta(db: Database, settings: Settings, req: ComposeRequest, sel: Selection,
     }
 
 
-def _kept(db: Database, settings: Settings, previous: dict, key: str) -> str | None:
+def _kept(db: Database, settings: Settings, previous: Issue | None, key: str) -> str | None:
     """The replaced draft's subject or preheader if the editor wrote it; None if it was the
     default made from its lead (then the new lead makes a new one)."""
-    if not previous.get(key):
+    value = getattr(previous, key) if previous else None
+    if not value:
         return None
-    lead = next((e["item"] for e in issue_items(db, previous["id"]) if e["section"] == "lead"), None)
+    lead = next((e["item"] for e in issue_items(db, previous.id) if e["section"] == "lead"), None)
     if lead is None:
-        return previous[key]
-    old = Selection(dates.parse_date(previous["issue_date"]), None, None, lead, [], [], [])
-    made = default_subject(settings, previous.get("number"), old) if key == "subject" else default_preheader(old)
-    return None if previous[key] == made else previous[key]
+        return value
+    old = Selection(dates.parse_date(previous.issue_date), None, None, lead, [], [], [])
+    made = default_subject(settings, previous.number, old) if key == "subject" else default_preheader(old)
+    return None if value == made else value
 
 
 def default_subject(settings: Settings, number: str | None, sel: Selection) -> str:

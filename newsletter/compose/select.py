@@ -75,8 +75,8 @@ def _window(db, settings: Settings, opts: Options, issue_date: date) -> tuple[da
     if opts.date_from:
         return opts.date_from, window_to
     last = last_sent_issue(db)
-    if last and last.get("sent_at"):
-        sent = dates.parse_datetime(last["sent_at"]).astimezone(dates.zone(settings.publication.timezone))
+    if last and last.sent_at:
+        sent = dates.parse_datetime(last.sent_at).astimezone(dates.zone(settings.publication.timezone))
         return sent.date(), window_to
     return issue_date - timedelta(days=settings.compose.window_days), window_to
 
@@ -111,7 +111,7 @@ def _jobs(db, settings: Settings, issue_date: date, previous: dict | None) -> li
     """Open job ads: deadline on or after the issue date; without deadline, recent ones only."""
     oldest = (issue_date - timedelta(days=settings.compose.job_max_age_days)).isoformat()
     rows = open_jobs(db, issue_date.isoformat(), oldest, settings.compose.max_jobs)
-    before = item_ids_of(db, previous["id"], "job") if previous else set()
+    before = item_ids_of(db, previous.id, "job") if previous else set()
     return [{**r, "is_new": r["id"] not in before} for r in rows]
 
 

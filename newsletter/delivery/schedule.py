@@ -39,22 +39,22 @@ def looks_far(when: datetime) -> bool:
 def schedule(settings: Settings, db: Database, ref: str, when: datetime) -> dict:
     """Mark a draft for sending at `when`."""
     issue = get_issue(db, ref)
-    if issue["status"] not in ("draft", "scheduled"):
-        raise StoreError(f"Issue {issue['slug']} is {issue['status']} - only drafts can be scheduled")
+    if not issue.editable:
+        raise StoreError(f"Issue {issue.slug} is {issue.status} - only drafts can be scheduled")
     with transaction(db):
-        change_issue(db, issue["id"], {"status": "scheduled", "scheduled_at": when.isoformat(timespec="seconds"),
+        change_issue(db, issue.id, {"status": "scheduled", "scheduled_at": when.isoformat(timespec="seconds"),
                                        "updated_at": clock.stamp()})
-    return get_issue(db, issue["id"])
+    return get_issue(db, issue.id)
 
 
 def unschedule(settings: Settings, ref: str) -> dict:
     with connect(settings) as db:
         issue = get_issue(db, ref)
-        if issue["status"] != "scheduled":
-            raise StoreError(f"Issue {issue['slug']} is {issue['status']}, not scheduled - nothing to do")
+        if issue.status != "scheduled":
+            raise StoreError(f"Issue {issue.slug} is {issue.status}, not scheduled - nothing to do")
         with transaction(db):
-            change_issue(db, issue["id"], {"status": "draft", "scheduled_at": None, "updated_at": clock.stamp()})
-        return get_issue(db, issue["id"])
+            change_issue(db, issue.id, {"status": "draft", "scheduled_at": None, "updated_at": clock.stamp()})
+        return get_issue(db, issue.id)
 
 
 def due(settings: Settings, now: datetime | None = None) -> list[dict]:

@@ -115,7 +115,7 @@ class Run:
         else:
             what = f"The server {where} stalled while taking the message to {email} ({result.text})"
         self.fail(SendStopped(f"{what} - the run stopped; check the server (its log shows whether the message "
-                         f"arrived), then run 'newsletter send {self.issue['slug']}' again to continue"
+                         f"arrived), then run 'newsletter send {self.issue.slug}' again to continue"
                          + (" (add --resend-unconfirmed to send it again)" if result.outcome is Outcome.UNCONFIRMED else "")))
 
 
@@ -132,13 +132,13 @@ def send_issue(settings: Settings, ref: str, opts: SendOptions,
     with connect(settings) as db:
         issue = get_issue(db, ref)
         with issue_lock(settings.db_path, issue):                     # lock
-            check(db, get_issue(db, issue["id"]))                     # check
+            check(db, get_issue(db, issue.id))                     # check
             run = _run(settings, issue, progress)
             first = factory()
             first.open()                                              # open
             started = clock.monotonic()
-            unconfirmed = deliveries.enqueue(db, issue["id"], clock.stamp(), opts.resend_unconfirmed)  # enqueue
-            on_start(min(deliveries.count_queued(db, issue["id"]), opts.limit or 1 << 62))
+            unconfirmed = deliveries.enqueue(db, issue.id, clock.stamp(), opts.resend_unconfirmed)  # enqueue
+            on_start(min(deliveries.count_queued(db, issue.id), opts.limit or 1 << 62))
             _work(run, db, opts, first, factory)                      # workers
             summary = _finish(db, issue, unconfirmed, run.attempted)  # finish
             summary.seconds = clock.monotonic() - started
@@ -190,15 +190,15 @@ def status(settings: Settings, ref: str) -> tuple[dict, dict[str, int], list[dic
     and the bounces and complaints that came back later (with their code and diagnostic)."""
     with connect(settings) as db:
         issue = get_issue(db, ref)
-        return (issue, deliveries.counts(db, issue["id"]), deliveries.problems(db, issue["id"]),
-                events_of_issue(db, issue["id"]))
+        return (issue, deliveries.counts(db, issue.id), deliveries.problems(db, issue.id),
+                events_of_issue(db, issue.id))
 
 
 # --- steps ---------------------------------------------------------------------------------
 
 def _run(settings: Settings, issue: dict, progress, test: bool = False) -> Run:
-    if not issue.get("html"):
-        raise StoreError(f"Issue {issue['slug']} has no rendered content - compose it again")
+    if not issue.html:
+        raise StoreError(f"Issue {issue.slug} has no rendered content - compose it again")
     return Run(settings, issue, issue_message(settings, issue, test=test), config.signing_key(),
                list_id(settings), RateLimiter(settings.send.rate), progress, dkim_signer(settings))
 
@@ -221,7 +221,7 @@ def _work(run: Run, db: Database, opts: SendOptions, first: Transport, factory) 
     for t in threads:
         t.start()
     try:
-        for row in deliveries.queued(db, run.issue["id"], opts.limit):
+        for row in deliveries.queued(db, run.issue.id, opts.limit):
             if not _put(work, row, run, threads):
                 break
     finally:
@@ -250,7 +250,7 @@ def _worker(run: Run, work: queue.Queue, transport_or_factory, committer: GroupC
     log = None
     try:
         transport = transport_or_factory if not callable(transport_or_factory) else transport_or_factory()
-        log = DeliveryLog(committer, run.issue["id"])
+        log = DeliveryLog(committer, run.issue.id)
         for row in iter(work.get, None):
             if run.stop.is_set():
                 continue
@@ -303,13 +303,13 @@ def _deliver(run: Run, log: DeliveryLog, transport: Transport, row: dict) -> str
 
 
 def _finish(db: Database, issue: dict, unconfirmed: list[str], attempted: int) -> SendSummary:
-    counts = deliveries.counts(db, issue["id"])
+    counts = deliveries.counts(db, issue.id)
     summary = SendSummary(issue, counts, attempted, unconfirmed)
-    current = get_issue(db, issue["id"])
+    current = get_issue(db, issue.id)
     if not any(counts.values()):
         summary.notes.append("There are no active subscribers - nothing was sent; the issue stays a draft")
-    elif summary.done and current["status"] != "sent":
+    elif summary.done and current.status != "sent":
         stamp = clock.stamp()
-        change_issue(db, issue["id"], {"status": "sent", "sent_at": current.get("sent_at") or stamp, "updated_at": stamp})
-    summary.issue = get_issue(db, issue["id"])
+        change_issue(db, issue.id, {"status": "sent", "sent_at": current.sent_at or stamp, "updated_at": stamp})
+    summary.issue = get_issue(db, issue.id)
     return summary

@@ -91,7 +91,7 @@ def build(db: Database, settings: Settings) -> ArchiveResult:
     settings.require_base_url("the web archive")
     folder = settings.archive_dir
     issues = sent_issues(db)
-    pages = {f"{i['slug']}.html": page_html(settings, i).encode("utf-8") for i in issues}
+    pages = {f"{i.slug}.html": page_html(settings, i).encode("utf-8") for i in issues}
     pages["index.html"] = index_html(settings, issues).encode("utf-8")
     pages[UNSUBSCRIBE_PAGE] = unsubscribe_html(settings).encode("utf-8")
     pages["feed.xml"] = feed_xml(settings, issues)
@@ -107,10 +107,10 @@ def build(db: Database, settings: Settings) -> ArchiveResult:
 def page_html(settings: Settings, issue: dict) -> str:
     """The issue as sent, for nobody in particular, with a link back to the index."""
     unsubscribe = unsubscribe_url(settings.publication.base_url, PLACEHOLDERS["token"])
-    text = issue["html"].replace(unsubscribe, UNSUBSCRIBE_PAGE)
+    text = issue.html.replace(unsubscribe, UNSUBSCRIBE_PAGE)
     text = personalise(text, VISITOR, markup=True)
     # The "Im Browser ansehen" link would point at this very page.
-    self_link = re.escape(html.escape(web_url(settings, issue["slug"])))
+    self_link = re.escape(html.escape(web_url(settings, issue.slug)))
     text = re.sub(rf'(?:\s*·\s*)?<a\b[^>]*href="{self_link}"[^>]*>.*?</a>', "", text, flags=re.S)
     back = _BACK.format(name=html.escape(settings.publication.name))
     return re.sub(r"(<body\b[^>]*>)", lambda m: m.group(1) + back, text, count=1)
@@ -148,19 +148,19 @@ def feed_xml(settings: Settings, issues: list[dict]) -> bytes:
     ET.SubElement(channel, f"{{{ATOM}}}link", href=archive + "feed.xml", rel="self", type="application/rss+xml")
     for issue in issues:
         item = ET.SubElement(channel, "item")
-        url = web_url(settings, issue["slug"])
-        _text(item, "title", issue["subject"])
+        url = web_url(settings, issue.slug)
+        _text(item, "title", issue.subject)
         _text(item, "link", url)
         _text(item, "guid", url).set("isPermaLink", "true")
         _text(item, "pubDate", format_datetime(published(settings, issue)))
-        if issue.get("preheader"):
-            _text(item, "description", issue["preheader"])
+        if issue.preheader:
+            _text(item, "description", issue.preheader)
     return ET.tostring(rss, encoding="utf-8", xml_declaration=True) + b"\n"
 
 
 def published(settings: Settings, issue: dict) -> datetime:
     """When the issue went out (sent_at), else midnight of its date, in the configured zone."""
-    stamp = dates.parse_datetime(issue.get("sent_at") or issue["issue_date"])
+    stamp = dates.parse_datetime(issue.sent_at or issue.issue_date)
     zone = dates.zone(settings.publication.timezone)
     return stamp.replace(tzinfo=zone) if stamp.tzinfo is None else stamp.astimezone(zone)
 

@@ -38,8 +38,8 @@ def belege(db: Database, settings: Settings, ref: str, ads: list[str], out_dir: 
            fetch_images: bool = True) -> list[Beleg]:
     """One Beleg per ad in `ads` (ids or URLs of ads in the issue, or "all")."""
     issue = get_issue(db, ref)
-    report = issue_report(db, settings, str(issue["id"]))
-    chosen = _chosen_ads(issue, [e["item"] for e in issue_items(db, issue["id"]) if e["kind"] == "ad"], ads)
+    report = issue_report(db, settings, str(issue.id))
+    chosen = _chosen_ads(issue, [e["item"] for e in issue_items(db, issue.id) if e["kind"] == "ad"], ads)
     html = export(settings, issue, "html").decode("utf-8")
     out_dir = Path(out_dir)
     try:
@@ -54,7 +54,7 @@ def belege(db: Database, settings: Settings, ref: str, ads: list[str], out_dir: 
             shot = _ad_screenshot(browser, html, ad, link, missed, fetch_images)
             page_html = beleg_page(settings, report, ad, link, "data:image/png;base64," + base64.b64encode(shot).decode(),
                                    placeholder=bool(missed) or not fetch_images)
-            stem = f"beleg-{issue['slug']}-anzeige-{ad['id']}-{_slug(ad['advertiser'] or ad['title'])}"
+            stem = f"beleg-{issue.slug}-anzeige-{ad['id']}-{_slug(ad['advertiser'] or ad['title'])}"
             html_path = _write(out_dir / f"{stem}.html", page_html.encode("utf-8"))
             pdf_path = _write(out_dir / f"{stem}.pdf", _pdf(browser, page_html))
             made.append(Beleg(ad, html_path, pdf_path, bool(missed)))
@@ -63,7 +63,7 @@ def belege(db: Database, settings: Settings, ref: str, ads: list[str], out_dir: 
 
 def _chosen_ads(issue: dict, in_issue: list[dict], refs: list[str]) -> list[dict]:
     if not in_issue:
-        raise InputError(f"Issue {issue['slug']} has no ads - there is nothing to give a Beleg for")
+        raise InputError(f"Issue {issue.slug} has no ads - there is nothing to give a Beleg for")
     if any(ref.strip().lower() == "all" for ref in refs):
         return in_issue
     chosen = []
@@ -71,7 +71,7 @@ def _chosen_ads(issue: dict, in_issue: list[dict], refs: list[str]) -> list[dict
         found = next((ad for ad in in_issue if ref.strip() in (str(ad["id"]), ad["url"])), None)
         if found is None:
             listed = ", ".join(f"{ad['id']} ({ad['advertiser'] or ad['title']})" for ad in in_issue)
-            raise InputError(f"Ad {ref!r} is not in issue {issue['slug']} - its ads are: {listed} (or use --ad all)")
+            raise InputError(f"Ad {ref!r} is not in issue {issue.slug} - its ads are: {listed} (or use --ad all)")
         if found not in chosen:
             chosen.append(found)
     return chosen

@@ -27,6 +27,7 @@ from newsletter.store.subscribers import unsubscribed_between
 SECTIONS = {"lead": "Aufmacher", "articles": "Weitere Meldungen", "jobs": "Stellenmarkt", "ads": "Anzeigen",
             "header": "Kopf (Logo)", "footer": "Fuß (Social Media)", "text": "Links im Text"}
 SECTION_ORDER = tuple(SECTIONS)
+ISSUE_FIELDS = ("id", "slug", "number", "subject", "issue_date", "status", "sent_at")
 DAYS = 7
 
 
@@ -117,28 +118,28 @@ class IssueReport:
 
 def issue_report(db: Database, settings: Settings, ref: str) -> IssueReport:
     issue = get_issue(db, ref)
-    delivery = counts(db, issue["id"])
+    delivery = counts(db, issue.id)
     delivered = delivery.get("sent", 0)
-    events = events_by_issue(db, issue["id"])
-    unsubscribed, started = 0, first_sent(db, issue["id"])
+    events = events_by_issue(db, issue.id)
+    unsubscribed, started = 0, first_sent(db, issue.id)
     if started:
-        following = next_sent_after(db, issue) if issue.get("sent_at") else None
-        unsubscribed = unsubscribed_between(db, issue["id"], started, following["sent_at"] if following else None)
-    rows = links_of(db, issue["id"])
+        following = next_sent_after(db, issue) if issue.sent_at else None
+        unsubscribed = unsubscribed_between(db, issue.id, started, following.sent_at if following else None)
+    rows = links_of(db, issue.id)
     links = [_link(row, delivered) for row in rows]
     report = IssueReport(
-        issue={k: issue.get(k) for k in ("id", "slug", "number", "subject", "issue_date", "status", "sent_at")},
+        issue={k: getattr(issue, k) for k in ISSUE_FIELDS},
         delivered=delivered, failed=delivery.get("failed", 0), deferred=delivery.get("deferred", 0),
         bounced=events["hard"] + events["soft"], complained=events["complaint"], unsubscribed=unsubscribed,
-        readers_estimated=issue_readers(db, issue["id"]), human=sum(link.human for link in links),
+        readers_estimated=issue_readers(db, issue.id), human=sum(link.human for link in links),
         automated=sum(link.automated for link in links), repeated=sum(link.repeated for link in links),
         automated_by={reason: sum(row[f"auto_{reason}"] for row in rows) for reason in ("head", "scanner", "burst")},
         tracked=bool(links), links=links)
     report.sections = _sections(links)
-    report.days = _days(hourly(db, issue["id"]), started or issue.get("sent_at"), issue["issue_date"],
+    report.days = _days(hourly(db, issue.id), started or issue.sent_at, issue.issue_date,
                         settings.publication.timezone)
     report.flags = _flags(report)
-    report.bounce_reasons = reasons_by_issue(db, issue["id"])
+    report.bounce_reasons = reasons_by_issue(db, issue.id)
     return report
 
 

@@ -39,8 +39,8 @@ def stats(db: Database, settings: Settings, last: int = 12) -> list[IssueLine]:
     """The `last` sent issues, oldest first."""
     lines = []
     for issue in reversed(sent_issues(db)[:last]):
-        r = issue_report(db, settings, str(issue["id"]))
-        lines.append(IssueLine(issue["slug"], issue.get("number"), issue["issue_date"], issue["subject"],
+        r = issue_report(db, settings, str(issue.id))
+        lines.append(IssueLine(issue.slug, issue.number, issue.issue_date, issue.subject,
                                r.delivered, r.failed, r.bounced, r.complained, r.unsubscribed, r.readers,
                                r.human, r.automated, r.rate, r.tracked))
     return lines

@@ -183,15 +183,15 @@ def transaction(db: Database) -> Iterator[Database]:
 def issue_lock(db_path: Path, issue: dict) -> Iterator[None]:
     """An exclusive lock per issue: a second `send`/`run-due` for it stops at once. The kernel
     releases it when the process dies, so a crash never leaves it stuck."""
-    path = Path(f"{db_path}.issue-{issue['id']}.lock")
+    path = Path(f"{db_path}.issue-{issue.id}.lock")
     handle = open(path, "w")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
         raise IssueBeingSent(
-            f"Issue {issue['slug']} is being sent by another process - wait for it to finish "
-            f"('newsletter status {issue['slug']}' shows the progress)", issue["slug"]
+            f"Issue {issue.slug} is being sent by another process - wait for it to finish "
+            f"('newsletter status {issue.slug}' shows the progress)", issue.slug
         ) from None
     try:
         yield

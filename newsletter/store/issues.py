@@ -1,15 +1,83 @@
-"""Issues and their frozen item lists: drafts, schedules, sends."""
+"""Issues and their frozen item lists: drafts, schedules, sends.
+
+An issue comes out of the store as an `Issue` record: what it is (its columns) and what may be
+done with it (`editable`, `sent`), and the one hash of its content that approvals, reviews and
+checks compare.
+"""
 
 from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass
 
 from newsletter.errors import NotFound
 from newsletter.store.content import TABLES
 from newsletter.store.db import Database
 
 STATUSES = ("draft", "scheduled", "sending", "sent")
+EDITABLE = ("draft", "scheduled")   # not yet on its way: may be approved, held, scheduled, sent
+CONTENT = ("subject", "preheader", "number", "issue_date", "html", "text")
 
 
-def get_issue(db: Database, ref: str | int) -> dict:
+@dataclass(frozen=True)
+class Issue:
+    """One issue as stored (the `issues` row)."""
+
+    id: int
+    slug: str
+    issue_date: str
+    status: str
+    number: str | None = None
+    subject: str | None = None
+    preheader: str | None = None
+    intro: str | None = None
+    window_from: str | None = None
+    window_to: str | None = None
+    mjml: str | None = None
+    html: str | None = None
+    text: str | None = None
+    html_size: int | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    scheduled_at: str | None = None
+    sent_at: str | None = None
+    composed_by: str | None = None
+    approval: str | None = None
+    approval_by: str | None = None
+    approval_at: str | None = None
+    approval_note: str | None = None
+    reviewed_hash: str | None = None
+
+    @classmethod
+    def of(cls, row: dict) -> "Issue":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in row.items() if k in names})
+
+    @property
+    def editable(self) -> bool:
+        """Not yet on its way: it may still be re-composed, approved, held, scheduled or sent."""
+        return self.status in EDITABLE
+
+    @property
+    def sent(self) -> bool:
+        return self.status == "sent"
+
+    def content_hash(self) -> str:
+        """What a reviewer approves and a check looks at: the rendered parts, subject,
+        preheader, number and date. The one hash of an issue's content."""
+        parts = [str(getattr(self, k) or "") for k in CONTENT]
+        return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()
+
+    def same_content(self, other: "Issue | None") -> bool:
+        return other is not None and self.content_hash() == other.content_hash()
+
+
+def _issue(row: dict | None) -> Issue | None:
+    return Issue.of(row) if row is not None else None
+
+
+def get_issue(db: Database, ref: str | int) -> Issue:
     """An issue by id or slug ('latest': the newest issue)."""
     ref = str(ref)
     if ref == "latest":
@@ -18,7 +86,12 @@ def get_issue(db: Database, ref: str | int) -> dict:
         row = db.one("select * from issues where slug = ? or id = ?", [ref, int(ref) if ref.isdigit() else -1])
     if row is None:
         raise NotFound(f"No issue {ref!r} - see 'newsletter issues list' for ids and slugs")
-    return row
+    return Issue.of(row)
+
+
+def issue_by_id(db: Database, issue_id: int) -> Issue:
+    """The issue with this id, read again (after a change)."""
+    return get_issue(db, issue_id)
 
 
 def list_issues(db: Database, status: str | None = None) -> list[dict]:
@@ -30,15 +103,16 @@ def list_issues(db: Database, status: str | None = None) -> list[dict]:
         f" from issues i {where} order by i.issue_date desc, i.id desc", args)
 
 
-def latest_draft(db: Database) -> dict | None:
+def latest_draft(db: Database) -> Issue | None:
     row = db.one("select id from issues where status = 'draft' order by issue_date desc, id desc limit 1")
     return get_issue(db, row["id"]) if row else None
 
 
-def unsent_on(db: Database, issue_date: str) -> list[dict]:
+def unsent_on(db: Database, issue_date: str) -> list[Issue]:
     """Issues for `issue_date` that have not gone out completely (draft, scheduled, sending)."""
-    return db.query("select * from issues where issue_date = ? and status in ('draft', 'scheduled', 'sending')"
-                    " order by id", [issue_date])
+    return [Issue.of(r) for r in db.query(
+        "select * from issues where issue_date = ? and status in ('draft', 'scheduled', 'sending') order by id",
+        [issue_date])]
 
 
 def articles_sent_elsewhere(db: Database, issue_id: int) -> dict[int, str]:
@@ -50,19 +124,19 @@ def articles_sent_elsewhere(db: Database, issue_id: int) -> dict[int, str]:
         " where ii.issue_id = ? and ii.kind = 'article' group by ii.item_id", [issue_id])}
 
 
-def sent_issues(db: Database) -> list[dict]:
-    """Full rows of the sent issues, newest first."""
-    return db.query("select * from issues where status = 'sent' order by issue_date desc, id desc")
+def sent_issues(db: Database) -> list[Issue]:
+    """The sent issues, newest first."""
+    return [Issue.of(r) for r in db.query("select * from issues where status = 'sent' order by issue_date desc, id desc")]
 
 
-def next_sent_after(db: Database, issue: dict) -> dict | None:
+def next_sent_after(db: Database, issue: Issue) -> Issue | None:
     """The issue sent after `issue` (None: it is the newest)."""
-    return db.one("select * from issues where status = 'sent' and sent_at > ? order by sent_at, id limit 1",
-                  [issue["sent_at"]])
+    return _issue(db.one("select * from issues where status = 'sent' and sent_at > ? order by sent_at, id limit 1",
+                         [issue.sent_at]))
 
 
-def last_sent_issue(db: Database) -> dict | None:
-    return db.one("select * from issues where status = 'sent' order by sent_at desc, id desc limit 1")
+def last_sent_issue(db: Database) -> Issue | None:
+    return _issue(db.one("select * from issues where status = 'sent' order by sent_at desc, id desc limit 1"))
 
 
 def issue_items(db: Database, issue_id: int) -> list[dict]:
@@ -103,8 +177,8 @@ def change_issue(db: Database, issue_id: int, changes: dict) -> None:
     db.update("issues", issue_id, changes)
 
 
-def due_issues(db: Database, stamp: str) -> list[dict]:
+def due_issues(db: Database, stamp: str) -> list[Issue]:
     """Scheduled issues whose time has come, plus scheduled sends that stopped half-way."""
-    return db.query(
+    return [Issue.of(r) for r in db.query(
         "select * from issues where (status = 'scheduled' and scheduled_at <= ?)"
-        " or (status = 'sending' and scheduled_at is not null) order by scheduled_at, id", [stamp])
+        " or (status = 'sending' and scheduled_at is not null) order by scheduled_at, id", [stamp])]

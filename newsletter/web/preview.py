@@ -58,14 +58,14 @@ def recompose_request(issue: dict, items: list[dict], budget: int) -> ComposeReq
     articles = [e for e in items if e["kind"] == "article"]
     lead = next((e for e in articles if e["section"] == "lead"), None)
     options = Options(
-        issue_date=dates.parse_date(issue["issue_date"]),
-        date_from=dates.parse_date(issue["window_from"]) if issue["window_from"] else None,
-        date_to=dates.parse_date(issue["window_to"]) if issue["window_to"] else None,
+        issue_date=dates.parse_date(issue.issue_date),
+        date_from=dates.parse_date(issue.window_from) if issue.window_from else None,
+        date_to=dates.parse_date(issue.window_to) if issue.window_to else None,
         lead=str(lead["item_id"]) if lead else None,
         only=[str(e["item_id"]) for e in articles],
     )
-    return ComposeRequest(options=options, replace=str(issue["id"]),
-                          allow_clipping=(issue["html_size"] or 0) > budget)
+    return ComposeRequest(options=options, replace=str(issue.id),
+                          allow_clipping=(issue.html_size or 0) > budget)
 
 
 # --- live state ----------------------------------------------------------------------------
@@ -91,17 +91,17 @@ class Preview:
         settings = self.load_settings()
         with connect(settings) as db:
             issue = self._issue(db)
-            if recompose and issue["status"] == "draft":
-                items = issue_items(db, issue["id"])
+            if recompose and issue.status == "draft":
+                items = issue_items(db, issue.id)
                 compose_issue(db, settings, recompose_request(issue, items, settings.compose.size_budget))
-                issue = get_issue(db, issue["id"])
+                issue = get_issue(db, issue.id)
             view = make_view(db, settings, issue, reader(db, self.email), self.clicks)
         self._inputs, self._store = sources(settings)
         self._publish(view, None)
 
     def _issue(self, db: Database) -> dict:
         if self.ref is None and self.view is not None and latest_draft(db) is None:
-            return get_issue(db, self.view.issue["id"])  # the draft shown was sent meanwhile
+            return get_issue(db, self.view.issue.id)  # the draft shown was sent meanwhile
         return find_issue(db, self.ref)
 
     def _publish(self, view: View | None, error: str | None) -> None:
@@ -158,8 +158,8 @@ class Preview:
         except Exception as e:  # noqa: BLE001 - the server outlives whatever a rebuild hits
             message = f"{type(e).__name__}: {e}"
         else:
-            verb = "re-composed" if self.view.issue["status"] == "draft" else "reloaded"
-            self.report(f"{moment} {verb} {self.view.issue['slug']}")
+            verb = "re-composed" if self.view.issue.status == "draft" else "reloaded"
+            self.report(f"{moment} {verb} {self.view.issue.slug}")
             return
         self._publish(None, message)
         self.report(f"{moment} Error: {message}")

@@ -180,7 +180,7 @@ def regions(view: View, error: str | None) -> dict[str, Markup]:
     """The parts of the page that change with the issue, as HTML."""
     by_section = {key: [e for e in view.items if e["section"] == key] for key, _ in SECTIONS}
     values = {"view": view, "issue": view.issue, "error": error, "sample": view.recipient == SAMPLE,
-              "status": STATUS.get(view.issue["status"], view.issue["status"]),
+              "status": STATUS.get(view.issue.status, view.issue.status),
               "sections": [(label, by_section[key]) for key, label in SECTIONS]}
     return {name: Markup(t.render(values)) for name, t in _REGION_TEMPLATES.items()}
 
@@ -194,4 +194,4 @@ def fragments(version: int, view: View, error: str | None) -> dict:
 
 
 def _title(view: View) -> str:
-    return f"Vorschau: {view.issue['subject']}"
+    return f"Vorschau: {view.issue.subject}"

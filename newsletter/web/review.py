@@ -44,7 +44,7 @@ class Reviews:
         if state != "valid":
             return self._answer(state)
         action = request.path_params["action"]
-        return self.site.pages.page(f"review_{action}", quote=issue["subject"], reason_field=action == "hold")
+        return self.site.pages.page(f"review_{action}", quote=issue.subject, reason_field=action == "hold")
 
     async def act(self, request: Request) -> Response:
         reason = ""
@@ -70,7 +70,7 @@ class Reviews:
             return "invalid", issue
         if link.expired:
             return "expired", issue
-        if issue["status"] not in ("draft", "scheduled"):
+        if not issue.editable:
             return "closed", issue
         if link_used(db, digest(token)):
             return "used", issue
@@ -85,9 +85,9 @@ class Reviews:
         once = digest(params["token"][:200])
         try:
             if params["action"] == "approve":
-                approval.approve(settings, db, str(issue["id"]), reviewer, VIA, link=once)
+                approval.approve(settings, db, str(issue.id), reviewer, VIA, link=once)
                 return "approved"
-            approval.hold(settings, db, str(issue["id"]), reviewer, reason, via=VIA, link=once)
+            approval.hold(settings, db, str(issue.id), reviewer, reason, via=VIA, link=once)
             return "held"
         except approval.LinkUsed:
             return "used"

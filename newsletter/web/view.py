@@ -70,9 +70,9 @@ def make_view(db: Database, settings: Settings, issue: dict, recipient: Recipien
     eml = export(settings, issue, "eml", recipient, built=built)
     page = export(settings, issue, "html", recipient).decode("utf-8")
     if clicks:
-        page = click_map(page, issue_report(db, settings, str(issue["id"])), settings.publication.base_url)
+        page = click_map(page, issue_report(db, settings, str(issue.id)), settings.publication.base_url)
     return View(issue, recipient, page, export(settings, issue, "txt", recipient).decode("utf-8"),
-                readable_headers(eml), issue_items(db, issue["id"]), settings.compose.size_budget)
+                readable_headers(eml), issue_items(db, issue.id), settings.compose.size_budget)
 
 
 def load_view(settings: Settings, ref: str | None, email: str | None, clicks: bool = False) -> View:

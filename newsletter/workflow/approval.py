@@ -51,8 +51,8 @@ def same_person(a: str | None, b: str | None) -> bool:
 
 
 def open_for_approval(issue: dict) -> None:
-    if issue["status"] not in ("draft", "scheduled"):
-        raise StoreError(f"Issue {issue['slug']} is {issue['status']} - only an issue not yet sent can be "
+    if not issue.editable:
+        raise StoreError(f"Issue {issue.slug} is {issue.status} - only an issue not yet sent can be "
                          "approved or held")
 
 
@@ -64,18 +64,18 @@ def approve(settings: Settings, db: Database, ref: str, by: str, via: str = "ter
     issue = get_issue(db, ref)
     open_for_approval(issue)
     pilot = settings.autopilot
-    if pilot and pilot.four_eyes and same_person(by, issue.get("composed_by")):
-        raise InputError(f"{by} composed issue {issue['slug']} and cannot approve it too ([autopilot] four_eyes) "
+    if pilot and pilot.four_eyes and same_person(by, issue.composed_by):
+        raise InputError(f"{by} composed issue {issue.slug} and cannot approve it too ([autopilot] four_eyes) "
                          "- ask another reviewer")
     stamp = clock.stamp()
     with transaction(db):
         _use(db, link, issue, "approve", by, stamp)
-        current = get_issue(db, issue["id"])
-        if current["approval"] == "approved":
+        current = get_issue(db, issue.id)
+        if current.approval == "approved":
             return current, False
-        set_approval(db, issue["id"], "approved", by, stamp)
-        add_event(db, issue["id"], "approved", stamp, by, via)
-    return get_issue(db, issue["id"]), True
+        set_approval(db, issue.id, "approved", by, stamp)
+        add_event(db, issue.id, "approved", stamp, by, via)
+    return get_issue(db, issue.id), True
 
 
 def hold(settings: Settings, db: Database, ref: str, by: str, reason: str = "", via: str = "terminal",
@@ -86,14 +86,14 @@ def hold(settings: Settings, db: Database, ref: str, by: str, reason: str = "", 
     stamp = clock.stamp()
     with transaction(db):
         _use(db, link, issue, "hold", by, stamp)
-        set_approval(db, issue["id"], "held", by, stamp, reason or None)
-        add_event(db, issue["id"], "held", stamp, by, f"{reason} ({via})" if reason and via != "terminal" else reason or via)
-    return get_issue(db, issue["id"])
+        set_approval(db, issue.id, "held", by, stamp, reason or None)
+        add_event(db, issue.id, "held", stamp, by, f"{reason} ({via})" if reason and via != "terminal" else reason or via)
+    return get_issue(db, issue.id)
 
 
 def _use(db: Database, link: str | None, issue: dict, action: str, by: str, stamp: str) -> None:
-    if link is not None and not use_link(db, link, issue["id"], action, by, stamp):
-        raise LinkUsed(f"This {action} link of issue {issue['slug']} was used before - it acts only once")
+    if link is not None and not use_link(db, link, issue.id, action, by, stamp):
+        raise LinkUsed(f"This {action} link of issue {issue.slug} was used before - it acts only once")
 
 
 class LinkUsed(InputError):

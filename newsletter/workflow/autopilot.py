@@ -36,7 +36,7 @@ from newsletter.store.issues import change_issue, get_issue
 from newsletter.store.subscribers import count_by_status
 from newsletter.workflow.approval import AUTOPILOT
 from newsletter.workflow.compose import compose_issue
-from newsletter.workflow.review import content_hash, mail_each, notice_message, review_message, send_label
+from newsletter.workflow.review import mail_each, notice_message, review_message, send_label
 from newsletter.workflow.send import send
 
 
@@ -139,7 +139,7 @@ class Routine:
             self.report.lines.append("Nothing new since the last issue: no issue this week; reviewers notified")
             return
         except DraftExists as e:
-            if e.issue["status"] in ("draft", "scheduled"):
+            if e.issue.editable:
                 self._adopt(e.issue)
                 return
             self._finish("compose", "failed", detail=str(e))
@@ -153,17 +153,17 @@ class Routine:
             self.report.errors.append(f"Composing this week's issue failed: {e}")
             return
         issue = result.issue
-        self._finish("compose", "done", issue["id"])
-        self.report.lines.append(f"Composed {issue['number']} ({issue['slug']}) for "
+        self._finish("compose", "done", issue.id)
+        self.report.lines.append(f"Composed {issue.number} ({issue.slug}) for "
                                  f"{self._label(w.send_at)}: {sum(result.selection.counts.values())} items")
         self._review(issue, first=True)
 
     def _adopt(self, issue: dict) -> None:
         """An editor composed the send day's issue by hand before compose time: it becomes the
         week's issue as it is (composing a second one would mail readers the same articles twice)."""
-        self._finish("compose", "done", issue["id"], detail=f"adopted {issue['slug']}, composed by "
-                     f"{issue.get('composed_by') or '?'}")
-        self.report.lines.append(f"Took draft {issue['slug']} (composed by {issue.get('composed_by') or '?'}) as "
+        self._finish("compose", "done", issue.id, detail=f"adopted {issue.slug}, composed by "
+                     f"{issue.composed_by or '?'}")
+        self.report.lines.append(f"Took draft {issue.slug} (composed by {issue.composed_by or '?'}) as "
                                  f"the issue for {self._label(self.week.send_at)}")
         self._review(issue, first=True)
 
@@ -171,42 +171,42 @@ class Routine:
         """The review copy when the last try failed, and a fresh one when the week's draft was
         re-composed since the last one."""
         issue = self._issue()
-        if issue is None or issue["status"] != "draft" or self.now >= self.week.send_at:
+        if issue is None or issue.status != "draft" or self.now >= self.week.send_at:
             return
-        if issue.get("reviewed_hash") != content_hash(issue):
-            self._review(issue, first=not issue.get("reviewed_hash"))
+        if issue.reviewed_hash != issue.content_hash():
+            self._review(issue, first=not issue.reviewed_hash)
 
     def _review(self, issue: dict, first: bool) -> None:
         """Check the issue and mail the review copies, once per content of the issue: the step
         is claimed first, so two runs at once never check or mail it twice."""
-        step = f"review {content_hash(issue)[:16]}"
+        step = f"review {issue.content_hash()[:16]}"
         if not self._claim(step, retry_failed=True):
             return
         try:
             self._mail_review(issue, first)
         except NewsletterError as e:
-            self._finish(step, "failed", issue["id"], str(e))
-            self.report.errors.append(f"The review copy of {issue['slug']} was not sent: {e} - run-due tries "
+            self._finish(step, "failed", issue.id, str(e))
+            self.report.errors.append(f"The review copy of {issue.slug} was not sent: {e} - run-due tries "
                                       f"again until {self._label(self.week.send_at)}")
         else:
-            self._finish(step, "done", issue["id"])
+            self._finish(step, "done", issue.id)
 
     def _mail_review(self, issue: dict, first: bool) -> None:
         checks = run_checks(self.settings, issue, self.db)
         stamp = clock.stamp()
         with transaction(self.db):
-            steps.add_event(self.db, issue["id"], "checked", stamp, AUTOPILOT,
+            steps.add_event(self.db, issue.id, "checked", stamp, AUTOPILOT,
                             f"{len(checks.failed)} failed, {len(checks.warnings)} warnings")
         readers = count_by_status(self.db).get("active", 0)
         key = config.signing_key() if self.pilot.approval == "required" else None
-        purpose = f"review:{issue['id']}:{content_hash(issue)[:16]}"
+        purpose = f"review:{issue.id}:{issue.content_hash()[:16]}"
         refused = mail_each(self.settings, self.db, self._transport_open(), purpose, lambda reviewer, index: review_message(
             self.settings, key, issue, reviewer, index, checks, self.week.send_at, readers, self._feed_notes()))
         with transaction(self.db):
-            steps.set_reviewed(self.db, issue["id"], content_hash(issue))
-            steps.add_event(self.db, issue["id"], "review sent", clock.stamp(), AUTOPILOT,
+            steps.set_reviewed(self.db, issue.id, issue.content_hash())
+            steps.add_event(self.db, issue.id, "review sent", clock.stamp(), AUTOPILOT,
                             ("to " if first else "again, after a re-compose, to ") + ", ".join(self.pilot.reviewers))
-        self.report.lines.append(f"Review copy of {issue['slug']} sent to {len(self.pilot.reviewers)} reviewer(s)"
+        self.report.lines.append(f"Review copy of {issue.slug} sent to {len(self.pilot.reviewers)} reviewer(s)"
                                  + ("" if first else " (re-composed)"))
         self._refused(refused)
 
@@ -218,22 +218,22 @@ class Routine:
         existing = steps.step_of(self.db, w.slot, "send")
         if issue is None or (existing and existing["status"] != "failed"):
             return
-        if issue["status"] not in ("draft", "scheduled"):
+        if not issue.editable:
             return  # sent or being sent by hand meanwhile
         if self.now - w.send_at > self.grace:
             if self._claim("send-missed"):
-                self._finish("send-missed", "done", issue["id"])
+                self._finish("send-missed", "done", issue.id)
                 reason = (f"newsletter run-due lief zwischen {send_label(self.settings, w.send_at)} und "
                           f"{send_label(self.settings, w.send_at + self.grace)} nicht")
                 if existing:
                     reason = (f"der Versand schlug bis {send_label(self.settings, w.send_at + self.grace)} fehl: "
                               f"{existing['detail']}")
-                self._notice("send-missed", f"Ausgabe {issue['number']} nicht versandt: Zeitpunkt verpasst", [
-                    f"Die Ausgabe „{issue['subject']}“ sollte am {send_label(self.settings, w.send_at)} versandt werden; "
+                self._notice("send-missed", f"Ausgabe {issue.number} nicht versandt: Zeitpunkt verpasst", [
+                    f"Die Ausgabe „{issue.subject}“ sollte am {send_label(self.settings, w.send_at)} versandt werden; "
                     f"das ist nicht geschehen ({reason}). Damit sie nicht unerwartet verspätet ankommt, versendet "
                     "die Automatik sie nicht mehr. Sie können sie von Hand versenden."],
-                    commands=[f"newsletter send {issue['slug']}"])
-                self.report.warnings.append(f"Missed the send time of {issue['slug']}; reviewers notified")
+                    commands=[f"newsletter send {issue.slug}"])
+                self.report.warnings.append(f"Missed the send time of {issue.slug}; reviewers notified")
             return
         if not self._claim("send", retry_failed=True):
             return
@@ -244,14 +244,14 @@ class Routine:
         if why is None:
             try:
                 with transaction(self.db):
-                    change_issue(self.db, issue["id"], {"scheduled_at": _utc(self.week.send_at)})
-                summary = send(self.settings, str(issue["id"]), SendOptions(), transport_factory=self.factory,
+                    change_issue(self.db, issue.id, {"scheduled_at": _utc(self.week.send_at)})
+                summary = send(self.settings, str(issue.id), SendOptions(), transport_factory=self.factory,
                                by=AUTOPILOT)
             except CheckError as e:
                 why = f"Prüfung fehlgeschlagen: {', '.join(e.failed) or e}"
             except NewsletterError as e:
-                self._finish("send", "failed", issue["id"], str(e))
-                self.report.errors.append(f"Sending {issue['slug']} failed: {e} - run-due tries again until "
+                self._finish("send", "failed", issue.id, str(e))
+                self.report.errors.append(f"Sending {issue.slug} failed: {e} - run-due tries again until "
                                           f"{self._label(self.week.send_at + self.grace)}")
                 return
             else:
@@ -260,40 +260,40 @@ class Routine:
         self._hold(issue, why)
 
     def _hold_reason(self, issue: dict) -> str | None:
-        if issue.get("approval") == "held":
-            by = issue.get("approval_by") or "?"
-            return f"von {by} zurückgestellt" + (f" ({issue['approval_note']})" if issue.get("approval_note") else "")
-        if self.pilot.approval == "required" and issue.get("approval") != "approved":
+        if issue.approval == "held":
+            by = issue.approval_by or "?"
+            return f"von {by} zurückgestellt" + (f" ({issue.approval_note})" if issue.approval_note else "")
+        if self.pilot.approval == "required" and issue.approval != "approved":
             return "nicht freigegeben"
         return None
 
     def _hold(self, issue: dict, why: str) -> None:
         stamp = clock.stamp()
         with transaction(self.db):
-            if issue.get("approval") != "held":
-                steps.set_approval(self.db, issue["id"], "held", AUTOPILOT, stamp, why)
-            steps.add_event(self.db, issue["id"], "held", stamp, AUTOPILOT, why)
-        self._finish("send", "held", issue["id"], why)
-        self._notice(f"held-{issue['id']}", f"Ausgabe {issue['number']} angehalten: {why}", [
-            f"Die Ausgabe „{issue['subject']}“ wurde am {send_label(self.settings, self.week.send_at)} nicht versandt: "
+            if issue.approval != "held":
+                steps.set_approval(self.db, issue.id, "held", AUTOPILOT, stamp, why)
+            steps.add_event(self.db, issue.id, "held", stamp, AUTOPILOT, why)
+        self._finish("send", "held", issue.id, why)
+        self._notice(f"held-{issue.id}", f"Ausgabe {issue.number} angehalten: {why}", [
+            f"Die Ausgabe „{issue.subject}“ wurde am {send_label(self.settings, self.week.send_at)} nicht versandt: "
             f"{why}.", "Sobald das geklärt ist, können Sie die Ausgabe von Hand versenden."],
-            commands=[f"newsletter check {issue['slug']}", f"newsletter approve {issue['slug']}",
-                      f"newsletter send {issue['slug']}"])
-        self.report.warnings.append(f"Held {issue['slug']}: {why}; reviewers notified")
+            commands=[f"newsletter check {issue.slug}", f"newsletter approve {issue.slug}",
+                      f"newsletter send {issue.slug}"])
+        self.report.warnings.append(f"Held {issue.slug}: {why}; reviewers notified")
 
     def _sent(self, issue: dict, summary: SendSummary) -> None:
         self.report.sends.append(summary)
-        c = delivery_counts(self.db, issue["id"])
-        self._finish("send", "sent", issue["id"])
+        c = delivery_counts(self.db, issue.id)
+        self._finish("send", "sent", issue.id)
         if self._claim("summary"):
-            self._notice(f"summary-{issue['id']}", f"Ausgabe {issue['number']} versandt", [
-                f"Die Ausgabe „{issue['subject']}“ ist versandt."],
+            self._notice(f"summary-{issue.id}", f"Ausgabe {issue.number} versandt", [
+                f"Die Ausgabe „{issue.subject}“ ist versandt."],
                 facts=[("Zugestellt", f"{c['sent']:,}".replace(",", ".")), ("Fehlgeschlagen", str(c["failed"])),
                        ("Verzögert (neuer Zustellversuch folgt)", str(c["deferred"]))],
-                commands=[f"newsletter status {issue['slug']}", f"newsletter report {issue['slug']}"])
-            self._finish("summary", "done", issue["id"])
+                commands=[f"newsletter status {issue.slug}", f"newsletter report {issue.slug}"])
+            self._finish("summary", "done", issue.id)
             with transaction(self.db):
-                steps.add_event(self.db, issue["id"], "summary sent", clock.stamp(), AUTOPILOT,
+                steps.add_event(self.db, issue.id, "summary sent", clock.stamp(), AUTOPILOT,
                                 "to " + ", ".join(self.pilot.reviewers))
 
     # -- helpers -------------------------------------------------------------------------------------

@@ -22,7 +22,6 @@ from newsletter.store.issues import get_issue
 from newsletter.workflow.approval import editor
 
 WARN_AT = 0.9
-CONTENT = ("subject", "preheader", "html", "text", "issue_date", "number")
 
 
 @dataclass
@@ -48,7 +47,7 @@ class ComposeResult:
 def compose_issue(db: Database, settings: Settings, req: ComposeRequest) -> ComposeResult:
     """Select, render once, check the size, save the draft and write out/<slug>/."""
     draft = prepare(db, settings, req)
-    built = message(settings, draft.row)  # encoded once: measured here, written below
+    built = message(settings, draft.issue)  # encoded once: measured here, written below
     size = built.html_size()
     budget = settings.compose.size_budget
     if size > budget and not req.allow_clipping:
@@ -60,7 +59,7 @@ def compose_issue(db: Database, settings: Settings, req: ComposeRequest) -> Comp
     with transaction(db):
         issue = save(db, draft, size)
         _record(db, draft.previous, issue, req.by or editor(), len(draft.items))
-        issue = get_issue(db, issue["id"])
+        issue = get_issue(db, issue.id)
         paths = write_outputs(settings, issue, req.out_dir or settings.out_dir, built)
     return ComposeResult(issue, draft.selection, size, budget, paths, draft.previous is not None, draft.notes)
 
@@ -68,19 +67,19 @@ def compose_issue(db: Database, settings: Settings, req: ComposeRequest) -> Comp
 def _record(db: Database, previous: dict | None, issue: dict, by: str, items: int) -> None:
     """The timeline entry and the composer; a re-compose that changed the issue revokes its
     approval (a re-compose that changed nothing, as the preview's live reload often does, is no event)."""
-    if previous is not None and all(previous.get(k) == issue.get(k) for k in CONTENT):
+    if previous is not None and previous.same_content(issue):
         return
     stamp = clock.stamp()
-    set_composer(db, issue["id"], by)
-    add_event(db, issue["id"], "recomposed" if previous else "composed", stamp, by, f"{items} items")
-    if previous is not None and previous.get("approval") == "approved":
-        set_approval(db, issue["id"], None, None, None)
-        add_event(db, issue["id"], "approval revoked", stamp, by, "re-composed after approval")
+    set_composer(db, issue.id, by)
+    add_event(db, issue.id, "recomposed" if previous else "composed", stamp, by, f"{items} items")
+    if previous is not None and previous.approval == "approved":
+        set_approval(db, issue.id, None, None, None)
+        add_event(db, issue.id, "approval revoked", stamp, by, "re-composed after approval")
 
 
 def write_outputs(settings: Settings, issue: dict, out_dir: Path, built: IssueMessage | None = None) -> dict[str, Path]:
     """Write issue.mjml/.html/.txt/.eml into out_dir/<slug>/, each file whole or not at all."""
-    folder = Path(out_dir) / issue["slug"]
+    folder = Path(out_dir) / issue.slug
     built = built or message(settings, issue)
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,7 @@ def run_due(settings: Settings, transport_factory=None) -> tuple[list[SendSummar
     summaries, refused = [], []
     for issue in due(settings):
         try:
-            summaries.append(send(settings, str(issue["id"]), SendOptions(), transport_factory=transport_factory))
+            summaries.append(send(settings, str(issue.id), SendOptions(), transport_factory=transport_factory))
         except (CheckError, NotApproved) as e:
             refused.append(str(e))
         except IssueBeingSent:

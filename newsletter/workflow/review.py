@@ -15,7 +15,6 @@ approves nothing. Texts come from templates/mail/review*.j2 and notice*.j2.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,18 +37,12 @@ AUTO_HEAD = b"Auto-Submitted: auto-generated\r\n"
 _BODY = re.compile(r"(<body\b[^>]*>)", re.I)
 
 
-def content_hash(issue: dict) -> str:
-    """What a reviewer approves: the rendered parts, subject, preheader, number and date."""
-    parts = [str(issue.get(k) or "") for k in ("subject", "preheader", "number", "issue_date", "html", "text")]
-    return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()
-
-
 def _purpose(action: str, reviewer: str, issue: dict) -> str:
-    return f"review:{action}:{reviewer.lower()}:{content_hash(issue)[:24]}"
+    return f"review:{action}:{reviewer.lower()}:{issue.content_hash()[:24]}"
 
 
 def review_url(settings: Settings, key: bytes, issue: dict, action: str, index: int, reviewer: str) -> str:
-    token = tokens.make_timed(key, list_id(settings), issue["id"], purpose=_purpose(action, reviewer, issue))
+    token = tokens.make_timed(key, list_id(settings), issue.id, purpose=_purpose(action, reviewer, issue))
     return f"{settings.require_base_url('the review links')}/review/{action}/{index}/{token}"
 
 
@@ -69,7 +62,7 @@ def check_link(settings: Settings, key: bytes, issue: dict, action: str, index: 
         return None
     reviewer = reviewers[index]
     checked = tokens.verify_timed(key, list_id(settings), token, LINK_DAYS * 86400, purpose=_purpose(action, reviewer, issue))
-    if checked is None or checked.ref_id != issue["id"]:
+    if checked is None or checked.ref_id != issue.id:
         return None
     return ReviewLink(reviewer, checked.expired)
 
@@ -93,7 +86,7 @@ def review_message(settings: Settings, key: bytes | None, issue: dict, reviewer:
                    "failed": len(report.failed), "problems": problems},
         "approve_url": review_url(settings, key, issue, "approve", index, reviewer) if needs_approval else "",
         "hold_url": review_url(settings, key, issue, "hold", index, reviewer) if needs_approval else "",
-        "composer_is_reviewer": bool(pilot and pilot.four_eyes and (issue.get("composed_by") or "").lower() == reviewer.lower()),
+        "composer_is_reviewer": bool(pilot and pilot.four_eyes and (issue.composed_by or "").lower() == reviewer.lower()),
     }
     banner_html = render.template(env, "mail/review_banner.html.j2", values)
     banner_text = render.wrap_text(render.template(env, "mail/review_banner.txt.j2", values)) + "\n"

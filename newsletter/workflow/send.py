@@ -30,7 +30,7 @@ from newsletter.workflow.approval import editor
 
 def preflight(settings: Settings, db: Database, issue: dict) -> None:
     """Refuse an issue whose checks fail (see the module docstring for when they run)."""
-    if issue["status"] not in ("draft", "scheduled"):
+    if not issue.editable:
         return
     repeated = repeats(settings, issue, db)
     failed = [repeated] if repeated.status == "fail" else []
@@ -39,18 +39,18 @@ def preflight(settings: Settings, db: Database, issue: dict) -> None:
     if failed:
         names = ", ".join(r.name for r in failed)
         raise CheckError(
-            f"Issue {issue['slug']} fails {len(failed)} preflight check{'s' if len(failed) > 1 else ''} ({names}) - "
-            f"see 'newsletter check {issue['slug']}', fix the issue, or send anyway with --force",
+            f"Issue {issue.slug} fails {len(failed)} preflight check{'s' if len(failed) > 1 else ''} ({names}) - "
+            f"see 'newsletter check {issue.slug}', fix the issue, or send anyway with --force",
             failed=[r.name for r in failed])
 
 
 def unapproved(settings: Settings, issue: dict) -> str | None:
     """Why the issue may not go out for want of an approval ("held by ...", "not approved"), or None."""
-    if issue.get("approval") == "held":
-        note = f" ({issue['approval_note']})" if issue.get("approval_note") else ""
-        return f"is held by {issue.get('approval_by') or '?'}{note}"
+    if issue.approval == "held":
+        note = f" ({issue.approval_note})" if issue.approval_note else ""
+        return f"is held by {issue.approval_by or '?'}{note}"
     pilot = settings.autopilot
-    if pilot and pilot.approval == "required" and issue.get("approval") != "approved":
+    if pilot and pilot.approval == "required" and issue.approval != "approved":
         return 'is not approved ([autopilot] approval = "required")'
     return None
 
@@ -58,11 +58,11 @@ def unapproved(settings: Settings, issue: dict) -> str | None:
 def gate(settings: Settings, db: Database, issue: dict) -> None:
     """What must hold before an issue's first message: approved (when required), not held,
     and its checks pass. A send under way continues without asking again."""
-    if issue["status"] not in ("draft", "scheduled"):
+    if not issue.editable:
         return
     why = unapproved(settings, issue)
     if why:
-        raise NotApproved(f"Issue {issue['slug']} {why} - approve it with 'newsletter approve {issue['slug']}' "
+        raise NotApproved(f"Issue {issue.slug} {why} - approve it with 'newsletter approve {issue.slug}' "
                           "(as someone other than its composer), or send anyway with --force", why)
     preflight(settings, db, issue)
 
@@ -79,7 +79,7 @@ def send(settings: Settings, ref: str, opts: SendOptions, *, force: bool = False
     def check(db: Database, issue: dict) -> None:
         if not force:
             gate(settings, db, issue)
-        elif issue["status"] in ("draft", "scheduled"):
+        elif issue.editable:
             why = unapproved(settings, issue)
             forced.append("forced: checks skipped" + (f", the issue {why}" if why else ""))
 
@@ -91,7 +91,7 @@ def send(settings: Settings, ref: str, opts: SendOptions, *, force: bool = False
             _record(settings, stopped.summary, by, [*forced, "stopped: " + str(stopped).split(" - ", 1)[0]])
         raise
     _record(settings, summary, by, forced)
-    if summary.done and summary.issue["status"] == "sent" and settings.archive.enabled:
+    if summary.done and summary.issue.status == "sent" and settings.archive.enabled:
         summary.notes.append(publish(settings))
     return summary
 
@@ -101,11 +101,11 @@ def _record(settings: Settings, summary: SendSummary, by: str | None, notes: lis
     if not summary.attempted:
         return
     c = summary.counts
-    kind = "sent" if summary.issue["status"] == "sent" else "sending"
+    kind = "sent" if summary.issue.status == "sent" else "sending"
     detail = (f"{c.get('sent', 0)} delivered, {c.get('failed', 0)} failed, {c.get('deferred', 0)} deferred"
               + (f", {c['sending']} unconfirmed" if c.get("sending") else "") + "".join(f"; {n}" for n in notes))
     with connect(settings) as db, transaction(db):
-        add_event(db, summary.issue["id"], kind, clock.stamp(), by or editor(), detail)
+        add_event(db, summary.issue.id, kind, clock.stamp(), by or editor(), detail)
 
 
 def plan(settings: Settings, ref: str) -> tuple[dict, int, str]:
@@ -113,7 +113,7 @@ def plan(settings: Settings, ref: str) -> tuple[dict, int, str]:
     to get it, and where the messages go."""
     with connect(settings) as db:
         issue = get_issue(db, ref)
-        readers = readers_waiting(db, issue["id"])
+        readers = readers_waiting(db, issue.id)
     return issue, readers, transports.describe(settings)
 
 
