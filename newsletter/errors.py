@@ -62,7 +62,7 @@ class NotApproved(NewsletterError):
 class DraftExists(InputError):
     """A compose for a day that already has an unsent issue; `issue` is that issue's row."""
 
-    def __init__(self, message: str, issue: dict) -> None:
+    def __init__(self, message: str, issue) -> None:
         super().__init__(message)
         self.issue = issue
 

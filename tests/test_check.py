@@ -134,7 +134,7 @@ def test_run_checks_is_usable_without_the_cli(composed):
     settings = composed.settings()
     settings.check.spamassassin = False
     db = composed.store()
-    report = run_checks(settings, get_issue(db, DATE), db)
+    report = run_checks(db, settings, get_issue(db, DATE))
     assert report.failed == [] and len(report.results) == len(EXPECTED)
     assert report.as_dict()["issue"] == DATE and report.as_dict()["failed"] == 0
 

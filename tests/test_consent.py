@@ -282,8 +282,11 @@ def test_two_confirmation_runs_at_once_mail_each_person_once(project, monkeypatc
     for _ in range(10):
         age(project, "consents", "confirm_sent_at", None)
         transports = [MemoryTransport(), MemoryTransport()]
-        runs = [threading.Thread(target=send_confirmations, args=(project.settings(),), kwargs={"transport": t})
-                for t in transports]
+        def run(transport) -> None:
+            with project.store() as db:
+                send_confirmations(db, project.settings(), transport=transport)
+
+        runs = [threading.Thread(target=run, args=(t,)) for t in transports]
         for run in runs:
             run.start()
         for run in runs:

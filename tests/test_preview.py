@@ -292,10 +292,12 @@ def test_ctrl_c_stops_the_server_cleanly(composed):
 
 
 def test_the_headers_tab_shows_the_subject_as_a_mail_client_does(composed):
-    from newsletter.web.view import load_view
+    from newsletter.store.issues import get_issue
+    from newsletter.web.view import make_view
 
     subject = "Größere Märkte, längere Öffnungszeiten: der Advent in den Städten – „Stadtmarketing“"
     assert composed.run("compose", "--replace", "1", "--subject", subject).exit_code == 0
-    headers = load_view(composed.settings(), "1", None).headers
+    with composed.store() as db:
+        headers = make_view(db, composed.settings(), get_issue(db, 1), SAMPLE).headers
     assert f"Subject: {subject}" in headers.splitlines() and "=?utf-8?" not in headers
     assert any(line.startswith("List-Unsubscribe: <https://") for line in headers.splitlines())

@@ -617,7 +617,7 @@ def test_without_a_terminal_and_without_yes_nothing_is_sent(sending):
     """`newsletter send latest < /dev/null` used to mail everyone without asking."""
     result = sending.run("send", "latest", input="")
     assert result.exit_code == 2
-    assert result.output.strip() == (f"Error: Not sending issue latest without a confirmation: there is no "
+    assert result.output.strip() == (f"Error: Not sending issue {SLUG} without a confirmation: there is no "
                                      "terminal to ask - pass --yes to send from cron or a script")
     assert sending.smtp.handler.messages == [] and deliveries(sending) == {}
 

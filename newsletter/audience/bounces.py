@@ -108,7 +108,7 @@ class _Matcher:
         return rows.get_subscriber(self.db, deliveries.subscriber_of_message(self.db, message_id))
 
 
-def import_bounces(settings: Settings, db: Database, source: Source) -> BounceSummary:
+def import_bounces(db: Database, settings: Settings, source: Source) -> BounceSummary:
     """Read every mail of `source`, record its bounces and complaints, apply them (per mail)."""
     cfg = settings.bounces
     matcher = _Matcher(db, config.signing_key(), list_id(settings))
@@ -218,7 +218,7 @@ class UnsubscribeSummary:
     invalid: list[tuple[str, str]] = field(default_factory=list)
 
 
-def import_unsubscribes(settings: Settings, db: Database, source: Source) -> UnsubscribeSummary:
+def import_unsubscribes(db: Database, settings: Settings, source: Source) -> UnsubscribeSummary:
     """Unsubscribe the reader named by the token in each mail's Subject (mailto:...?subject=TOKEN).
 
     Mail clients may prefix "Re:" or encode the subject; the token is found anywhere in it and

@@ -19,7 +19,7 @@ from newsletter.delivery import transports
 from newsletter.delivery.transports import Outcome, Transport
 from newsletter.mail import mime
 from newsletter.mail.message import Multipart, list_id
-from newsletter.store import Database, connect, transaction
+from newsletter.store import Database, transaction
 from newsletter.store import consents as consent_rows
 
 # The consent row of a reader who was pending before consent rows existed (migration m004).
@@ -90,22 +90,22 @@ class ConfirmationReport:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (email, server reply)
 
 
-def send_confirmations(settings: Settings, *, resend: bool = False, transport: Transport | None = None) -> ConfirmationReport:
+def send_confirmations(db: Database, settings: Settings, *, resend: bool = False,
+                       transport: Transport | None = None) -> ConfirmationReport:
     """One confirmation mail to each pending subscriber that has not had one (`resend`: also
     to those whose last link has expired). Needs NEWSLETTER_SECRET."""
     key = config.signing_key()
     report = ConfirmationReport()
-    with connect(settings) as db:
-        transport = transport or transports.make(settings)
-        try:
-            cutoff = _expired_before(settings) if resend else None
-            for consent_id, email in _awaiting_mail(db, cutoff):
-                try:
-                    report.sent += send_confirmation(db, settings, key, consent_id, transport, cutoff)
-                except Refused as e:
-                    report.failed.append((e.email, e.reply))
-        finally:
-            transport.close()
+    transport = transport or transports.make(settings)
+    try:
+        cutoff = _expired_before(settings) if resend else None
+        for consent_id, email in _awaiting_mail(db, cutoff):
+            try:
+                report.sent += send_confirmation(db, settings, key, consent_id, transport, cutoff)
+            except Refused as e:
+                report.failed.append((e.email, e.reply))
+    finally:
+        transport.close()
     return report
 
 

@@ -19,6 +19,7 @@ from newsletter.checks.result import Result, fail, listing, ok, warn
 from newsletter.compose.personal import PLACEHOLDERS, unsubscribe_url
 from newsletter.compose.tracking import PATH, short_url
 from newsletter.config import Settings
+from newsletter.store.issues import Issue
 
 WARN_AT = 0.9  # of the size budget
 REPLY_PREFIX = re.compile(r"^\s*(re|aw|fwd?|wg|antw)\s*:", re.I)
@@ -30,7 +31,7 @@ REMOTE_FONT_HOSTS = re.compile(r"fonts\.googleapis\.com|fonts\.gstatic\.com|use\
 @dataclass
 class Context:
     settings: Settings
-    issue: dict
+    issue: Issue
     items: list[dict]
     page: Page
     text: str           # the stored text part, whitespace normalised

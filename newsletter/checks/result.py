@@ -10,6 +10,8 @@ from __future__ import annotations
 import textwrap
 from dataclasses import asdict, dataclass, field
 
+from newsletter.store.issues import Issue
+
 
 @dataclass(frozen=True)
 class Result:
@@ -37,7 +39,7 @@ def listing(things: list[str], limit: int = 3) -> str:
 
 @dataclass
 class Report:
-    issue: dict
+    issue: Issue
     results: list[Result] = field(default_factory=list)
 
     def _with(self, status: str) -> list[Result]:

@@ -22,20 +22,13 @@ from newsletter.checks.spam import spam_check
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
 from newsletter.mail.export import export
-from newsletter.store import Database, connect, transaction
+from newsletter.store import Database, transaction
 from newsletter.store.checks import last_result, save_result
 from newsletter.store.clicks import links_of
-from newsletter.store.issues import Issue, articles_sent_elsewhere, get_issue, issue_items
+from newsletter.store.issues import Issue, articles_sent_elsewhere, issue_items
 
 
-def check_issue(settings: Settings, ref: str) -> Report:
-    """Load issue `ref` (id or slug), run every check on it and remember the report."""
-    settings.require_config()
-    with connect(settings) as db:
-        return run_checks(settings, get_issue(db, ref), db)
-
-
-def run_checks(settings: Settings, issue: dict, db: Database) -> Report:
+def run_checks(db: Database, settings: Settings, issue: Issue) -> Report:
     """Every check on a stored issue; SpamAssassin and the contrast check as [check] says."""
     items = issue_items(db, issue.id)
     eml, error = _build_eml(settings, issue)
@@ -57,7 +50,7 @@ def run_checks(settings: Settings, issue: dict, db: Database) -> Report:
     return report
 
 
-def repeats(settings: Settings, issue: dict, db: Database) -> Result:
+def repeats(db: Database, settings: Settings, issue: Issue) -> Result:
     """The one check whose answer changes without the issue changing (another issue went out
     since): a send asks it even when the last report passed."""
     items = issue_items(db, issue.id)
@@ -66,7 +59,7 @@ def repeats(settings: Settings, issue: dict, db: Database) -> Result:
     return repeat_check(ctx)[0]
 
 
-def passed_before(settings: Settings, issue: dict, db: Database) -> bool:
+def passed_before(db: Database, settings: Settings, issue: Issue) -> bool:
     """Whether the last report passed on this very content with these very check settings."""
     last = last_result(db, issue.id)
     return bool(last and last["passed"] and last["content_hash"] == checked_hash(issue, issue_items(db, issue.id))
@@ -88,7 +81,7 @@ def settings_hash(settings: Settings) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
-def _build_eml(settings: Settings, issue: dict) -> tuple[bytes | None, str]:
+def _build_eml(settings: Settings, issue: Issue) -> tuple[bytes | None, str]:
     try:
         return export(settings, issue, "eml"), ""
     except NewsletterError as e:

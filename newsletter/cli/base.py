@@ -34,6 +34,7 @@ class State:
     config: Path | None = None
     db: Path | None = None
     debug: bool = False
+    opened: list = []   # databases a command opened; closed when it ends
 
 
 state = State()
@@ -76,6 +77,8 @@ def command(group: typer.Typer, name: str | None = None, **kwargs):
                 detail = " ".join(str(e).split())[:200]
                 fail(f"Unexpected error ({type(e).__name__}{': ' + detail if detail else ''}) - this is a bug in "
                      "newsletter; run the command again with --debug and report the traceback")
+            finally:
+                close_databases()
         return group.command(name, **kwargs)(run)
     return decorate
 
@@ -94,8 +97,23 @@ def settings(**flags: tuple[Any, str]):
 
 
 def database(settings_=None):
-    """The settings and the open database (which must exist: only init and demo create one)."""
+    """The settings and the open database (which must exist: only init and demo create one);
+    the command closes it when it ends."""
     from newsletter.store import connect
 
     s = settings_ or settings()
-    return s, connect(s)
+    db = connect(s)
+    state.opened.append(db)
+    return s, db
+
+
+def close_databases() -> None:
+    while state.opened:
+        state.opened.pop().close()
+
+
+def issue_of(db, ref: str):
+    """The issue a reference names: an id, a slug or 'latest'."""
+    from newsletter.store.issues import get_issue
+
+    return get_issue(db, ref)

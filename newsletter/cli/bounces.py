@@ -53,7 +53,7 @@ def bounces_import(path: PathArg = None, imap: ImapOpt = None, imap_user: ImapUs
 
     settings, db = database()
     with open_source(path, imap, imap_user, imap_folder) as source:
-        s = bounces.import_bounces(settings, db, source)
+        s = bounces.import_bounces(db, settings, source)
     typer.echo(f"{s.mails} mails: hard {s.hard}, soft {s.soft}, complaints {s.complaints}, "
                f"marked bounced {s.marked_bounced}, marked complained {s.marked_complained}, "
                f"ignored {len(s.ignored)}, unparseable {len(s.unparseable)}, already imported {s.already_imported}")
@@ -76,7 +76,7 @@ def unsubscribes_import(path: PathArg = None, imap: ImapOpt = None, imap_user: I
 
     settings, db = database()
     with open_source(path, imap, imap_user, imap_folder) as source:
-        s = bounces.import_unsubscribes(settings, db, source)
+        s = bounces.import_unsubscribes(db, settings, source)
     typer.echo(f"{s.mails} mails: unsubscribed {s.unsubscribed}, already unsubscribed or suppressed {s.already}, "
                f"invalid {len(s.invalid)}")
     for where, reason in s.invalid:

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from newsletter.cli.base import IssueArg, JsonOpt, command, commands, settings
+from newsletter.cli.base import IssueArg, JsonOpt, command, commands, database, issue_of, settings
 
 
 app = commands()
@@ -29,10 +29,12 @@ def check(
     import json
 
     from newsletter.checks.result import format_table, summary
-    from newsletter.checks.run import check_issue
+    from newsletter.checks.run import run_checks
 
     s = settings(**{"check.spamassassin": (spamassassin, "--spamassassin"), "check.contrast": (contrast, "--contrast")})
-    report = check_issue(s, issue)
+    s.require_config()
+    s, db = database(s)
+    report = run_checks(db, s, issue_of(db, issue))
     if as_json:
         typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:

@@ -1,4 +1,4 @@
-"""Issue commands: compose, issues list/show, export."""
+"""Issue commands: compose, issues list/show, export, and the web archive of sent issues."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from newsletter.cli.base import IssueArg, command, commands, database, group
+from newsletter.cli.base import IssueArg, command, commands, database, group, issue_of, settings
 
 app = commands()
 issues_app = group(app, "issues", "Composed issues.")
@@ -53,8 +53,9 @@ def compose(
         date_to=dates.option_date(date_to, "--to") if date_to else None,
         categories=category or [], lead=lead, exclude=exclude or [], only=only or [],
     )
-    request = ComposeRequest(options, number, subject, preheader, intro, replace, allow_clipping, out, by, another)
     s, db = database()
+    draft = issue_of(db, replace) if replace else None
+    request = ComposeRequest(options, number, subject, preheader, intro, draft, allow_clipping, out, by, another)
     print_compose_result(compose_issue(db, s, request))
 
 
@@ -96,7 +97,8 @@ def issues_show(issue: IssueArg) -> None:
     from newsletter.compose.issue import show
 
     s, db = database()
-    row, items = show(db, issue)
+    row = issue_of(db, issue)
+    items = show(db, row)
     typer.echo(f"Issue {row.slug} (id {row.id}), {row.status}")
     for label, key in (("Number", "number"), ("Date", "issue_date"), ("Subject", "subject"),
                        ("Preheader", "preheader"), ("Window", "window_from"), ("Sent", "sent_at")):
@@ -151,10 +153,9 @@ def export(
     from newsletter import files
     from newsletter.errors import InputError
     from newsletter.mail.export import export as export_issue
-    from newsletter.store.issues import get_issue
 
     s, db = database()
-    data = export_issue(s, get_issue(db, issue), fmt)
+    data = export_issue(s, issue_of(db, issue), fmt)
     if output is None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
@@ -164,3 +165,20 @@ def export(
     except OSError as e:
         raise InputError(f"Cannot write {output}: {e.strerror} - choose another path") from None
     typer.echo(f"Wrote {output} ({len(data):,} bytes)", err=True)
+
+
+@command(app)
+def archive(
+    out: Annotated[Optional[Path], typer.Option("--out", help="Folder to write (default: [archive] out_dir, archive/).", show_default=False)] = None,
+) -> None:
+    """Build the web archive of sent issues: index.html, one page per issue and feed.xml (RSS).
+
+    Example: newsletter archive --out /var/www/archive
+    """
+    from newsletter.publish.archive import build
+
+    s, db = database(settings(**{"archive.out_dir": (str(out) if out else None, "--out")}))
+    result = build(db, s)
+    typer.echo(f"Wrote {len(result.issues)} issue page(s), index.html and feed.xml to {result.out_dir}")
+    if not s.archive.enabled:
+        typer.echo("Note: [archive] enabled is false, so issues do not link to the archive yet.", err=True)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from newsletter.cli.base import IssueArg, JsonOpt, command, commands, database, fail
+from newsletter.cli.base import IssueArg, JsonOpt, command, commands, database, fail, issue_of
 
 app = commands()
 
@@ -37,9 +37,9 @@ def report(
         fail("Choose one of --json, --csv, --html and --ad", 2)
     s, db = database()
     if ad:
-        _belege(s, db, issue, ad, out, images)
+        _belege(s, db, issue_of(db, issue), ad, out, images)
         return
-    result = issue_report(db, s, issue)
+    result = issue_report(db, s, issue_of(db, issue))
     if as_json:
         typer.echo(json.dumps(result.as_dict(), ensure_ascii=False, indent=2))
     elif as_csv:
@@ -53,7 +53,7 @@ def report(
             typer.echo(line)
 
 
-def _belege(s, db, issue: str, ads: list[str], out: Path, images: bool) -> None:
+def _belege(s, db, issue, ads: list[str], out: Path, images: bool) -> None:
     from newsletter.reports.beleg import belege
 
     for made in belege(db, s, issue, ads, out, fetch_images=images):

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from newsletter.cli.base import IssueArg, command, commands, fail, settings
+from newsletter.cli.base import IssueArg, command, commands, database, fail, issue_of, settings
 
 
 app = commands()
@@ -28,28 +28,40 @@ def send(
 
     Example: newsletter send latest --test redaktion@example.de, then newsletter send latest
     """
-    from newsletter.delivery.send import SendOptions, dry_run as build_all, send_test
-    from newsletter.workflow.send import send as send_issue
-
-    s = settings(**{"send.rate": (rate, "--rate"), "send.connections": (connections, "--connections")})
+    s, db = database(settings(**{"send.rate": (rate, "--rate"), "send.connections": (connections, "--connections")}))
+    row = issue_of(db, issue)
     if test:
-        typer.echo(f"Test message to {test}: {send_test(s, issue, test)}")
-        return
-    progress = Progress()
-    if dry_run:
-        summary = build_all(s, issue, progress.step)
-        progress.finish()
-        avg = summary.built_bytes // summary.built if summary.built else 0
-        typer.echo(f"Dry run of {summary.issue.slug}: built {summary.built} messages ({avg:,} bytes on average) "
-                   f"in {summary.seconds:.1f} s; nothing sent.")
-        return
-    if not yes:
-        _ask_before_sending(s, issue)
-    from newsletter.errors import SendStopped
+        from newsletter.delivery.send import send_test
 
+        typer.echo(f"Test message to {test}: {send_test(db, s, row, test)}")
+    elif dry_run:
+        _dry_run(db, s, row)
+    else:
+        if not yes:
+            _ask_before_sending(db, s, row)
+        _send(db, s, row, limit, resend_unconfirmed, force)
+
+
+def _dry_run(db, s, row) -> None:
+    from newsletter.delivery.send import dry_run
+
+    progress = Progress()
+    summary = dry_run(db, s, row, progress.step)
+    progress.finish()
+    avg = summary.built_bytes // summary.built if summary.built else 0
+    typer.echo(f"Dry run of {summary.issue.slug}: built {summary.built} messages ({avg:,} bytes on average) "
+               f"in {summary.seconds:.1f} s; nothing sent.")
+
+
+def _send(db, s, row, limit, resend_unconfirmed: bool, force: bool) -> None:
+    from newsletter.delivery.send import SendOptions
+    from newsletter.errors import SendStopped
+    from newsletter.workflow.send import send_issue
+
+    progress = Progress()
     try:
-        summary = send_issue(s, issue, SendOptions(limit=limit, resend_unconfirmed=resend_unconfirmed), force=force,
-                             progress=progress.step, on_start=progress.start)
+        summary = send_issue(db, s, row, SendOptions(limit=limit, resend_unconfirmed=resend_unconfirmed),
+                             force=force, progress=progress.step, on_start=progress.start)
     except SendStopped as stopped:
         progress.finish()
         if stopped.summary is not None and stopped.summary.attempted:
@@ -59,15 +71,15 @@ def send(
     print_summary(summary)
 
 
-def _ask_before_sending(s, issue: str) -> None:
+def _ask_before_sending(db, s, row) -> None:
     """A send cannot be taken back: ask at a terminal, naming what goes where; without one
     (cron, a script, input from a file), refuse unless --yes says it is meant."""
     from newsletter.workflow.send import plan
 
     if not sys.stdin.isatty():
-        fail(f"Not sending issue {issue} without a confirmation: there is no terminal to ask - pass --yes "
+        fail(f"Not sending issue {row.slug} without a confirmation: there is no terminal to ask - pass --yes "
              "to send from cron or a script", 2)
-    row, readers, where = plan(s, issue)
+    readers, where = plan(db, s, row)
     number = f" (Nr. {row.number})" if row.number else ""
     typer.confirm(f"Send issue {row.slug}{number} „{row.subject}“ to {readers:,} readers via {where}?", abort=True)
 
@@ -133,19 +145,20 @@ def status(issue: IssueArg) -> None:
     from newsletter.delivery.schedule import local_label
     from newsletter.delivery.send import status as delivery_status
 
-    s = settings()
-    row, counts, problems, bounced = delivery_status(s, issue)
+    s, db = database()
+    row = issue_of(db, issue)
+    found = delivery_status(db, row)
     labels = {"sending": "unconfirmed"}
-    typer.echo(f"Issue {row.slug} ({row.status}): " + ", ".join(f"{n} {labels.get(state, state)}" for state, n in counts.items()))
+    typer.echo(f"Issue {row.slug} ({row.status}): " + ", ".join(f"{n} {labels.get(state, state)}" for state, n in found.counts.items()))
     if row.scheduled_at and row.status == "scheduled":
         typer.echo(f"Scheduled for {local_label(s, row.scheduled_at)}")
-    width = max([8, *(len(labels.get(p["status"], p["status"])) for p in problems)])
-    for p in problems:
+    width = max([8, *(len(labels.get(p["status"], p["status"])) for p in found.problems)])
+    for p in found.problems:
         code = p["last_code"] if p["last_code"] else "-"
         typer.echo(f"  {labels.get(p['status'], p['status']):<{width}} {p['email']}  {code} {p['last_reply'] or ''}  ({p['attempts']} attempts)")
-    if bounced:
-        typer.echo(f"Bounces and complaints that came back ({len(bounced)}):")
-    for b in bounced:
+    if found.bounces:
+        typer.echo(f"Bounces and complaints that came back ({len(found.bounces)}):")
+    for b in found.bounces:
         what = "complaint" if b["kind"] == "complaint" else f"{b['kind']} bounce"
         reason = " ".join(str(x) for x in (b["code"], b["status"]) if x) or "-"
         typer.echo(f"  {what:<12} {b['email']}  {reason}  {(b['diagnostic'] or '')[:160]}")
@@ -165,14 +178,15 @@ def schedule(
     from newsletter.delivery.schedule import local_label, looks_far, parse_at
     from newsletter.workflow.due import schedule_issue
 
-    s = settings()
+    s, db = database()
     when = parse_at(s, at)
+    row = issue_of(db, issue)
     if looks_far(when) and not yes:
         label = local_label(s, when.isoformat())
         if not sys.stdin.isatty():
             fail(f"--at {at!r} is {label}, more than 60 days ahead - check the year, or pass --yes if it is meant", 2)
-        typer.confirm(f"Schedule issue {issue} for {label}, more than 60 days ahead?", abort=True)
-    row = schedule_issue(s, issue, when, force)
+        typer.confirm(f"Schedule issue {row.slug} for {label}, more than 60 days ahead?", abort=True)
+    row = schedule_issue(db, s, row, when, force)
     typer.echo(f"Issue {row.slug} scheduled for {local_label(s, row.scheduled_at)}.")
 
 
@@ -181,7 +195,8 @@ def unschedule(issue: IssueArg) -> None:
     """Take an issue off the schedule (it becomes a draft again). Example: newsletter unschedule latest"""
     from newsletter.delivery.schedule import unschedule as take_off
 
-    row = take_off(settings(), issue)
+    _, db = database()
+    row = take_off(db, issue_of(db, issue))
     typer.echo(f"Issue {row.slug} is a draft again.")
 
 
@@ -193,7 +208,8 @@ def run_due() -> None:
     """
     from newsletter.workflow.due import run_due as due_now
 
-    summaries, refused, routine = due_now(settings())
+    s, db = database()
+    summaries, refused, routine = due_now(db, s)
     if routine is not None:
         for line in routine.lines:
             typer.echo(line)
@@ -216,11 +232,10 @@ def approve(
     by: Annotated[Optional[str], typer.Option("--by", help="Who approves (default: NEWSLETTER_EDITOR or your login name).", show_default=False)] = None,
 ) -> None:
     """Approve an issue for sending: run-due sends it at [autopilot] send_at. Example: newsletter approve latest"""
-    from newsletter.cli.base import database
     from newsletter.workflow.approval import approve as approve_issue, editor
 
     s, db = database()
-    row, changed = approve_issue(s, db, issue, by or editor())
+    row, changed = approve_issue(db, s, issue_of(db, issue), by or editor())
     if changed:
         typer.echo(f"Issue {row.slug} approved by {row.approval_by}.")
     else:
@@ -237,9 +252,8 @@ def hold(
 
     Example: newsletter hold latest --reason "Termin prüfen"
     """
-    from newsletter.cli.base import database
     from newsletter.workflow.approval import editor, hold as hold_issue
 
     s, db = database()
-    row = hold_issue(s, db, issue, by or editor(), reason or "")
+    row = hold_issue(db, s, issue_of(db, issue), by or editor(), reason or "")
     typer.echo(f"Issue {row.slug} held by {row.approval_by}" + (f" ({reason})" if reason else "") + ".")

@@ -1,4 +1,5 @@
-"""Subscriber commands: subscribers add, import, list, remove, export, proof, forget, purge-pending."""
+"""Subscriber commands: subscribers add, import, list, remove, export, proof, forget, purge-pending,
+and the confirmation mails of the double opt-in."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from newsletter.cli.base import EncodingOpt, JsonOpt, command, commands, databas
 
 app = commands()
 subscribers_app = group(app, "subscribers", "Subscribers, their consent and the suppression list.")
+confirmations_app = group(app, "confirmations", "Confirmation (double opt-in) mails to pending subscribers.")
 STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
 
 ConsentSource = typer.Option(
@@ -199,3 +201,23 @@ def subscribers_purge_pending(
         raise typer.BadParameter(str(e), param_hint="--older-than") from None
     _, db = database()
     typer.echo(f"{consent.purge_pending(db, age)} unconfirmed sign-ups deleted")
+
+
+@command(confirmations_app, "send")
+def confirmations_send(
+    resend: Annotated[bool, typer.Option("--resend", help="Also mail a new link to those whose last one has expired.")] = False,
+) -> None:
+    """Mail a confirmation link to each pending subscriber that has not had one yet.
+
+    Pending subscribers come from 'subscribers add' or 'subscribers import' without
+    --consent-source, or from sign-ups whose mail could not be sent. Needs NEWSLETTER_SECRET.
+
+    Example: newsletter confirmations send --resend
+    """
+    from newsletter.audience.confirmations import send_confirmations
+
+    s, db = database()
+    report = send_confirmations(db, s, resend=resend)
+    for email, reason in report.failed:
+        typer.echo(f"Not sent to {email}: {reason}", err=True)
+    typer.echo(f"{report.sent} confirmation mails sent" + (f", {len(report.failed)} refused" if report.failed else ""))

@@ -1,5 +1,4 @@
-"""Web commands: preview (a local page with live reload, or screenshots), archive, serve, and
-the confirmation mails `serve` sends."""
+"""Web commands: preview (a local page with live reload, or screenshots) and serve."""
 
 from __future__ import annotations
 
@@ -8,10 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from newsletter.cli.base import command, commands, database, group, settings
+from newsletter.cli.base import command, commands, database, settings
 
 app = commands()
-confirmations_app = group(app, "confirmations", "Confirmation (double opt-in) mails to pending subscribers.")
 
 
 @command(app)
@@ -33,9 +31,11 @@ def preview(
     s = settings(**flags)
     if screenshot is not None:
         from newsletter.web.screenshots import screenshots
-        from newsletter.web.view import load_view
+        from newsletter.web.view import find_issue, make_view, reader
 
-        for path in screenshots(load_view(s, issue, as_email, clicks).html, screenshot):
+        s, db = database(s)
+        view = make_view(db, s, find_issue(db, issue), reader(db, as_email), clicks)
+        for path in screenshots(view.html, screenshot):
             typer.echo(f"Wrote {path}")
         return
     import webbrowser
@@ -56,23 +56,6 @@ def preview(
 
 
 @command(app)
-def archive(
-    out: Annotated[Optional[Path], typer.Option("--out", help="Folder to write (default: [archive] out_dir, archive/).", show_default=False)] = None,
-) -> None:
-    """Build the web archive of sent issues: index.html, one page per issue and feed.xml (RSS).
-
-    Example: newsletter archive --out /var/www/archive
-    """
-    from newsletter.publish.archive import build
-
-    s, db = database(settings(**{"archive.out_dir": (str(out) if out else None, "--out")}))
-    result = build(db, s)
-    typer.echo(f"Wrote {len(result.issues)} issue page(s), index.html and feed.xml to {result.out_dir}")
-    if not s.archive.enabled:
-        typer.echo("Note: [archive] enabled is false, so issues do not link to the archive yet.", err=True)
-
-
-@command(app)
 def serve(
     host: Annotated[Optional[str], typer.Option("--host", help="Address to listen on (default: [serve] host, 127.0.0.1).", show_default=False)] = None,
     port: Annotated[Optional[int], typer.Option("--port", min=1, max=65535, help="Port (default: [serve] port, 8080).", show_default=False)] = None,
@@ -87,22 +70,3 @@ def serve(
     from newsletter.web.server import run
 
     run(settings(**{"serve.host": (host, "--host"), "serve.port": (port, "--port")}), announce=typer.echo)
-
-
-@command(confirmations_app, "send")
-def confirmations_send(
-    resend: Annotated[bool, typer.Option("--resend", help="Also mail a new link to those whose last one has expired.")] = False,
-) -> None:
-    """Mail a confirmation link to each pending subscriber that has not had one yet.
-
-    Pending subscribers come from 'subscribers add' or 'subscribers import' without
-    --consent-source, or from sign-ups whose mail could not be sent. Needs NEWSLETTER_SECRET.
-
-    Example: newsletter confirmations send --resend
-    """
-    from newsletter.audience.confirmations import send_confirmations
-
-    report = send_confirmations(settings(), resend=resend)
-    for email, reason in report.failed:
-        typer.echo(f"Not sent to {email}: {reason}", err=True)
-    typer.echo(f"{report.sent} confirmation mails sent" + (f", {len(report.failed)} refused" if report.failed else ""))

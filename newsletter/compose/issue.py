@@ -23,7 +23,7 @@ from newsletter.content.sanitize import clean_html, clean_text, html_to_text
 from newsletter.errors import ConfigError, DraftExists, InputError, StoreError
 from newsletter.store import Database
 from newsletter.store.clicks import link_key, save_links
-from newsletter.store.issues import Issue, get_issue, issue_items, save_draft, taken_slugs, unsent_on
+from newsletter.store.issues import Issue, issue_by_id, issue_items, save_draft, taken_slugs, unsent_on
 
 SUBJECT_MAX = 78  # what `newsletter check` asks of a subject
 # A first paragraph of an editorial that greets the readers: the issue greets each one already.
@@ -37,7 +37,7 @@ class ComposeRequest:
     subject: str | None = None
     preheader: str | None = None
     intro: Path | None = None
-    replace: str | None = None
+    replace: Issue | None = None   # the draft to re-compose
     allow_clipping: bool = False
     out_dir: Path | None = None
     by: str | None = None          # who composes (the timeline, four eyes); default: the editor at the terminal
@@ -98,18 +98,18 @@ def prepare(db: Database, settings: Settings, req: ComposeRequest, rewrite: Rewr
     return Draft(row, selection, previous, notes, list(counted.links.values()) if counted else [])
 
 
-def save(db: Database, draft: Draft, html_size: int) -> dict:
+def save(db: Database, draft: Draft, html_size: int) -> Issue:
     """Store the draft with its items (inside the caller's transaction); the stored row."""
     issue_id = save_draft(db, {**draft.row, "html_size": html_size}, draft.items,
                           draft.previous.id if draft.previous else None)
     if draft.links:
         save_links(db, issue_id, draft.row["slug"], draft.links)
-    return get_issue(db, issue_id)
+    return issue_by_id(db, issue_id)
 
 
-def show(db: Database, ref: str) -> tuple[dict, list[dict]]:
-    issue = get_issue(db, ref)
-    return issue, issue_items(db, issue.id)
+def show(db: Database, issue: Issue) -> list[dict]:
+    """An issue's frozen item list, each entry with its item as stored."""
+    return issue_items(db, issue.id)
 
 
 def _refuse_a_second(db: Database, day) -> None:
@@ -126,8 +126,8 @@ def _refuse_a_second(db: Database, day) -> None:
                       "compose a second issue for the same day", issue)
 
 
-def _replaceable(db: Database, ref: str) -> dict:
-    issue = get_issue(db, ref)
+def _replaceable(db: Database, draft: Issue) -> Issue:
+    issue = issue_by_id(db, draft.id)  # as it is now
     if issue.status != "draft":
         raise StoreError(f"Issue {issue.slug} is {issue.status} and can no longer be changed - compose a new issue instead")
     return issue

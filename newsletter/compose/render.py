@@ -10,13 +10,8 @@ confirmation mail and the pages of `newsletter serve`.
 
 from __future__ import annotations
 
-import inspect
-import logging
-import os
 import re
-import sys
 import textwrap
-import types
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 from newsletter import clock, dates
 from newsletter.config import Settings
 from newsletter.errors import InputError, StoreError
-from newsletter.store import Database, connect, transaction
-from newsletter.store.issues import change_issue, due_issues, get_issue
+from newsletter.store import Database, transaction
+from newsletter.store.issues import Issue, change_issue, due_issues, issue_by_id
 
 
 FAR = timedelta(days=60)   # a schedule further ahead than this looks like a typo in the year
@@ -36,31 +36,27 @@ def looks_far(when: datetime) -> bool:
     return when - clock.now() > FAR
 
 
-def schedule(settings: Settings, db: Database, ref: str, when: datetime) -> dict:
+def schedule(db: Database, issue: Issue, when: datetime) -> Issue:
     """Mark a draft for sending at `when`."""
-    issue = get_issue(db, ref)
     if not issue.editable:
         raise StoreError(f"Issue {issue.slug} is {issue.status} - only drafts can be scheduled")
     with transaction(db):
         change_issue(db, issue.id, {"status": "scheduled", "scheduled_at": when.isoformat(timespec="seconds"),
-                                       "updated_at": clock.stamp()})
-    return get_issue(db, issue.id)
+                                    "updated_at": clock.stamp()})
+    return issue_by_id(db, issue.id)
 
 
-def unschedule(settings: Settings, ref: str) -> dict:
-    with connect(settings) as db:
-        issue = get_issue(db, ref)
-        if issue.status != "scheduled":
-            raise StoreError(f"Issue {issue.slug} is {issue.status}, not scheduled - nothing to do")
-        with transaction(db):
-            change_issue(db, issue.id, {"status": "draft", "scheduled_at": None, "updated_at": clock.stamp()})
-        return get_issue(db, issue.id)
+def unschedule(db: Database, issue: Issue) -> Issue:
+    if issue.status != "scheduled":
+        raise StoreError(f"Issue {issue.slug} is {issue.status}, not scheduled - nothing to do")
+    with transaction(db):
+        change_issue(db, issue.id, {"status": "draft", "scheduled_at": None, "updated_at": clock.stamp()})
+    return issue_by_id(db, issue.id)
 
 
-def due(settings: Settings, now: datetime | None = None) -> list[dict]:
+def due(db: Database, now: datetime | None = None) -> list[Issue]:
     """Scheduled issues whose time has come, plus scheduled sends that stopped half-way."""
-    with connect(settings) as db:
-        return due_issues(db, (now or clock.now()).isoformat(timespec="seconds"))
+    return due_issues(db, (now or clock.now()).isoformat(timespec="seconds"))
 
 
 def local_label(settings: Settings, stamp: str) -> str:

@@ -2,7 +2,7 @@
 
 A send is a fixed sequence of named steps, all of them here:
 
-    lock → check (the caller's) → open → enqueue → workers, per reader:
+    deliver: lock → check (the caller's) → open → enqueue → workers, per reader:
         build → wait (rate) → ensure open → mark sending → post → record
     → finish
 
@@ -36,7 +36,7 @@ from newsletter.store import Database, issue_lock, connect
 from newsletter.store import deliveries
 from newsletter.store.bounces import events_of_issue
 from newsletter.store.deliveries import DeliveryLog, GroupCommit
-from newsletter.store.issues import change_issue, get_issue
+from newsletter.store.issues import Issue, change_issue, issue_by_id
 from newsletter.store.subscribers import active_subscribers, find_subscriber
 
 RETRY_STATES = ("queued", "sending", "deferred")
@@ -50,7 +50,7 @@ class SendOptions:
 
 @dataclass
 class SendSummary:
-    issue: dict
+    issue: Issue
     counts: dict[str, int] = field(default_factory=dict)
     attempted: int = 0
     unconfirmed: list[str] = field(default_factory=list)
@@ -64,7 +64,7 @@ class SendSummary:
         return not any(self.counts.get(s) for s in RETRY_STATES)
 
 
-class RateLimiter:
+class Pacer:
     """At most `rate` messages per second across all connections (0 = no limit)."""
 
     def __init__(self, rate: float) -> None:
@@ -88,11 +88,11 @@ class Run:
     """What every worker of one run shares."""
 
     settings: Settings
-    issue: dict
+    issue: Issue
     message: IssueMessage
     key: bytes
     list_id: str
-    limiter: RateLimiter
+    pacer: Pacer
     progress: Callable[[str], None]
     signer: Callable[[bytes], bytes] | None
     stop: threading.Event = field(default_factory=threading.Event)
@@ -121,27 +121,27 @@ class Run:
 
 # --- entry points --------------------------------------------------------------------------
 
-def send_issue(settings: Settings, ref: str, opts: SendOptions,
-               progress: Callable[[str], None] = lambda state: None,
-               transport_factory: Callable[[], Transport] | None = None,
-               on_start: Callable[[int], None] = lambda total: None,
-               check: Callable[[Database, dict], None] = lambda db, issue: None) -> SendSummary:
-    """Send (or continue sending) issue `ref` to every active subscriber. `check(db, issue)`
-    runs under the issue's lock before anything else and may refuse by raising."""
+def deliver(db: Database, settings: Settings, issue: Issue, opts: SendOptions,
+            progress: Callable[[str], None] = lambda state: None,
+            transport_factory: Callable[[], Transport] | None = None,
+            on_start: Callable[[int], None] = lambda total: None,
+            check: Callable[[Database, Issue], None] = lambda db, issue: None) -> SendSummary:
+    """Send (or continue sending) `issue` to every active subscriber. `check(db, issue)` runs
+    under the issue's lock, on the issue as it is then, before anything else, and may refuse by
+    raising. The delivery log's commits go through one more connection of their own."""
     factory = transport_factory or (lambda: transports.make(settings))
-    with connect(settings) as db:
-        issue = get_issue(db, ref)
-        with issue_lock(settings.db_path, issue):                     # lock
-            check(db, get_issue(db, issue.id))                     # check
-            run = _run(settings, issue, progress)
-            first = factory()
-            first.open()                                              # open
-            started = clock.monotonic()
-            unconfirmed = deliveries.enqueue(db, issue.id, clock.stamp(), opts.resend_unconfirmed)  # enqueue
-            on_start(min(deliveries.count_queued(db, issue.id), opts.limit or 1 << 62))
-            _work(run, db, opts, first, factory)                      # workers
-            summary = _finish(db, issue, unconfirmed, run.attempted)  # finish
-            summary.seconds = clock.monotonic() - started
+    with issue_lock(settings.db_path, issue):                         # lock
+        issue = issue_by_id(db, issue.id)
+        check(db, issue)                                              # check
+        run = _run(settings, issue, progress)
+        first = factory()
+        first.open()                                                  # open
+        started = clock.monotonic()
+        unconfirmed = deliveries.enqueue(db, issue.id, clock.stamp(), opts.resend_unconfirmed)  # enqueue
+        on_start(min(deliveries.count_queued(db, issue.id), opts.limit or 1 << 62))
+        _work(run, db, opts, first, factory)                          # workers
+        summary = _finish(db, issue, unconfirmed, run.attempted)      # finish
+        summary.seconds = clock.monotonic() - started
     if run.fatal:
         error = run.fatal[0]
         message = str(error) if isinstance(error, NewsletterError) else (
@@ -151,28 +151,25 @@ def send_issue(settings: Settings, ref: str, opts: SendOptions,
     return summary
 
 
-def dry_run(settings: Settings, ref: str, progress: Callable[[str], None] = lambda state: None) -> SendSummary:
+def dry_run(db: Database, settings: Settings, issue: Issue,
+            progress: Callable[[str], None] = lambda state: None) -> SendSummary:
     """Build every message as a real run would; send and record nothing."""
-    with connect(settings) as db:
-        issue = get_issue(db, ref)
-        run = _run(settings, issue, progress)
-        started = clock.monotonic()
-        summary = SendSummary(issue)
-        for row in active_subscribers(db):
-            raw, _ = build(run, row["email"], row["id"], row)
-            summary.built += 1
-            summary.built_bytes += len(raw)
-            progress("built")
-        summary.seconds = clock.monotonic() - started
+    run = _run(settings, issue, progress)
+    started = clock.monotonic()
+    summary = SendSummary(issue)
+    for row in active_subscribers(db):
+        raw, _ = build(run, row["email"], row["id"], row)
+        summary.built += 1
+        summary.built_bytes += len(raw)
+        progress("built")
+    summary.seconds = clock.monotonic() - started
     return summary
 
 
-def send_test(settings: Settings, ref: str, address: str, transport: Transport | None = None) -> str:
+def send_test(db: Database, settings: Settings, issue: Issue, address: str, transport: Transport | None = None) -> str:
     """One copy marked [TEST] to `address`; not recorded in the delivery log."""
     email = normalise_email(address)
-    with connect(settings) as db:
-        issue = get_issue(db, ref)
-        row = find_subscriber(db, email)
+    row = find_subscriber(db, email)
     run = _run(settings, issue, lambda state: None, test=True)
     raw, message_id = build(run, email, row["id"] if row else 0, row or {})
     transport = transport or transports.make(settings)
@@ -185,22 +182,28 @@ def send_test(settings: Settings, ref: str, address: str, transport: Transport |
     return f"{result.reply} ({message_id})"
 
 
-def status(settings: Settings, ref: str) -> tuple[dict, dict[str, int], list[dict], list[dict]]:
-    """Counts per state, the rows that failed or wait for a retry (with the server's reply),
-    and the bounces and complaints that came back later (with their code and diagnostic)."""
-    with connect(settings) as db:
-        issue = get_issue(db, ref)
-        return (issue, deliveries.counts(db, issue.id), deliveries.problems(db, issue.id),
-                events_of_issue(db, issue.id))
+@dataclass
+class DeliveryStatus:
+    """Where a send stands: counts per state, the rows that failed or wait for a retry (with
+    the server's reply), and the bounces and complaints that came back later."""
+
+    counts: dict[str, int]
+    problems: list[dict]
+    bounces: list[dict]
+
+
+def status(db: Database, issue: Issue) -> DeliveryStatus:
+    return DeliveryStatus(deliveries.counts(db, issue.id), deliveries.problems(db, issue.id),
+                          events_of_issue(db, issue.id))
 
 
 # --- steps ---------------------------------------------------------------------------------
 
-def _run(settings: Settings, issue: dict, progress, test: bool = False) -> Run:
+def _run(settings: Settings, issue: Issue, progress, test: bool = False) -> Run:
     if not issue.html:
         raise StoreError(f"Issue {issue.slug} has no rendered content - compose it again")
     return Run(settings, issue, issue_message(settings, issue, test=test), config.signing_key(),
-               list_id(settings), RateLimiter(settings.send.rate), progress, dkim_signer(settings))
+               list_id(settings), Pacer(settings.send.rate), progress, dkim_signer(settings))
 
 
 def build(run: Run, email: str, subscriber_id: int, names: dict) -> tuple[bytes, str]:
@@ -276,7 +279,7 @@ def _deliver(run: Run, log: DeliveryLog, transport: Transport, row: dict) -> str
     sender = envelope_sender(run.settings, run.key, run.list_id, row["subscriber_id"])
     cfg = run.settings.send
     for attempt in range(1, cfg.max_attempts + 1):
-        run.limiter.wait()                                                                       # wait
+        run.pacer.wait()                                                                         # wait
         if not transport.is_open:
             transport.open()                                                                     # ensure open
         result = transport.send(sender, row["email"], raw,                                       # post, and mark
@@ -302,14 +305,14 @@ def _deliver(run: Run, log: DeliveryLog, transport: Transport, row: dict) -> str
     return "deferred"
 
 
-def _finish(db: Database, issue: dict, unconfirmed: list[str], attempted: int) -> SendSummary:
+def _finish(db: Database, issue: Issue, unconfirmed: list[str], attempted: int) -> SendSummary:
     counts = deliveries.counts(db, issue.id)
     summary = SendSummary(issue, counts, attempted, unconfirmed)
-    current = get_issue(db, issue.id)
+    current = issue_by_id(db, issue.id)
     if not any(counts.values()):
         summary.notes.append("There are no active subscribers - nothing was sent; the issue stays a draft")
     elif summary.done and current.status != "sent":
         stamp = clock.stamp()
         change_issue(db, issue.id, {"status": "sent", "sent_at": current.sent_at or stamp, "updated_at": stamp})
-    summary.issue = get_issue(db, issue.id)
+    summary.issue = issue_by_id(db, issue.id)
     return summary

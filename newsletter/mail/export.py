@@ -6,16 +6,17 @@ from newsletter.compose.personal import SAMPLE, Recipient, personalise
 from newsletter.config import Settings
 from newsletter.errors import InputError
 from newsletter.mail.message import IssueMessage
+from newsletter.store.issues import Issue
 
 FORMATS = ("html", "mjml", "txt", "eml")
 
 
-def message(settings: Settings, issue: dict, *, test: bool = False) -> IssueMessage:
+def message(settings: Settings, issue: Issue, *, test: bool = False) -> IssueMessage:
     """The issue's message, encoded once, ready to build for any reader."""
     return IssueMessage(settings, issue.subject, issue.html, issue.text, test=test)
 
 
-def export(settings: Settings, issue: dict, fmt: str, recipient: Recipient = SAMPLE,
+def export(settings: Settings, issue: Issue, fmt: str, recipient: Recipient = SAMPLE,
            built: IssueMessage | None = None) -> bytes:
     """One output of a stored issue, personalised for `recipient` (the sample reader by default)."""
     if fmt == "mjml":

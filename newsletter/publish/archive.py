@@ -29,7 +29,7 @@ from newsletter.compose.personal import PLACEHOLDERS, VISITOR, personalise, unsu
 from newsletter.config import Settings
 from newsletter.errors import InputError
 from newsletter.store import Database
-from newsletter.store.issues import sent_issues
+from newsletter.store.issues import Issue, sent_issues
 
 UNSUBSCRIBE_PAGE = "abbestellen.html"
 ATOM = "http://www.w3.org/2005/Atom"
@@ -104,7 +104,7 @@ def build(db: Database, settings: Settings) -> ArchiveResult:
     return ArchiveResult(folder, issues)
 
 
-def page_html(settings: Settings, issue: dict) -> str:
+def page_html(settings: Settings, issue: Issue) -> str:
     """The issue as sent, for nobody in particular, with a link back to the index."""
     unsubscribe = unsubscribe_url(settings.publication.base_url, PLACEHOLDERS["token"])
     text = issue.html.replace(unsubscribe, UNSUBSCRIBE_PAGE)
@@ -158,7 +158,7 @@ def feed_xml(settings: Settings, issues: list[dict]) -> bytes:
     return ET.tostring(rss, encoding="utf-8", xml_declaration=True) + b"\n"
 
 
-def published(settings: Settings, issue: dict) -> datetime:
+def published(settings: Settings, issue: Issue) -> datetime:
     """When the issue went out (sent_at), else midnight of its date, in the configured zone."""
     stamp = dates.parse_datetime(issue.sent_at or issue.issue_date)
     zone = dates.zone(settings.publication.timezone)

@@ -21,7 +21,7 @@ from newsletter.mail.export import export
 from newsletter.reports.issue import issue_report
 from newsletter.reports.pages import beleg_page
 from newsletter.store import Database
-from newsletter.store.issues import get_issue, issue_items
+from newsletter.store.issues import Issue, issue_items
 
 AD_BLOCK = "div.nl-ad"     # the ad's section in templates/issue.mjml.j2 (css-class="nl-ad")
 
@@ -34,11 +34,10 @@ class Beleg:
     image_missing: bool     # the ad's image could not be fetched; the Beleg shows a placeholder
 
 
-def belege(db: Database, settings: Settings, ref: str, ads: list[str], out_dir: Path, *,
+def belege(db: Database, settings: Settings, issue: Issue, ads: list[str], out_dir: Path, *,
            fetch_images: bool = True) -> list[Beleg]:
     """One Beleg per ad in `ads` (ids or URLs of ads in the issue, or "all")."""
-    issue = get_issue(db, ref)
-    report = issue_report(db, settings, str(issue.id))
+    report = issue_report(db, settings, issue)
     chosen = _chosen_ads(issue, [e["item"] for e in issue_items(db, issue.id) if e["kind"] == "ad"], ads)
     html = export(settings, issue, "html").decode("utf-8")
     out_dir = Path(out_dir)

@@ -21,7 +21,7 @@ from newsletter.store import Database
 from newsletter.store.bounces import events_by_issue, reasons_by_issue
 from newsletter.store.clicks import hourly, issue_readers, links_of
 from newsletter.store.deliveries import counts, first_sent
-from newsletter.store.issues import get_issue, next_sent_after
+from newsletter.store.issues import Issue, next_sent_after
 from newsletter.store.subscribers import unsubscribed_between
 
 SECTIONS = {"lead": "Aufmacher", "articles": "Weitere Meldungen", "jobs": "Stellenmarkt", "ads": "Anzeigen",
@@ -116,8 +116,7 @@ class IssueReport:
         return buffer.getvalue()
 
 
-def issue_report(db: Database, settings: Settings, ref: str) -> IssueReport:
-    issue = get_issue(db, ref)
+def issue_report(db: Database, settings: Settings, issue: Issue) -> IssueReport:
     delivery = counts(db, issue.id)
     delivered = delivery.get("sent", 0)
     events = events_by_issue(db, issue.id)

@@ -39,7 +39,7 @@ def stats(db: Database, settings: Settings, last: int = 12) -> list[IssueLine]:
     """The `last` sent issues, oldest first."""
     lines = []
     for issue in reversed(sent_issues(db)[:last]):
-        r = issue_report(db, settings, str(issue.id))
+        r = issue_report(db, settings, issue)
         lines.append(IssueLine(issue.slug, issue.number, issue.issue_date, issue.subject,
                                r.delivered, r.failed, r.bounced, r.complained, r.unsubscribed, r.readers,
                                r.human, r.automated, r.rate, r.tracked))

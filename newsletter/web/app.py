@@ -47,7 +47,7 @@ MAX_TOKEN = 100
 CONFIRM_STATUS = {"confirmed": 200, "already": 200, "expired": 400, "gone": 400, "unknown": 404}
 
 
-class RateLimiter:
+class SignupThrottle:
     """At most `limit` hits per client address within `window` seconds (limit 0: no limit)."""
 
     def __init__(self, limit: int, window: float, clock_fn: Callable[[], float] | None = None) -> None:
@@ -70,12 +70,12 @@ class RateLimiter:
 
 
 class Site:
-    """The endpoints, sharing settings, key, pages, rate limiter and transport."""
+    """The endpoints, sharing settings, key, pages, sign-up throttle and transport."""
 
     def __init__(self, settings: Settings, key: bytes, transport_factory: Callable) -> None:
         self.settings, self.key, self.transport_factory = settings, key, transport_factory
         self.base_url = settings.publication.base_url.rstrip("/")
-        self.limiter = RateLimiter(settings.serve.rate_limit, settings.serve.rate_window)
+        self.throttle = SignupThrottle(settings.serve.rate_limit, settings.serve.rate_window)
         self.pages = Pages(settings)
 
     async def _db(self, fn, *args):
@@ -92,7 +92,7 @@ class Site:
 
     async def subscribe(self, request: Request) -> Response:
         client = request.client.host if request.client else "unknown"
-        if not self.limiter.allow(client):
+        if not self.throttle.allow(client):
             return self._too_many(request)
         try:
             fields, as_json = await forms.read_fields(request)

@@ -64,7 +64,7 @@ def recompose_request(issue: dict, items: list[dict], budget: int) -> ComposeReq
         lead=str(lead["item_id"]) if lead else None,
         only=[str(e["item_id"]) for e in articles],
     )
-    return ComposeRequest(options=options, replace=str(issue.id),
+    return ComposeRequest(options=options, replace=issue,
                           allow_clipping=(issue.html_size or 0) > budget)
 
 

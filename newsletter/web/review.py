@@ -60,7 +60,7 @@ class Reviews:
         settings, token = self.site.settings, params["token"][:200]
         issue_id = issue_of_token(token)
         try:
-            issue = get_issue(db, str(issue_id)) if issue_id is not None else None
+            issue = get_issue(db, issue_id) if issue_id is not None else None
         except NotFound:
             issue = None
         if issue is None:
@@ -85,9 +85,9 @@ class Reviews:
         once = digest(params["token"][:200])
         try:
             if params["action"] == "approve":
-                approval.approve(settings, db, str(issue.id), reviewer, VIA, link=once)
+                approval.approve(db, settings, issue, reviewer, VIA, link=once)
                 return "approved"
-            approval.hold(settings, db, str(issue.id), reviewer, reason, via=VIA, link=once)
+            approval.hold(db, settings, issue, reviewer, reason, via=VIA, link=once)
             return "held"
         except approval.LinkUsed:
             return "used"

@@ -15,8 +15,8 @@ from newsletter.mail.addresses import normalise_email
 from newsletter.mail.export import export, message
 from newsletter.reports.clickmap import click_map
 from newsletter.reports.issue import issue_report
-from newsletter.store import Database, connect
-from newsletter.store.issues import get_issue, issue_items, latest_draft
+from newsletter.store import Database
+from newsletter.store.issues import Issue, get_issue, issue_items, latest_draft
 from newsletter.store.subscribers import find_subscriber
 
 _STYLE = re.compile(r"(<style\b[^>]*>)(.*?)(</style>)", re.S | re.I)
@@ -30,7 +30,7 @@ def has_dark_css(html: str) -> bool:
 
 @dataclass(frozen=True)
 class View:
-    issue: dict
+    issue: Issue
     recipient: Recipient
     html: str
     text: str
@@ -43,7 +43,7 @@ class View:
         return has_dark_css(self.html)
 
 
-def find_issue(db: Database, ref: str | None) -> dict:
+def find_issue(db: Database, ref: str | None) -> Issue:
     """The issue `ref` (id or slug), or the latest draft."""
     if ref:
         return get_issue(db, ref)
@@ -64,20 +64,15 @@ def reader(db: Database, email: str | None) -> Recipient:
     return Recipient(email=row["email"], salutation=salutation(row), token=SAMPLE.token)
 
 
-def make_view(db: Database, settings: Settings, issue: dict, recipient: Recipient, clicks: bool = False) -> View:
+def make_view(db: Database, settings: Settings, issue: Issue, recipient: Recipient, clicks: bool = False) -> View:
     """The view of `issue`; `clicks`: as a click map (each counted link's clicks beside it)."""
     built = message(settings, issue)
     eml = export(settings, issue, "eml", recipient, built=built)
     page = export(settings, issue, "html", recipient).decode("utf-8")
     if clicks:
-        page = click_map(page, issue_report(db, settings, str(issue.id)), settings.publication.base_url)
+        page = click_map(page, issue_report(db, settings, issue), settings.publication.base_url)
     return View(issue, recipient, page, export(settings, issue, "txt", recipient).decode("utf-8"),
                 readable_headers(eml), issue_items(db, issue.id), settings.compose.size_budget)
-
-
-def load_view(settings: Settings, ref: str | None, email: str | None, clicks: bool = False) -> View:
-    with connect(settings) as db:
-        return make_view(db, settings, find_issue(db, ref), reader(db, email), clicks)
 
 
 def readable_headers(eml: bytes) -> str:

@@ -18,7 +18,7 @@ from newsletter.config import Settings
 from newsletter.errors import InputError, StoreError
 from newsletter.store import Database, transaction
 from newsletter.store.autopilot import add_event, set_approval, use_link
-from newsletter.store.issues import get_issue
+from newsletter.store.issues import Issue, issue_by_id
 
 EDITOR_ENV = "NEWSLETTER_EDITOR"
 AUTOPILOT = "autopilot"
@@ -50,18 +50,17 @@ def same_person(a: str | None, b: str | None) -> bool:
     return bool(identities(a) & identities(b))
 
 
-def open_for_approval(issue: dict) -> None:
+def open_for_approval(issue: Issue) -> None:
     if not issue.editable:
         raise StoreError(f"Issue {issue.slug} is {issue.status} - only an issue not yet sent can be "
                          "approved or held")
 
 
-def approve(settings: Settings, db: Database, ref: str, by: str, via: str = "terminal",
-            link: str | None = None) -> tuple[dict, bool]:
-    """Approve issue `ref` as `by`; (the issue, whether anything changed). An issue already
+def approve(db: Database, settings: Settings, issue: Issue, by: str, via: str = "terminal",
+            link: str | None = None) -> tuple[Issue, bool]:
+    """Approve `issue` as `by`; (the issue, whether anything changed). An issue already
     approved stays as it is. `link`: the digest of a review link, used up in the same
     transaction (a link acts once; a replay raises LinkUsed)."""
-    issue = get_issue(db, ref)
     open_for_approval(issue)
     pilot = settings.autopilot
     if pilot and pilot.four_eyes and same_person(by, issue.composed_by):
@@ -70,28 +69,27 @@ def approve(settings: Settings, db: Database, ref: str, by: str, via: str = "ter
     stamp = clock.stamp()
     with transaction(db):
         _use(db, link, issue, "approve", by, stamp)
-        current = get_issue(db, issue.id)
+        current = issue_by_id(db, issue.id)
         if current.approval == "approved":
             return current, False
         set_approval(db, issue.id, "approved", by, stamp)
         add_event(db, issue.id, "approved", stamp, by, via)
-    return get_issue(db, issue.id), True
+    return issue_by_id(db, issue.id), True
 
 
-def hold(settings: Settings, db: Database, ref: str, by: str, reason: str = "", via: str = "terminal",
-         link: str | None = None) -> dict:
-    """Hold issue `ref` back, as `by`, for `reason`; `link` as for `approve`."""
-    issue = get_issue(db, ref)
+def hold(db: Database, settings: Settings, issue: Issue, by: str, reason: str = "", via: str = "terminal",
+         link: str | None = None) -> Issue:
+    """Hold `issue` back, as `by`, for `reason`; `link` as for `approve`."""
     open_for_approval(issue)
     stamp = clock.stamp()
     with transaction(db):
         _use(db, link, issue, "hold", by, stamp)
         set_approval(db, issue.id, "held", by, stamp, reason or None)
         add_event(db, issue.id, "held", stamp, by, f"{reason} ({via})" if reason and via != "terminal" else reason or via)
-    return get_issue(db, issue.id)
+    return issue_by_id(db, issue.id)
 
 
-def _use(db: Database, link: str | None, issue: dict, action: str, by: str, stamp: str) -> None:
+def _use(db: Database, link: str | None, issue: Issue, action: str, by: str, stamp: str) -> None:
     if link is not None and not use_link(db, link, issue.id, action, by, stamp):
         raise LinkUsed(f"This {action} link of issue {issue.slug} was used before - it acts only once")
 

@@ -29,15 +29,15 @@ from newsletter.content.pull import FeedResult, pull_feeds
 from newsletter.delivery import transports
 from newsletter.delivery.send import SendOptions, SendSummary
 from newsletter.errors import CheckError, DraftExists, NewsletterError, SelectionError
-from newsletter.store import Database, connect, transaction
+from newsletter.store import Database, transaction
 from newsletter.store import autopilot as steps
 from newsletter.store.deliveries import counts as delivery_counts
-from newsletter.store.issues import change_issue, get_issue
+from newsletter.store.issues import Issue, change_issue, issue_by_id
 from newsletter.store.subscribers import count_by_status
 from newsletter.workflow.approval import AUTOPILOT
 from newsletter.workflow.compose import compose_issue
 from newsletter.workflow.review import mail_each, notice_message, review_message, send_label
-from newsletter.workflow.send import send
+from newsletter.workflow.send import send_issue
 
 
 @dataclass
@@ -65,22 +65,21 @@ def week(settings: Settings, now: datetime) -> Week:
     return Week(local.strftime("%Y-%m-%dT%H:%M"), compose_at, send_at)
 
 
-def run(settings: Settings, transport_factory=None) -> RoutineReport:
+def run(db: Database, settings: Settings, transport_factory=None) -> RoutineReport:
     report = RoutineReport()
     factory = transport_factory or (lambda: transports.make(settings))
-    with connect(settings) as db:
-        feeds = pull_feeds(db, settings)
-        _report_feeds(feeds, report)
-        routine = Routine(settings, db, factory, report, feeds)
-        try:
-            routine.run()
-        finally:
-            routine.close()
+    feeds = pull_feeds(db, settings)
+    _report_feeds(feeds, report)
+    routine = Routine(db, settings, factory, report, feeds)
+    try:
+        routine.run()
+    finally:
+        routine.close()
     return report
 
 
 class Routine:
-    def __init__(self, settings: Settings, db: Database, factory, report: RoutineReport,
+    def __init__(self, db: Database, settings: Settings, factory, report: RoutineReport,
                  feeds: list[FeedResult]) -> None:
         self.settings, self.db, self.factory, self.report, self.feeds = settings, db, factory, report, feeds
         self.pilot = settings.autopilot
@@ -158,7 +157,7 @@ class Routine:
                                  f"{self._label(w.send_at)}: {sum(result.selection.counts.values())} items")
         self._review(issue, first=True)
 
-    def _adopt(self, issue: dict) -> None:
+    def _adopt(self, issue: Issue) -> None:
         """An editor composed the send day's issue by hand before compose time: it becomes the
         week's issue as it is (composing a second one would mail readers the same articles twice)."""
         self._finish("compose", "done", issue.id, detail=f"adopted {issue.slug}, composed by "
@@ -176,7 +175,7 @@ class Routine:
         if issue.reviewed_hash != issue.content_hash():
             self._review(issue, first=not issue.reviewed_hash)
 
-    def _review(self, issue: dict, first: bool) -> None:
+    def _review(self, issue: Issue, first: bool) -> None:
         """Check the issue and mail the review copies, once per content of the issue: the step
         is claimed first, so two runs at once never check or mail it twice."""
         step = f"review {issue.content_hash()[:16]}"
@@ -191,8 +190,8 @@ class Routine:
         else:
             self._finish(step, "done", issue.id)
 
-    def _mail_review(self, issue: dict, first: bool) -> None:
-        checks = run_checks(self.settings, issue, self.db)
+    def _mail_review(self, issue: Issue, first: bool) -> None:
+        checks = run_checks(self.db, self.settings, issue)
         stamp = clock.stamp()
         with transaction(self.db):
             steps.add_event(self.db, issue.id, "checked", stamp, AUTOPILOT,
@@ -200,7 +199,7 @@ class Routine:
         readers = count_by_status(self.db).get("active", 0)
         key = config.signing_key() if self.pilot.approval == "required" else None
         purpose = f"review:{issue.id}:{issue.content_hash()[:16]}"
-        refused = mail_each(self.settings, self.db, self._transport_open(), purpose, lambda reviewer, index: review_message(
+        refused = mail_each(self.db, self.settings, self._transport_open(), purpose, lambda reviewer, index: review_message(
             self.settings, key, issue, reviewer, index, checks, self.week.send_at, readers, self._feed_notes()))
         with transaction(self.db):
             steps.set_reviewed(self.db, issue.id, issue.content_hash())
@@ -239,14 +238,14 @@ class Routine:
             return
         self._send(issue)
 
-    def _send(self, issue: dict) -> None:
+    def _send(self, issue: Issue) -> None:
         why = self._hold_reason(issue)
         if why is None:
             try:
                 with transaction(self.db):
                     change_issue(self.db, issue.id, {"scheduled_at": _utc(self.week.send_at)})
-                summary = send(self.settings, str(issue.id), SendOptions(), transport_factory=self.factory,
-                               by=AUTOPILOT)
+                summary = send_issue(self.db, self.settings, issue_by_id(self.db, issue.id), SendOptions(),
+                                     transport_factory=self.factory, by=AUTOPILOT)
             except CheckError as e:
                 why = f"Prüfung fehlgeschlagen: {', '.join(e.failed) or e}"
             except NewsletterError as e:
@@ -259,7 +258,7 @@ class Routine:
                 return
         self._hold(issue, why)
 
-    def _hold_reason(self, issue: dict) -> str | None:
+    def _hold_reason(self, issue: Issue) -> str | None:
         if issue.approval == "held":
             by = issue.approval_by or "?"
             return f"von {by} zurückgestellt" + (f" ({issue.approval_note})" if issue.approval_note else "")
@@ -267,7 +266,7 @@ class Routine:
             return "nicht freigegeben"
         return None
 
-    def _hold(self, issue: dict, why: str) -> None:
+    def _hold(self, issue: Issue, why: str) -> None:
         stamp = clock.stamp()
         with transaction(self.db):
             if issue.approval != "held":
@@ -281,7 +280,7 @@ class Routine:
                       f"newsletter send {issue.slug}"])
         self.report.warnings.append(f"Held {issue.slug}: {why}; reviewers notified")
 
-    def _sent(self, issue: dict, summary: SendSummary) -> None:
+    def _sent(self, issue: Issue, summary: SendSummary) -> None:
         self.report.sends.append(summary)
         c = delivery_counts(self.db, issue.id)
         self._finish("send", "sent", issue.id)
@@ -298,11 +297,11 @@ class Routine:
 
     # -- helpers -------------------------------------------------------------------------------------
 
-    def _issue(self) -> dict | None:
+    def _issue(self) -> Issue | None:
         step = steps.step_of(self.db, self.week.slot, "compose")
         if step is None or step["status"] != "done" or not step["issue_id"]:
             return None
-        return get_issue(self.db, step["issue_id"])
+        return issue_by_id(self.db, step["issue_id"])
 
     def _claim(self, step: str, retry_failed: bool = False) -> bool:
         if retry_failed and steps.retake_failed(self.db, self.week.slot, step, clock.stamp()):
@@ -319,7 +318,7 @@ class Routine:
 
     def _notice(self, key: str, title: str, paragraphs: list[str], facts=(), commands=()) -> None:
         """A short mail to the reviewers, once per week (`slot`) and `key`."""
-        refused = mail_each(self.settings, self.db, self._transport_open(), f"notice:{self.week.slot}:{key}",
+        refused = mail_each(self.db, self.settings, self._transport_open(), f"notice:{self.week.slot}:{key}",
                             lambda reviewer, index: notice_message(self.settings, reviewer, title, paragraphs,
                                                                    list(facts), list(commands)))
         self._refused(refused)

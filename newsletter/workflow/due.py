@@ -14,31 +14,30 @@ from newsletter.config import Settings
 from newsletter.delivery.schedule import due, schedule
 from newsletter.delivery.send import SendOptions, SendSummary
 from newsletter.errors import CheckError, IssueBeingSent, NotApproved
-from newsletter.store import connect
-from newsletter.store.issues import get_issue
+from newsletter.store import Database
+from newsletter.store.issues import Issue
 from newsletter.workflow import autopilot
 from newsletter.workflow.autopilot import RoutineReport
-from newsletter.workflow.send import gate, send
+from newsletter.workflow.send import gate, send_issue
 
 
-def schedule_issue(settings: Settings, ref: str, when: datetime, force: bool = False) -> dict:
+def schedule_issue(db: Database, settings: Settings, issue: Issue, when: datetime, force: bool = False) -> Issue:
     """Schedule a draft for `when` (see `delivery.schedule.parse_at`); it must be approved where
     that is required and pass the preflight checks now (both are asked again when it is due)
     unless `force`."""
-    with connect(settings) as db:
-        issue = get_issue(db, ref)
-        if not force:
-            gate(settings, db, issue)
-        return schedule(settings, db, ref, when)
+    if not force:
+        gate(db, settings, issue)
+    return schedule(db, issue, when)
 
 
-def run_due(settings: Settings, transport_factory=None) -> tuple[list[SendSummary], list[str], RoutineReport | None]:
+def run_due(db: Database, settings: Settings,
+            transport_factory=None) -> tuple[list[SendSummary], list[str], RoutineReport | None]:
     """(sends of scheduled issues, refusals, what the weekly routine did or None without it)."""
-    routine = autopilot.run(settings, transport_factory) if settings.autopilot else None
+    routine = autopilot.run(db, settings, transport_factory) if settings.autopilot else None
     summaries, refused = [], []
-    for issue in due(settings):
+    for issue in due(db):
         try:
-            summaries.append(send(settings, str(issue.id), SendOptions(), transport_factory=transport_factory))
+            summaries.append(send_issue(db, settings, issue, SendOptions(), transport_factory=transport_factory))
         except (CheckError, NotApproved) as e:
             refused.append(str(e))
         except IssueBeingSent:

@@ -30,6 +30,7 @@ from newsletter.mail.export import export
 from newsletter.mail.message import Multipart, list_id
 from newsletter.store import Database
 from newsletter.store import mailings
+from newsletter.store.issues import Issue
 
 ACTIONS = ("approve", "hold")
 LINK_DAYS = 7
@@ -37,11 +38,11 @@ AUTO_HEAD = b"Auto-Submitted: auto-generated\r\n"
 _BODY = re.compile(r"(<body\b[^>]*>)", re.I)
 
 
-def _purpose(action: str, reviewer: str, issue: dict) -> str:
+def _purpose(action: str, reviewer: str, issue: Issue) -> str:
     return f"review:{action}:{reviewer.lower()}:{issue.content_hash()[:24]}"
 
 
-def review_url(settings: Settings, key: bytes, issue: dict, action: str, index: int, reviewer: str) -> str:
+def review_url(settings: Settings, key: bytes, issue: Issue, action: str, index: int, reviewer: str) -> str:
     token = tokens.make_timed(key, list_id(settings), issue.id, purpose=_purpose(action, reviewer, issue))
     return f"{settings.require_base_url('the review links')}/review/{action}/{index}/{token}"
 
@@ -54,7 +55,7 @@ class ReviewLink:
     expired: bool
 
 
-def check_link(settings: Settings, key: bytes, issue: dict, action: str, index: int, token: str) -> ReviewLink | None:
+def check_link(settings: Settings, key: bytes, issue: Issue, action: str, index: int, token: str) -> ReviewLink | None:
     """The reviewer a link was made for, or None when it is forged, for another issue or for
     content that has changed since (a re-compose)."""
     reviewers = settings.autopilot.reviewers if settings.autopilot else []
@@ -72,7 +73,7 @@ def issue_of_token(token: str) -> int | None:
     return tokens.number(token.split(".", 1)[0])
 
 
-def review_message(settings: Settings, key: bytes | None, issue: dict, reviewer: str, index: int, report: Report,
+def review_message(settings: Settings, key: bytes | None, issue: Issue, reviewer: str, index: int, report: Report,
                    send_at: datetime, readers: int, notes: list[str]) -> bytes:
     """The review copy for one reviewer (links only when approval is required)."""
     env = render.environment(settings.templates_dir)
@@ -110,7 +111,7 @@ def notice_message(settings: Settings, reviewer: str, title: str, paragraphs: li
     return raw
 
 
-def mail_each(settings: Settings, db: Database, transport: Transport, purpose: str, build) -> list[str]:
+def mail_each(db: Database, settings: Settings, transport: Transport, purpose: str, build) -> list[str]:
     """Send `build(reviewer, index)` to every reviewer, once: each mail is claimed under
     `purpose` and the reviewer's address before it goes out and recorded after, so a mail that
     another run sent, holds or lost is left alone. Returns the mails the server refused."""

@@ -16,26 +16,26 @@ from typing import Callable
 
 from newsletter.checks.run import passed_before, repeats, run_checks
 from newsletter.config import Settings
-from newsletter.delivery.send import SendOptions, SendSummary, send_issue
+from newsletter.delivery.send import SendOptions, SendSummary, deliver
 from newsletter.errors import CheckError, NewsletterError, NotApproved, SendStopped
 from newsletter.publish import archive
 from newsletter import clock
-from newsletter.store import Database, connect, transaction
+from newsletter.store import Database, transaction
 from newsletter.delivery import transports
 from newsletter.store.autopilot import add_event
 from newsletter.store.deliveries import readers_waiting
-from newsletter.store.issues import get_issue
+from newsletter.store.issues import Issue
 from newsletter.workflow.approval import editor
 
 
-def preflight(settings: Settings, db: Database, issue: dict) -> None:
+def preflight(db: Database, settings: Settings, issue: Issue) -> None:
     """Refuse an issue whose checks fail (see the module docstring for when they run)."""
     if not issue.editable:
         return
-    repeated = repeats(settings, issue, db)
+    repeated = repeats(db, settings, issue)
     failed = [repeated] if repeated.status == "fail" else []
-    if not passed_before(settings, issue, db):
-        failed = run_checks(settings, issue, db).failed
+    if not passed_before(db, settings, issue):
+        failed = run_checks(db, settings, issue).failed
     if failed:
         names = ", ".join(r.name for r in failed)
         raise CheckError(
@@ -44,7 +44,7 @@ def preflight(settings: Settings, db: Database, issue: dict) -> None:
             failed=[r.name for r in failed])
 
 
-def unapproved(settings: Settings, issue: dict) -> str | None:
+def unapproved(settings: Settings, issue: Issue) -> str | None:
     """Why the issue may not go out for want of an approval ("held by ...", "not approved"), or None."""
     if issue.approval == "held":
         note = f" ({issue.approval_note})" if issue.approval_note else ""
@@ -55,7 +55,7 @@ def unapproved(settings: Settings, issue: dict) -> str | None:
     return None
 
 
-def gate(settings: Settings, db: Database, issue: dict) -> None:
+def gate(db: Database, settings: Settings, issue: Issue) -> None:
     """What must hold before an issue's first message: approved (when required), not held,
     and its checks pass. A send under way continues without asking again."""
     if not issue.editable:
@@ -64,64 +64,60 @@ def gate(settings: Settings, db: Database, issue: dict) -> None:
     if why:
         raise NotApproved(f"Issue {issue.slug} {why} - approve it with 'newsletter approve {issue.slug}' "
                           "(as someone other than its composer), or send anyway with --force", why)
-    preflight(settings, db, issue)
+    preflight(db, settings, issue)
 
 
-def send(settings: Settings, ref: str, opts: SendOptions, *, force: bool = False,
-         progress: Callable[[str], None] = lambda state: None,
-         on_start: Callable[[int], None] = lambda total: None, transport_factory=None,
-         by: str | None = None) -> SendSummary:
-    """Check approval and content (unless `force`), send, and publish the archive once the issue
-    is out; the timeline notes who sent it (`by`, default: the editor at the terminal), the
-    counts, and what a forced send went past."""
+def send_issue(db: Database, settings: Settings, issue: Issue, opts: SendOptions, *, force: bool = False,
+               progress: Callable[[str], None] = lambda state: None,
+               on_start: Callable[[int], None] = lambda total: None, transport_factory=None,
+               by: str | None = None) -> SendSummary:
+    """Check approval and content (unless `force`), deliver, and publish the archive once the
+    issue is out; the timeline notes who sent it (`by`, default: the editor at the terminal),
+    the counts, and what a forced send went past."""
     forced: list[str] = []
 
-    def check(db: Database, issue: dict) -> None:
+    def check(db: Database, issue: Issue) -> None:
         if not force:
-            gate(settings, db, issue)
+            gate(db, settings, issue)
         elif issue.editable:
             why = unapproved(settings, issue)
             forced.append("forced: checks skipped" + (f", the issue {why}" if why else ""))
 
     try:
-        summary = send_issue(settings, ref, opts, progress=progress, on_start=on_start,
-                             transport_factory=transport_factory, check=check)
+        summary = deliver(db, settings, issue, opts, progress=progress, on_start=on_start,
+                          transport_factory=transport_factory, check=check)
     except SendStopped as stopped:
         if stopped.summary is not None:
-            _record(settings, stopped.summary, by, [*forced, "stopped: " + str(stopped).split(" - ", 1)[0]])
+            _record(db, stopped.summary, by, [*forced, "stopped: " + str(stopped).split(" - ", 1)[0]])
         raise
-    _record(settings, summary, by, forced)
-    if summary.done and summary.issue.status == "sent" and settings.archive.enabled:
-        summary.notes.append(publish(settings))
+    _record(db, summary, by, forced)
+    if summary.done and summary.issue.sent and settings.archive.enabled:
+        summary.notes.append(publish(db, settings))
     return summary
 
 
-def _record(settings: Settings, summary: SendSummary, by: str | None, notes: list[str]) -> None:
+def _record(db: Database, summary: SendSummary, by: str | None, notes: list[str]) -> None:
     """The run in the issue's timeline: who sent, the counts, and what it went past."""
     if not summary.attempted:
         return
     c = summary.counts
-    kind = "sent" if summary.issue.status == "sent" else "sending"
+    kind = "sent" if summary.issue.sent else "sending"
     detail = (f"{c.get('sent', 0)} delivered, {c.get('failed', 0)} failed, {c.get('deferred', 0)} deferred"
               + (f", {c['sending']} unconfirmed" if c.get("sending") else "") + "".join(f"; {n}" for n in notes))
-    with connect(settings) as db, transaction(db):
+    with transaction(db):
         add_event(db, summary.issue.id, kind, clock.stamp(), by or editor(), detail)
 
 
-def plan(settings: Settings, ref: str) -> tuple[dict, int, str]:
-    """What a send would do, for the question before it: the issue, how many readers are still
-    to get it, and where the messages go."""
-    with connect(settings) as db:
-        issue = get_issue(db, ref)
-        readers = readers_waiting(db, issue.id)
-    return issue, readers, transports.describe(settings)
+def plan(db: Database, settings: Settings, issue: Issue) -> tuple[int, str]:
+    """What a send would do, for the question before it: how many readers are still to get
+    the issue, and where the messages go."""
+    return readers_waiting(db, issue.id), transports.describe(settings)
 
 
-def publish(settings: Settings) -> str:
+def publish(db: Database, settings: Settings) -> str:
     """Rebuild the web archive; a failure is reported, not raised."""
     try:
-        with connect(settings) as db:
-            result = archive.build(db, settings)
+        result = archive.build(db, settings)
     except NewsletterError as e:
         return f"Warning: the web archive was not updated: {e}"
     return f"Web archive updated in {result.out_dir} ({len(result.issues)} issues)."
