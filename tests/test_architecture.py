@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).parent.parent / "newsletter"
 
 STAGES = [
     # the base every stage may use: errors, the clock, settings, dates, files, signing, browser
-    {"errors", "clock", "config", "dates", "files", "tokens", "browser"},
+    {"errors", "clock", "config", "dates", "files", "tokens", "browser", "registry"},
     {"store"},
     {"content"},
     {"compose"},

@@ -51,7 +51,7 @@ def untouched(project) -> None:
 
 @pytest.mark.parametrize("name,value,needle", [
     ("NEWSLETTER_SMTP_SECURITY", "bogus", "NEWSLETTER_SMTP_SECURITY = 'bogus' - use one of starttls, tls, none"),
-    ("NEWSLETTER_TRANSPORT", "carrier-pigeon", "use one of file, smtp, console, memory"),
+    ("NEWSLETTER_TRANSPORT", "carrier-pigeon", "use one of file, smtp, console"),
     ("NEWSLETTER_SMTP_PORT", "70000", "out of range - use a value from 1 to 65535"),
     ("NEWSLETTER_SEND_CONNECTIONS", "0", "out of range"),
     ("NEWSLETTER_SMTP_PORT", "zwei", "is not a whole number"),

@@ -128,7 +128,7 @@ def issues_show(issue: IssueArg) -> None:
 def _timeline(s, db, row: dict) -> None:
     """composed (by whom, when), review sent, approved or held (by whom), sent, with counts."""
     from newsletter import dates
-    from newsletter.store.autopilot import events
+    from newsletter.store.timeline import events
 
     happened = events(db, row.id)
     if not happened:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-# Transports `newsletter.delivery.transports` registers under these names (a test keeps the two equal).
-TRANSPORTS = ("file", "smtp", "console", "memory")
+from newsletter import registry
+
 SECURITY = ("starttls", "tls", "none")
 
 
@@ -89,7 +89,7 @@ class Compose:
 
 @dataclass
 class Send:
-    transport: str = setting("file", choices=TRANSPORTS)
+    transport: str = setting("file", choices=registry.names())
     outbox: str = "outbox"        # folder of the file transport
     rate: float = setting(0.0, min=0)            # messages per second, 0 = as fast as the server takes them
     connections: int = setting(1, min=1, max=64)

@@ -18,7 +18,7 @@ from newsletter.content import feeds as feed_format
 from newsletter.content import ingest
 from newsletter.errors import InputError
 from newsletter.store import Database, transaction
-from newsletter.store.autopilot import feed_state, save_feed_state
+from newsletter.store.feeds import feed_state, save_feed_state
 
 FEED_DEADLINE = 20  # seconds per feed, the whole download
 

@@ -182,3 +182,9 @@ def due_issues(db: Database, stamp: str) -> list[Issue]:
     return [Issue.of(r) for r in db.query(
         "select * from issues where (status = 'scheduled' and scheduled_at <= ?)"
         " or (status = 'sending' and scheduled_at is not null) order by scheduled_at, id", [stamp])]
+
+
+def sent_in_year(db: Database, year: int) -> int:
+    """Issues sent (or being sent) whose issue date falls in `year`."""
+    return db.value("select count(*) from issues where status in ('sent', 'sending') and issue_date like ?",
+                    [f"{year:04d}-%"])

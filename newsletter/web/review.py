@@ -20,7 +20,7 @@ from starlette.responses import Response
 from newsletter.content.sanitize import clean_text
 from newsletter.errors import InputError, NotFound, StoreError
 from newsletter.store import Database
-from newsletter.store.autopilot import link_used
+from newsletter.store.timeline import link_used
 from newsletter.store.issues import get_issue
 from newsletter.workflow import approval
 from newsletter.web import forms

@@ -17,7 +17,7 @@ from newsletter import clock
 from newsletter.config import Settings
 from newsletter.errors import InputError, StoreError
 from newsletter.store import Database, transaction
-from newsletter.store.autopilot import add_event, set_approval, use_link
+from newsletter.store.timeline import add_event, set_approval, use_link
 from newsletter.store.issues import Issue, issue_by_id
 
 EDITOR_ENV = "NEWSLETTER_EDITOR"

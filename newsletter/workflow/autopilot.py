@@ -30,9 +30,10 @@ from newsletter.delivery import transports
 from newsletter.delivery.send import SendOptions, SendSummary
 from newsletter.errors import CheckError, DraftExists, NewsletterError, SelectionError
 from newsletter.store import Database, transaction
-from newsletter.store import autopilot as steps
+from newsletter.store import routine as steps
+from newsletter.store import timeline
 from newsletter.store.deliveries import counts as delivery_counts
-from newsletter.store.issues import Issue, change_issue, issue_by_id
+from newsletter.store.issues import Issue, change_issue, issue_by_id, sent_in_year
 from newsletter.store.subscribers import count_by_status
 from newsletter.workflow.approval import AUTOPILOT
 from newsletter.workflow.compose import compose_issue
@@ -124,7 +125,7 @@ class Routine:
     def _compose(self) -> None:
         w = self.week
         local = w.send_at.astimezone(dates.zone(self.settings.publication.timezone))
-        number = self.pilot.number.format(n=steps.sent_in_year(self.db, local.year) + 1, year=local.year,
+        number = self.pilot.number.format(n=sent_in_year(self.db, local.year) + 1, year=local.year,
                                           month=local.month, week=local.isocalendar()[1])
         request = ComposeRequest(options=Options(issue_date=local.date()), number=number, by=AUTOPILOT)
         try:
@@ -194,7 +195,7 @@ class Routine:
         checks = run_checks(self.db, self.settings, issue)
         stamp = clock.stamp()
         with transaction(self.db):
-            steps.add_event(self.db, issue.id, "checked", stamp, AUTOPILOT,
+            timeline.add_event(self.db, issue.id, "checked", stamp, AUTOPILOT,
                             f"{len(checks.failed)} failed, {len(checks.warnings)} warnings")
         readers = count_by_status(self.db).get("active", 0)
         key = config.signing_key() if self.pilot.approval == "required" else None
@@ -202,8 +203,8 @@ class Routine:
         refused = mail_each(self.db, self.settings, self._transport_open(), purpose, lambda reviewer, index: review_message(
             self.settings, key, issue, reviewer, index, checks, self.week.send_at, readers, self._feed_notes()))
         with transaction(self.db):
-            steps.set_reviewed(self.db, issue.id, issue.content_hash())
-            steps.add_event(self.db, issue.id, "review sent", clock.stamp(), AUTOPILOT,
+            timeline.set_reviewed(self.db, issue.id, issue.content_hash())
+            timeline.add_event(self.db, issue.id, "review sent", clock.stamp(), AUTOPILOT,
                             ("to " if first else "again, after a re-compose, to ") + ", ".join(self.pilot.reviewers))
         self.report.lines.append(f"Review copy of {issue.slug} sent to {len(self.pilot.reviewers)} reviewer(s)"
                                  + ("" if first else " (re-composed)"))
@@ -270,8 +271,8 @@ class Routine:
         stamp = clock.stamp()
         with transaction(self.db):
             if issue.approval != "held":
-                steps.set_approval(self.db, issue.id, "held", AUTOPILOT, stamp, why)
-            steps.add_event(self.db, issue.id, "held", stamp, AUTOPILOT, why)
+                timeline.set_approval(self.db, issue.id, "held", AUTOPILOT, stamp, why)
+            timeline.add_event(self.db, issue.id, "held", stamp, AUTOPILOT, why)
         self._finish("send", "held", issue.id, why)
         self._notice(f"held-{issue.id}", f"Ausgabe {issue.number} angehalten: {why}", [
             f"Die Ausgabe „{issue.subject}“ wurde am {send_label(self.settings, self.week.send_at)} nicht versandt: "
@@ -292,7 +293,7 @@ class Routine:
                 commands=[f"newsletter status {issue.slug}", f"newsletter report {issue.slug}"])
             self._finish("summary", "done", issue.id)
             with transaction(self.db):
-                steps.add_event(self.db, issue.id, "summary sent", clock.stamp(), AUTOPILOT,
+                timeline.add_event(self.db, issue.id, "summary sent", clock.stamp(), AUTOPILOT,
                                 "to " + ", ".join(self.pilot.reviewers))
 
     # -- helpers -------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from newsletter.errors import InputError, RenderError
 from newsletter.mail.export import FORMATS, export, message
 from newsletter.mail.message import IssueMessage
 from newsletter.store import Database, transaction
-from newsletter.store.autopilot import add_event, set_approval, set_composer
+from newsletter.store.timeline import add_event, set_approval, set_composer
 from newsletter.store.issues import get_issue
 from newsletter.workflow.approval import editor
 

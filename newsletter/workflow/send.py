@@ -22,7 +22,7 @@ from newsletter.publish import archive
 from newsletter import clock
 from newsletter.store import Database, transaction
 from newsletter.delivery import transports
-from newsletter.store.autopilot import add_event
+from newsletter.store.timeline import add_event
 from newsletter.store.deliveries import readers_waiting
 from newsletter.store.issues import Issue
 from newsletter.workflow.approval import editor

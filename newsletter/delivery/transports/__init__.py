@@ -1,15 +1,15 @@
 """Transports: where finished messages go. `make(settings)` gives a new one of the kind
-`[send] transport` names: smtp (a mail server), file (.eml files or a Maildir), console
-(standard output) or memory (a list, for tests and dry runs). See `base` for the protocol."""
+`[send] transport` names (the registry is `newsletter.registry`): smtp (a mail server), file
+(.eml files or a Maildir) or console (standard output). See `base` for the protocol."""
 
 from __future__ import annotations
 
+from newsletter import registry as known
 from newsletter.config import Settings
-from newsletter.delivery.transports import files, memory, smtp  # noqa: F401  (they register themselves)
-from newsletter.delivery.transports.base import Outcome, Result, Transport, factory, registered
+from newsletter.delivery.transports.base import Outcome, Result, Transport
 from newsletter.errors import ConfigError, TransportError
 
-__all__ = ["Outcome", "Result", "Transport", "TransportError", "make", "registered"]
+__all__ = ["Outcome", "Result", "Transport", "TransportError", "describe", "make"]
 
 
 def describe(settings: Settings) -> str:
@@ -24,8 +24,9 @@ def describe(settings: Settings) -> str:
 
 def make(settings: Settings) -> Transport:
     """A new, not yet opened transport of the configured kind (one per connection)."""
-    found = factory(settings.send.transport)
-    if found is None:
+    try:
+        found = known.load(settings.send.transport)
+    except KeyError:
         raise ConfigError(f"Unknown transport {settings.send.transport!r} - set [send] transport to one of "
-                          f"{', '.join(sorted(registered()))}")
+                          f"{', '.join(known.names())}") from None
     return found(settings)

@@ -9,7 +9,7 @@ pipeline, reads its server's replies (SMTP codes, an API's JSON) to decide. When
 cannot be used at all (a refused login, an unreachable server) it raises TransportError and
 the run stops before anything is marked.
 
-New kinds (an ESP's HTTP API) register a factory under a name; `[send] transport` picks one.
+New kinds (an ESP's HTTP API) are listed in `newsletter.registry`; `[send] transport` picks one.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Callable, Protocol
 
-from newsletter.config import Settings
 
 
 class Outcome(str, Enum):
@@ -59,22 +58,3 @@ class Transport(Protocol):
         is not sent."""
 
     def close(self) -> None: ...
-
-
-Factory = Callable[[Settings], Transport]
-_REGISTRY: dict[str, Factory] = {}
-
-
-def register(name: str) -> Callable[[Factory], Factory]:
-    def add(factory: Factory) -> Factory:
-        _REGISTRY[name] = factory
-        return factory
-    return add
-
-
-def factory(name: str) -> Factory | None:
-    return _REGISTRY.get(name)
-
-
-def registered() -> tuple[str, ...]:
-    return tuple(_REGISTRY)

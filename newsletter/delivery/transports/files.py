@@ -10,11 +10,10 @@ from pathlib import Path
 
 from newsletter import files
 from newsletter.config import Settings
-from newsletter.delivery.transports.base import Outcome, Result, register
+from newsletter.delivery.transports.base import Outcome, Result
 from newsletter.errors import TransportError
 
 
-@register("file")
 class FileTransport:
     _counter = itertools.count(1)
     _lock = threading.Lock()

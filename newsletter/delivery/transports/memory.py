@@ -1,5 +1,6 @@
-"""Transports that keep messages: in memory (tests, trials of the pipeline) or on standard
-output (to look at a message, or pipe it into another program)."""
+"""Transports that keep messages: in memory (for tests, made directly, never offered in the
+settings) or on standard output (`[send] transport = "console"`: to look at a message, or pipe
+it into another program)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from newsletter.config import Settings
-from newsletter.delivery.transports.base import Outcome, Result, register
+from newsletter.delivery.transports.base import Outcome, Result
 
 # Every message any MemoryTransport of this process took: (sender, recipient, bytes).
 OUTBOX: list[tuple[str, str, bytes]] = []
@@ -28,7 +29,6 @@ class _AlwaysOpen:
         pass
 
 
-@register("memory")
 @dataclass
 class MemoryTransport(_AlwaysOpen):
     settings: Settings | None = None
@@ -43,7 +43,6 @@ class MemoryTransport(_AlwaysOpen):
         return Result(Outcome.SENT, 250, "kept in memory")
 
 
-@register("console")
 class ConsoleTransport(_AlwaysOpen):
     """Writes each message to standard output, with a line naming its envelope before it."""
 

@@ -18,7 +18,7 @@ import ssl
 
 from newsletter import config
 from newsletter.config import Settings
-from newsletter.delivery.transports.base import Outcome, Result, register
+from newsletter.delivery.transports.base import Outcome, Result
 from newsletter.errors import ConfigError, TransportError
 
 # Enhanced status codes (RFC 3463) that say the address itself is dead.
@@ -26,7 +26,6 @@ DEAD_STATUS = re.compile(r"\b5\.1\.(1|2|3|6|10)\b")
 DEAD_TEXT = re.compile(r"user unknown|no such user|unknown user|mailbox unavailable|does not exist", re.I)
 
 
-@register("smtp")
 class SmtpTransport:
     def __init__(self, settings: Settings) -> None:
         self.cfg = settings.smtp

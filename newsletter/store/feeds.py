@@ -1,0 +1,18 @@
+"""The state of each feed the routine pulls: its ETag and Last-Modified for conditional
+requests, and its last error (reported once, not every five minutes)."""
+
+from __future__ import annotations
+
+from newsletter.store.db import Database
+
+
+def feed_state(db: Database, url: str) -> dict:
+    return db.one("select * from feed_state where url = ?", [url]) or {"url": url}
+
+
+def save_feed_state(db: Database, url: str, **values) -> None:
+    current = feed_state(db, url)
+    row = {**current, **values, "url": url}
+    db.execute("insert or replace into feed_state (url, etag, last_modified, checked_at, ok_at, error)"
+               " values (:url, :etag, :last_modified, :checked_at, :ok_at, :error)",
+               {key: row.get(key) for key in ("url", "etag", "last_modified", "checked_at", "ok_at", "error")})
