@@ -122,6 +122,15 @@ def current() -> Clock:
         return _current
 
 
+def moved_note() -> str | None:
+    """The line a command prints when NEWSLETTER_NOW moves its clock (None when it does not), so
+    that a run at another date is never silent."""
+    start = os.environ.get(ENV, "").strip()
+    if not start:
+        return None
+    return f"Note: {ENV}={start} - this run's clock starts at that moment, not at the real time (unset {ENV} for the real time)"
+
+
 @contextmanager
 def use(clock: Clock) -> Iterator[Clock]:
     """Install `clock` for the block (tests)."""

@@ -52,6 +52,19 @@ def german(d: date) -> str:
     return dates.german_long(d)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def own_cache(tmp_path_factory):
+    """The suite's own cache folder (XDG_CACHE_HOME): it never reads or fills the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("cache")
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = before
+
+
 @pytest.fixture(autouse=True)
 def fake_clock(monkeypatch):
     """Every test runs at START on a clock that moves only when told (or slept on); processes

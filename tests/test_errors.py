@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import sqlite3
 import subprocess
 import sys
@@ -108,6 +109,7 @@ def test_usage_error_exits_2(project):
 
 def test_real_process_prints_one_line_and_debug_shows_traceback(project):
     env = {**os.environ, "NEWSLETTER_CONFIG": str(project.config_path)}
+    env.pop("NEWSLETTER_NOW")  # a moved clock adds its note
     plain = subprocess.run([sys.executable, "-m", "newsletter", "issues", "show", "7"],
                            capture_output=True, text=True, env=env, cwd=project.root)
     assert plain.returncode == 1
@@ -220,3 +222,27 @@ def test_init_with_an_existing_config_creates_only_its_database(tmp_path, monkey
 def test_a_typo_in_a_command_suggests_the_command(project):
     result = project.run("sned")
     assert result.exit_code == 2 and "No such command 'sned'. Did you mean 'send'?" in result.output
+
+
+def test_a_moved_clock_is_never_silent(project, monkeypatch):
+    """NEWSLETTER_NOW moved the clock of a production run without a word."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NEWSLETTER_NOW": "2027-03-28T01:30:00+01:00"}
+    run = subprocess.run([sys.executable, "-m", "newsletter", "issues", "list"], cwd=project.root, env=env,
+                         capture_output=True, text=True, timeout=60)
+    notes = [line for line in run.stderr.splitlines() if "NEWSLETTER_NOW" in line]
+    assert notes == ["Note: NEWSLETTER_NOW=2027-03-28T01:30:00+01:00 - this run's clock starts at that moment, "
+                     "not at the real time (unset NEWSLETTER_NOW for the real time)"]
+    env.pop("NEWSLETTER_NOW")
+    quiet = subprocess.run([sys.executable, "-m", "newsletter", "issues", "list"], cwd=project.root, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert "NEWSLETTER_NOW" not in quiet.stderr
+
+
+def test_the_suite_has_a_cache_of_its_own():
+    from newsletter.compose.inline import cache_dir
+
+    assert str(cache_dir("jinja")).startswith(os.environ["XDG_CACHE_HOME"])
+    assert not str(cache_dir("jinja")).startswith(str(Path.home() / ".cache"))

@@ -288,7 +288,7 @@ def test_ctrl_c_stops_the_server_cleanly(composed):
             process.wait(timeout=10)
     assert process.returncode in (0, 130), err
     assert "Traceback" not in err
-    assert err.strip() == "Preview stopped."
+    assert [line for line in err.splitlines() if not line.startswith("Note: NEWSLETTER_NOW=")] == ["Preview stopped."]
 
 
 def test_the_headers_tab_shows_the_subject_as_a_mail_client_does(composed):
@@ -301,3 +301,22 @@ def test_the_headers_tab_shows_the_subject_as_a_mail_client_does(composed):
         headers = make_view(db, composed.settings(), get_issue(db, 1), SAMPLE).headers
     assert f"Subject: {subject}" in headers.splitlines() and "=?utf-8?" not in headers
     assert any(line.startswith("List-Unsubscribe: <https://") for line in headers.splitlines())
+
+
+def test_click_counts_and_the_delivery_log_never_trigger_a_recompose(composed):
+    """The preview watched the database file, so every click that serve counted re-composed the
+    draft; it watches what a compose reads instead."""
+    from newsletter.store.clicks import add_counts
+    from newsletter.store.content import content_version
+    from newsletter.web.preview import sources
+
+    settings = composed.settings()
+    assert all(path != settings.db_path for path in sources(settings))
+    with composed.store() as db:
+        before = content_version(db)
+        link = db.one("select id from links limit 1")["id"]
+        add_counts(db, {(link, "2026-12-03T09"): {"human": 1, "unique_human": 1}}, {(1, "2026-12-03T09"): 1})
+        db.execute("insert into mail_claims (key, recipient, status, claimed_at) values ('x', 'y', 'sent', 'z')")
+        assert content_version(db) == before
+        db.execute("update articles set title = 'Neu', updated_at = '2099-01-01T00:00:00+00:00' where id = 1")
+        assert content_version(db) != before

@@ -119,6 +119,11 @@ def main_options(
 
 def main() -> None:
     """Console-script entry point."""
+    from newsletter.clock import moved_note
+
+    note = moved_note()
+    if note:
+        print(note, file=sys.stderr)
     try:
         app()
     except NewsletterError as e:  # raised outside a command (e.g. while resolving options)

@@ -80,3 +80,14 @@ def running_ads(db: Database, day: str, limit: int) -> list[dict]:
         " order by starts, id limit :limit",
         {"day": day, "limit": limit},
     )
+
+
+def content_version(db: Database) -> tuple:
+    """A fingerprint of what composing and previewing an issue read: the content tables, the
+    issues and the subscribers (their counts and last changes). Click counts, the delivery log
+    and the other bookkeeping tables do not change it."""
+    parts = []
+    for table in ("articles", "jobs", "ads", "issues", "subscribers"):
+        row = db.one(f"select count(*) as n, max(updated_at) as last from {table}")
+        parts.append((table, row["n"], row["last"]))
+    return tuple(parts)

@@ -4,8 +4,9 @@ Data flow: store (issue row, frozen items) → `View` (the issue personalised fo
 or `--as` a subscriber: HTML, text part, the .eml's header block, size, items per section) → a
 local page (stdlib ThreadingHTTPServer on 127.0.0.1) showing the HTML in an iframe at 600 or 375 px.
 
-Live reload: a thread polls the mtimes of the templates (shipped and `templates_dir`), the config
-file and the database (and its -wal) every 0.3 s. On a change a *draft* is re-composed and the view
+Live reload: a thread polls the mtimes of the templates (shipped and `templates_dir`) and the
+config file, and the store's content version (articles, job ads, ads, issues and subscribers:
+what a compose reads, so serve's click counts and a send's log change nothing), every 0.3 s. On a change a *draft* is re-composed and the view
 rebuilt; the page hears of it through Server-Sent Events (/events) and swaps its content in place,
 keeping the scroll position. Other issues are frozen: they are only re-read. An error while
 re-composing (a template typo) shows on the page and in the terminal; the last good version stays.
@@ -44,6 +45,7 @@ from newsletter.compose.select import Options
 from newsletter.config import Settings
 from newsletter.errors import InputError, NewsletterError
 from newsletter.store import Database, connect, translate
+from newsletter.store.content import content_version
 from newsletter.store.issues import get_issue, issue_items, latest_draft
 from newsletter.web.preview_page import fragments, issue_document, page
 from newsletter.web.view import View, find_issue, make_view, reader
@@ -81,7 +83,6 @@ class Preview:
         self.error: str | None = None
         self.version = 0
         self._inputs: list[Path] = []   # templates and config
-        self._store: list[Path] = []    # the database and its WAL, which a re-compose writes
         self._changed = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -96,7 +97,7 @@ class Preview:
                 compose_issue(db, settings, recompose_request(issue, items, settings.compose.size_budget))
                 issue = get_issue(db, issue.id)
             view = make_view(db, settings, issue, reader(db, self.email), self.clicks)
-        self._inputs, self._store = sources(settings)
+        self._inputs = sources(settings)
         self._publish(view, None)
 
     def _issue(self, db: Database) -> dict:
@@ -137,15 +138,16 @@ class Preview:
             self._thread.join(timeout=30)  # lets a running re-compose finish its transaction
 
     def _watch(self) -> None:
-        seen = stamps(self._inputs), stamps(self._store)
-        while not self._stop.wait(POLL_SECONDS):
-            inputs = stamps(self._inputs)
-            if (inputs, stamps(self._store)) == seen:
-                continue
-            self._rebuild()
-            # Inputs as they were before the rebuild: an edit saved during it triggers another.
-            # The store as it is after: our own write must not trigger one.
-            seen = inputs, stamps(self._store)
+        with connect(self.load_settings()) as db:
+            seen = stamps(self._inputs), content_version(db)
+            while not self._stop.wait(POLL_SECONDS):
+                inputs = stamps(self._inputs)
+                if (inputs, content_version(db)) == seen:
+                    continue
+                self._rebuild()
+                # Inputs as they were before the rebuild: an edit saved during it triggers another.
+                # The store as it is after: our own write must not trigger one.
+                seen = inputs, content_version(db)
 
     def _rebuild(self) -> None:
         moment = clock.now().astimezone().strftime("%H:%M:%S")
@@ -165,14 +167,14 @@ class Preview:
         self.report(f"{moment} Error: {message}")
 
 
-def sources(settings: Settings) -> tuple[list[Path], list[Path]]:
-    """What a preview watches: templates and the config file; the database and its WAL."""
+def sources(settings: Settings) -> list[Path]:
+    """The files a preview watches: the templates and the config file."""
     inputs = [render.default_templates()]
     if settings.templates_dir:
         inputs.append(settings.templates_dir)
     if settings.config_path:
         inputs.append(settings.config_path)
-    return inputs, [settings.db_path, Path(f"{settings.db_path}-wal")]
+    return inputs
 
 
 def stamps(paths: list[Path]) -> dict[str, tuple[int, int]]:
