@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-import re
+import tomllib
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import tomli_w
 from typer.testing import CliRunner
 
 from browsing import browser  # noqa: F401  (the shared Chromium fixture of the browser tests)
@@ -115,14 +116,24 @@ class Project:
             path.write_text(text, encoding="utf-8")
         return path
 
-    def set_config(self, section: str, key: str, value: str) -> None:
-        """Replace one `key = ...` line inside [section] of the config."""
-        text = self.config_path.read_text(encoding="utf-8")
-        head, _, rest = text.partition(f"[{section}]\n")
-        body, sep, tail = rest.partition("\n[")
-        pattern = re.compile(rf"^{key} = .*$", re.M)
-        body = pattern.sub(f"{key} = {value}", body) if pattern.search(body) else body + f"\n{key} = {value}"
-        self.config_path.write_text(head + f"[{section}]\n" + body + sep + tail, encoding="utf-8")
+    def config(self) -> dict:
+        """The config file as data."""
+        return tomllib.loads(self.config_path.read_text(encoding="utf-8"))
+
+    def configure(self, **sections) -> None:
+        """Merge `sections` into the config file (section -> {key: value}; an array of tables such
+        as feeds -> its new list), written as TOML."""
+        data = self.config()
+        for name, values in sections.items():
+            if isinstance(values, list):
+                data[name] = values
+            else:
+                data.setdefault(name, {}).update(values)
+        self.config_path.write_text(tomli_w.dumps(data), encoding="utf-8")
+
+    def set_config(self, section: str, key: str, value) -> None:
+        """Set one key of [section] (a Python value: "Mon 07:00", 3, False, ["a"])."""
+        self.configure(**{section: {key: value}})
 
 
 # The demo's config without its weekly routine ([autopilot], [[feeds]]): `run-due` in a test does

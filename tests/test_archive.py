@@ -105,7 +105,7 @@ def test_issues_link_to_their_archive_page_only_when_enabled(composed, monkeypat
     assert "Im Browser ansehen" not in (out / "issue.html").read_text(encoding="utf-8")
     assert "Im Browser ansehen" not in (out / "issue.txt").read_text(encoding="utf-8")
 
-    composed.set_config("archive", "enabled", "true")
+    composed.set_config("archive", "enabled", True)
     assert composed.run("compose", "--replace", SLUG).exit_code == 0
     html = (out / "issue.html").read_text(encoding="utf-8")
     text = (out / "issue.txt").read_text(encoding="utf-8")
@@ -125,7 +125,7 @@ def test_issues_link_to_their_archive_page_only_when_enabled(composed, monkeypat
 
 
 def test_a_second_issue_of_the_same_day_links_to_its_own_page(composed):
-    composed.set_config("archive", "enabled", "true")
+    composed.set_config("archive", "enabled", True)
     result = composed.run("compose", "--date", SLUG, "--another", "--subject", "Sonderausgabe")
     assert result.exit_code == 0, result.output
     text = (composed.root / "out" / f"{SLUG}-2" / "issue.txt").read_text(encoding="utf-8")

@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import threading
+import tomllib
 from datetime import date, datetime, timedelta, timezone
 from email import policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+import tomli_w
 from conftest import ROUTINE_CONFIG, START, load_demo_content
 
 from newsletter import demo
@@ -98,12 +100,11 @@ def pilot(project, smtp, feeds, fake_clock, monkeypatch):
     monkeypatch.setenv("NEWSLETTER_SECRET", SECRET)
     monkeypatch.setenv("NEWSLETTER_CHECK_SPAMASSASSIN", "0")
     monkeypatch.setenv("NEWSLETTER_CHECK_CONTRAST", "0")
-    text = project.config_path.read_text(encoding="utf-8") + ROUTINE_CONFIG
-    text = text.replace(f'reviewers = ["{CHIEF}"]', f'reviewers = ["{CHIEF}", "{DEPUTY}"]')
-    text = text.replace('url = "content/feed.xml"', f'url = "{feeds.url}/artikel.xml"')
-    text += (f'\n[send]\ntransport = "smtp"\nretry_delay = 0.01\n\n'
-             f'[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\nsecurity = "none"\n')
-    project.config_path.write_text(text, encoding="utf-8")
+    routine = tomllib.loads(ROUTINE_CONFIG)
+    routine["autopilot"]["reviewers"] = [CHIEF, DEPUTY]
+    routine["feeds"] = [{"url": f"{feeds.url}/artikel.xml", "kind": "article"}]
+    project.configure(**routine, send={"transport": "smtp", "retry_delay": 0.01},
+                      smtp={"host": "127.0.0.1", "port": smtp.port, "security": "none"})
     load_demo_content(project, THURSDAY - timedelta(days=2))
     feeds.publish((THURSDAY - demo.REFERENCE_DATE).days - 7)
     for address in READERS:
@@ -224,7 +225,7 @@ def test_not_approved_by_send_time_is_held_and_the_reviewers_are_told(pilot):
 def test_a_failing_check_at_send_time_holds_the_issue(pilot):
     run_due(pilot, at(7, 0))
     assert pilot.run("approve", "latest", "--by", DEPUTY).exit_code == 0
-    pilot.set_config("check", "style_max", "1000")  # the issue's <style> is larger: html.style-size fails
+    pilot.set_config("check", "style_max", 1000)  # the issue's <style> is larger: html.style-size fails
     result = run_due(pilot, at(9, 0))
     assert "Held" in result.output and "html.style-size" in result.output
     assert issue_row(pilot)["approval"] == "held"
@@ -234,9 +235,7 @@ def test_a_failing_check_at_send_time_holds_the_issue(pilot):
 
 
 def test_a_feed_that_is_down_leaves_the_issue_to_the_others_and_a_notice(pilot):
-    text = pilot.config_path.read_text(encoding="utf-8")
-    pilot.config_path.write_text(text + f'\n[[feeds]]\nurl = "{pilot.feeds.url}/kaputt.xml"\nkind = "job"\n',
-                                 encoding="utf-8")
+    pilot.configure(feeds=[*pilot.config()["feeds"], {"url": f"{pilot.feeds.url}/kaputt.xml", "kind": "job"}])
     result = run_due(pilot, at(7, 0))
     assert result.exit_code == 0, result.output
     assert "Warning: Feed http://127.0.0.1" in result.output and "HTTP 500" in result.output
@@ -259,8 +258,8 @@ def test_feeds_are_pulled_with_conditional_requests(pilot):
 
 
 def test_an_empty_week_makes_no_issue_and_tells_the_reviewers(pilot):
-    pilot.set_config("autopilot", "compose_at", '"Mon 07:00"')
-    pilot.set_config("autopilot", "send_at", '"Mon 09:00"')
+    pilot.set_config("autopilot", "compose_at", "Mon 07:00")
+    pilot.set_config("autopilot", "send_at", "Mon 09:00")
     monday = THURSDAY + timedelta(days=11)  # long after every article of the demo and the feed
     run_due(pilot, at(6, 0, monday))
     result = run_due(pilot, at(7, 0, monday))
@@ -375,9 +374,9 @@ def test_dst_sundays(pilot, sunday):
     """The routine on the Sundays the clocks change in Berlin: 07:00 is 07:00 local time, and a
     compose time inside the changed hour runs once (in spring an hour later, it does not exist)."""
     load_demo_content(pilot, sunday)
-    pilot.set_config("autopilot", "compose_at", '"Sun 02:30"')
-    pilot.set_config("autopilot", "send_at", '"Sun 09:00"')
-    pilot.set_config("autopilot", "approval", '"none"')
+    pilot.set_config("autopilot", "compose_at", "Sun 02:30")
+    pilot.set_config("autopilot", "send_at", "Sun 09:00")
+    pilot.set_config("autopilot", "approval", "none")
     run_due(pilot, at(0, 0, sunday))
     midnight = datetime(sunday.year, sunday.month, sunday.day, 0, 0, tzinfo=BERLIN).astimezone(timezone.utc)
     moments = [midnight + timedelta(minutes=15 * n) for n in range(1, 24)]  # every real quarter hour until ~05:45
@@ -393,21 +392,20 @@ def test_dst_sundays(pilot, sunday):
 
 
 def test_without_autopilot_run_due_only_sends_scheduled_issues(pilot):
-    text = pilot.config_path.read_text(encoding="utf-8")
-    start, end = text.index("# The weekly routine"), text.index("\n[send]")
-    pilot.config_path.write_text(text[:start] + text[end:], encoding="utf-8")
-    assert "[autopilot]" not in pilot.config_path.read_text() and "[[feeds]]" not in pilot.config_path.read_text()
+    data = pilot.config()
+    del data["autopilot"], data["feeds"]
+    pilot.config_path.write_text(tomli_w.dumps(data), encoding="utf-8")
     result = run_due(pilot, at(7, 0))
     assert result.exit_code == 0 and result.output == ""
     assert pilot.feeds.requests == [] and issue_row(pilot) is None
 
 
 @pytest.mark.parametrize("key, value, message", [
-    ("compose_at", '"Donnerstag früh"', 'compose_at = \'Donnerstag früh\' is not a weekday and time - write e.g. "Thu 07:00"'),
-    ("grace", '"lang"', "grace = 'lang' is not a duration"),
-    ("number", '"{year}"', "must count the issues with {n}"),
-    ("reviewers", '["chefredaktion"]', "is not an e-mail address"),
-    ("send_at", '"Thu 07:00"', "send_at = 'Thu 07:00' is compose_at"),
+    ("compose_at", "Donnerstag früh", 'compose_at = \'Donnerstag früh\' is not a weekday and time - write e.g. "Thu 07:00"'),
+    ("grace", "lang", "grace = 'lang' is not a duration"),
+    ("number", "{year}", "must count the issues with {n}"),
+    ("reviewers", ["chefredaktion"], "is not an e-mail address"),
+    ("send_at", "Thu 07:00", "send_at = 'Thu 07:00' is compose_at"),
 ])
 def test_autopilot_settings_are_checked_when_they_load(pilot, key, value, message):
     pilot.set_config("autopilot", key, value)

@@ -528,7 +528,7 @@ def test_m006_adds_the_original_message_to_an_existing_database(tmp_path):
 
 
 def test_soft_limit_and_window_come_from_the_config(readers, tmp_path):
-    readers.config_path.write_text(readers.config_path.read_text() + "\n[bounces]\nsoft_limit = 2\nsoft_window_days = 5\n")
+    readers.configure(bounces={"soft_limit": 2, "soft_window_days": 5})
     run_import(readers, write_mbox(tmp_path / "a.mbox", [delayed(0), delayed(6)]))
     assert status(readers, "bernd.voll@example.org") == "active"
     run_import(readers, write_mbox(tmp_path / "b.mbox", [delayed(9)]))

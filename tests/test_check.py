@@ -72,7 +72,7 @@ def compose_with(content, name: str, old: str, new: str):
     folder = content.root / "tpl"
     folder.mkdir(exist_ok=True)
     (folder / name).write_text(text.replace(old, new), encoding="utf-8")
-    content.set_config("publication", "templates_dir", '"tpl"')
+    content.set_config("publication", "templates_dir", "tpl")
     result = content.run("compose", "--date", DATE, "--number", NUMBER)
     assert result.exit_code == 0, result.output
     return content
@@ -188,9 +188,9 @@ def test_preheader_missing_from_the_html_fails(content):
 
 def test_html_over_the_clipping_budget_fails_and_near_it_warns(composed):
     size = composed.db()["issues"].get(1)["html_size"]
-    composed.set_config("compose", "size_budget", str(size - 1))
+    composed.set_config("compose", "size_budget", size - 1)
     assert "Gmail clips" in detail(assert_fails(composed, "html.size"), "html.size")
-    composed.set_config("compose", "size_budget", str(int(size / 0.95)))
+    composed.set_config("compose", "size_budget", int(size / 0.95))
     result = run_check(composed)
     assert result.exit_code == 0 and statuses(result)["html.size"] == "warn"
 
@@ -267,7 +267,7 @@ def test_unsubscribe_link_missing_from_the_text_fails(content):
 
 
 def test_incomplete_impressum_in_the_config_fails(composed):
-    composed.set_config("impressum", "vat_id", '""')
+    composed.set_config("impressum", "vat_id", "")
     result = assert_fails(composed, "impressum.complete")
     assert detail(result, "impressum.complete").startswith("vat_id missing")
 
@@ -343,25 +343,25 @@ def test_article_link_missing_from_the_text_fails(content, written):
 # --- the message --------------------------------------------------------------------------------
 
 def test_bad_list_id_fails(composed):
-    composed.set_config("publication", "list_id", '"Stadtmarketing Brief"')
+    composed.set_config("publication", "list_id", "Stadtmarketing Brief")
     assert_fails(composed, "eml.list-id")
 
 
 def test_bad_feedback_id_fails_and_a_good_one_passes(composed):
-    composed.set_config("send", "feedback_id", '"x"')
+    composed.set_config("send", "feedback_id", "x")
     assert_fails(composed, "eml.feedback-id")
-    composed.set_config("send", "feedback_id", '"issue:newsletter:smb:SMBrief"')
+    composed.set_config("send", "feedback_id", "issue:newsletter:smb:SMBrief")
     assert statuses(run_check(composed))["eml.feedback-id"] == "pass"
 
 
 def test_an_unbuildable_message_is_a_failed_check_not_a_crash(composed):
-    composed.set_config("publication", "sender_address", '""')
+    composed.set_config("publication", "sender_address", "")
     result = assert_fails(composed, "eml.build")
     assert "sender_address is not set" in detail(result, "eml.build")
 
 
 def test_a_plain_http_base_url_is_refused_when_the_settings_load(composed):
-    composed.set_config("publication", "base_url", '"http://www.stadtmarketing-demo.de"')
+    composed.set_config("publication", "base_url", "http://www.stadtmarketing-demo.de")
     result = composed.run("check", DATE)
     assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
     assert "[publication] base_url = 'http://www.stadtmarketing-demo.de' must be an absolute https:// URL" in result.output
@@ -435,7 +435,7 @@ def test_spam_heavy_issue_fails_with_the_rules_hit(composed):
 
 def test_spam_threshold_comes_from_the_config(composed):
     need_spamassassin()
-    composed.set_config("check", "spam_threshold", "-5.0")
+    composed.set_config("check", "spam_threshold", -5.0)
     assert_fails(composed, "spam.spamassassin", spam=True)
 
 
@@ -460,6 +460,6 @@ def test_spamassassin_that_hangs_is_stopped_with_a_clear_result(composed, tmp_pa
 
 def test_spamassassin_follows_the_config_unless_the_flag_says_otherwise(composed, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # not installed: a row appears whenever it would run
-    composed.set_config("check", "spamassassin", "false")
+    composed.set_config("check", "spamassassin", False)
     assert "spam.spamassassin" not in statuses(composed.run("check", DATE, "--json"))
     assert "spam.spamassassin" in statuses(composed.run("check", DATE, "--json", "--spamassassin"))

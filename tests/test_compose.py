@@ -101,7 +101,7 @@ def test_lead_exclude_only_category(content):
 
 
 def test_max_articles_is_configurable(content):
-    content.set_config("compose", "max_articles", "3")
+    content.set_config("compose", "max_articles", 3)
     content.run("compose", "--date", DATE, "--since", "30d")
     _, entries = items(content)
     assert len([e for e in entries if e["kind"] == "article"]) == 3
@@ -132,15 +132,15 @@ def test_replace_recomposes_a_draft_and_sent_issues_are_frozen(composed):
 
 
 def test_incomplete_impressum_is_refused_naming_the_fields(content):
-    content.set_config("impressum", "vat_id", '""')
-    content.set_config("impressum", "phone", '""')
+    content.set_config("impressum", "vat_id", "")
+    content.set_config("impressum", "phone", "")
     result = content.run("compose", "--date", DATE)
     assert result.exit_code == 1
     assert "Impressum is incomplete: phone, vat_id missing" in result.output
 
 
 def test_size_budget_refuses_unless_allow_clipping(content):
-    content.set_config("compose", "size_budget", "40000")
+    content.set_config("compose", "size_budget", 40000)
     refused = content.run("compose", "--date", DATE)
     assert refused.exit_code == 1 and "over the 40,000-byte budget" in refused.output
     assert list(content.db()["issues"].rows) == []
@@ -151,7 +151,7 @@ def test_size_budget_refuses_unless_allow_clipping(content):
 
 def test_size_warning_at_ninety_percent(composed):
     size = items(composed)[0].html_size
-    composed.set_config("compose", "size_budget", str(int(size / 0.95)))
+    composed.set_config("compose", "size_budget", int(size / 0.95))
     result = composed.run("compose", "--replace", SLUG)
     assert result.exit_code == 0 and "Warning: HTML part uses 95%" in result.output
 
@@ -298,9 +298,9 @@ def test_an_impressum_without_register_or_vat_id_composes_and_leaves_them_out(co
     """A Verein, a municipality or a small firm has no VAT ID or register entry; § 5 DDG asks for
     them only where they exist."""
     for key in ("vat_id", "register_court", "register_number", "legal_form"):
-        content.set_config("impressum", key, "false")
-    content.set_config("impressum", "managing_directors", '["Erika Beispiel"]')
-    content.set_config("impressum", "representatives_label", '"Vorstand"')
+        content.set_config("impressum", key, False)
+    content.set_config("impressum", "managing_directors", ["Erika Beispiel"])
+    content.set_config("impressum", "representatives_label", "Vorstand")
     result = content.run("compose", "--date", DATE)
     assert result.exit_code == 0, result.output
     issue, _ = items(content)
@@ -310,10 +310,10 @@ def test_an_impressum_without_register_or_vat_id_composes_and_leaves_them_out(co
     assert "Vorstand: Erika Beispiel" in issue.html and "False" not in text
     check = content.run("check", DATE, "--no-spamassassin")
     assert check.exit_code == 0 and "impressum.complete" in check.output, check.output
-    content.set_config("impressum", "vat_id", '""')  # empty is still an error
+    content.set_config("impressum", "vat_id", "")  # empty is still an error
     refused = content.run("compose", "--replace", DATE)
     assert refused.exit_code == 1 and "Impressum is incomplete: vat_id missing" in refused.output
-    content.set_config("impressum", "vat_id", "false")
-    content.set_config("impressum", "register_number", '"VR 123"')
+    content.set_config("impressum", "vat_id", False)
+    content.set_config("impressum", "register_number", "VR 123")
     half = content.run("compose", "--replace", DATE)
     assert half.exit_code == 1 and "register_court and register_number go together" in half.output

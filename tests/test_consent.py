@@ -14,7 +14,6 @@ import pytest
 from conftest import SLUG, START
 
 from newsletter import clock, tokens
-from newsletter.audience import consent
 from newsletter.audience.confirmations import LEGACY_SOURCE
 from newsletter.audience import subscribers
 from newsletter.mail.message import list_id

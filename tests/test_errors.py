@@ -66,7 +66,7 @@ def compose_with_template(content, name: str, text: str):
     override = content.root / "tpl"
     override.mkdir(exist_ok=True)
     (override / name).write_text(text)
-    content.set_config("publication", "templates_dir", '"tpl"')
+    content.set_config("publication", "templates_dir", "tpl")
     return content.run("compose", "--date", DATE)
 
 
@@ -162,7 +162,7 @@ def test_init_writes_config_and_database(tmp_path, monkeypatch):
 def test_settings_precedence(project, monkeypatch):
     from newsletter import config
 
-    project.set_config("compose", "max_jobs", "4")
+    project.set_config("compose", "max_jobs", 4)
     assert config.load(config=project.config_path).compose.max_jobs == 4
     monkeypatch.setenv("NEWSLETTER_COMPOSE_MAX_JOBS", "5")
     assert config.load(config=project.config_path).compose.max_jobs == 5

@@ -73,7 +73,7 @@ def override_templates(project) -> Path:
     folder = project.root / "vorlagen"
     folder.mkdir()
     (folder / "issue.mjml.j2").write_text((render.default_templates() / "issue.mjml.j2").read_text(encoding="utf-8"), encoding="utf-8")
-    project.set_config("publication", "templates_dir", '"vorlagen"')
+    project.set_config("publication", "templates_dir", "vorlagen")
     return folder / "issue.mjml.j2"
 
 

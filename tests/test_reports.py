@@ -106,7 +106,7 @@ def test_report_table_csv_and_html(sent, tmp_path):
 
 
 def test_report_of_an_issue_without_counted_links_says_so(content):
-    content.set_config("tracking", "clicks", '"off"')
+    content.set_config("tracking", "clicks", "off")
     assert content.run("compose", "--date", SLUG).exit_code == 0
     result = content.run("report", SLUG)
     assert result.exit_code == 0 and "not counted for this issue" in result.output

@@ -68,7 +68,7 @@ def test_a_bad_setting_stops_send_before_anything_is_marked(readers, monkeypatch
 
 
 def test_a_bad_setting_in_the_file_names_the_file_and_key(project):
-    project.set_config("send", "max_attempts", "0")
+    project.set_config("send", "max_attempts", 0)
     result = project.run("issues", "list")
     assert result.exit_code == 1
     assert f"{project.config_path}: [send] max_attempts = 0 is out of range" in one_line(result)
@@ -272,3 +272,31 @@ def test_send_to_nobody_leaves_the_issue_a_draft(composed, monkeypatch):
     result = composed.run("send", SLUG, "--yes")
     assert result.exit_code == 0 and "no active subscribers" in result.output
     assert composed.db()["issues"].get(1)["status"] == "draft"
+
+
+def test_opening_while_another_process_closes_its_last_connection_never_fails(project):
+    """Closing the last connection removes -wal and -shm; an open that looked at the -shm just
+    then took the vanished file for a read-only one and failed (a loop of 300 opens each)."""
+    import threading
+
+    from newsletter.errors import StoreError
+    from newsletter.store import open_db
+
+    path = project.settings().db_path
+    errors: list[str] = []
+
+    def churn() -> None:
+        for _ in range(300):
+            try:
+                db = open_db(path)
+                db.value("select count(*) from articles")
+                db.close()
+            except StoreError as e:
+                errors.append(str(e))
+
+    threads = [threading.Thread(target=churn) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

@@ -369,9 +369,8 @@ def test_dkim_signature_covers_the_one_click_headers_and_verifies(sending, tmp_p
     import base64
 
     record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
-    text = sending.config_path.read_text()
-    sending.config_path.write_text(text + f'\n[send]\ndkim_key = "{key}"\ndkim_selector = "nl2026"\n'
-                                   'feedback_id = "issue:newsletter:demo:SMBrief"\nverp = true\n')
+    sending.configure(send={"dkim_key": str(key), "dkim_selector": "nl2026",
+                            "feedback_id": "issue:newsletter:demo:SMBrief", "verp": True})
     assert sending.run("send", "1", "--yes").exit_code == 0
     sender, _, raw = sending.smtp.handler.messages[0]
     assert sender.startswith("bounces+") and sender.endswith("@stadtmarketing-demo.de")
@@ -661,9 +660,8 @@ def test_the_question_at_a_terminal_names_issue_subject_readers_and_transport(se
 
 @pytest.fixture
 def approval_required(sending):
-    text = sending.config_path.read_text(encoding="utf-8")
-    sending.config_path.write_text(text + '\n[autopilot]\ncompose_at = "Mon 07:00"\nsend_at = "Mon 09:00"\n'
-                                   'reviewers = ["chefredaktion@stadtmarketing-demo.de"]\n', encoding="utf-8")
+    sending.configure(autopilot={"compose_at": "Mon 07:00", "send_at": "Mon 09:00",
+                                 "reviewers": ["chefredaktion@stadtmarketing-demo.de"]})
     return sending
 
 

@@ -39,9 +39,8 @@ NEW_ARTICLE = {
 def live(content, smtp, monkeypatch):
     """The project configured for SMTP, and `newsletter serve` running on a free port."""
     monkeypatch.setenv("NEWSLETTER_SECRET", SECRET)
-    content.config_path.write_text(content.config_path.read_text(encoding="utf-8") + (
-        f'\n[send]\ntransport = "smtp"\nretry_delay = 0.01\n\n'
-        f'[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\nsecurity = "none"\n'), encoding="utf-8")
+    content.configure(send={"transport": "smtp", "retry_delay": 0.01},
+                      smtp={"host": "127.0.0.1", "port": smtp.port, "security": "none"})
     port = free_port()
     process = subprocess.Popen([*NEWSLETTER, "serve", "--port", str(port)], cwd=content.root,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -305,11 +305,26 @@ def test_export_round_trip_keeps_names_and_suppression(project, tmp_path):
 
 
 def test_active_reads_in_batches_by_id(project):
+    """Active readers come `batch` rows per query, as they are consumed: a million readers never
+    sit in memory at once."""
     db = project.store()
     for i in range(7):
         subscribers.add(db, f"leser{i}@example.org", consent_source="Formular" if i != 3 else None)
-    got = list(active_subscribers(db, batch=2))
+    asked: list[int] = []
+    query = db.query
+
+    def counting(sql, params=()):
+        rows = query(sql, params)
+        asked.append(len(rows))
+        return rows
+
+    db.query = counting
+    readers = active_subscribers(db, batch=2)
+    first = next(readers)
+    assert asked == [2]  # one batch read for the first reader, not all of them
+    got = [first, *readers]
     assert [r["email"] for r in got] == [f"leser{i}@example.org" for i in (0, 1, 2, 4, 5, 6)]
+    assert asked == [2, 2, 2, 0] and max(asked) <= 2
     assert set(got[0]) == {"id", "email", "name", "anrede", "titel", "vorname", "nachname"}
 
 

@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 
 from newsletter import clock, tokens
 from newsletter.audience import subscribers
-from newsletter.delivery import transports
 from newsletter.errors import ConfigError
 from newsletter.mail.message import list_id
 from newsletter.delivery.transports.memory import MemoryTransport
@@ -140,7 +139,7 @@ def test_a_pending_address_is_mailed_at_most_once_per_rate_window(site):
 
 
 def test_store_ip_keeps_addresses_and_user_agent(site):
-    site.set_config("serve", "store_ip", "true")
+    site.set_config("serve", "store_ip", True)
     client = site.client(client=("198.51.100.7", 40000))
     client.post("/subscribe", data=FORM, headers={"user-agent": "Testbrowser/1.0"})
     assert client.post(confirm_path(mails(site)[0])).status_code == 200
@@ -405,12 +404,12 @@ def test_token_ids_in_another_spelling_are_refused(site):
 def test_archive_is_404_unless_enabled(site):
     site.write("archive/index.html", "<h1>Archiv</h1>")
     assert site.http.get("/archive/index.html").status_code == 404
-    site.set_config("archive", "enabled", "true")
+    site.set_config("archive", "enabled", True)
     assert site.client().get("/archive/index.html").status_code == 200
 
 
 def test_archive_serves_its_files_and_nothing_else(site):
-    site.set_config("archive", "enabled", "true")
+    site.set_config("archive", "enabled", True)
     site.write("archive/index.html", "<h1>Archiv</h1>")
     site.write("archive/2026-11-24.html", "<h1>Ausgabe</h1>")
     site.write("archive/feed.xml", "<rss/>")

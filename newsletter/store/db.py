@@ -120,6 +120,8 @@ def _check_writable(path: Path) -> None:
         if side.exists() and not os.access(side, os.W_OK):
             try:
                 os.chmod(side, mode)
+            except FileNotFoundError:
+                continue  # the last connection of another process closed and took it away
             except OSError:
                 raise StoreError(f"Cannot write {side} (read-only) - give your user write permission, "
                                  f"e.g. chmod u+w {side}") from None
