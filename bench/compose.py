@@ -180,7 +180,7 @@ def time_pairs(ours: tuple[list[str], dict], reference: list[str] | None, repeat
         a.append(wall(cmd, 1, **run))
         if reference:
             b.append(wall(reference, 1))
-    ratios = [x / y for x, y in zip(a, b)] if b else []
+    ratios = [x / y for x, y in zip(a, b, strict=True)] if b else []
     return {"compose_ms": statistics.median(a), "mjml_cli_ms": statistics.median(b) if b else None,
             "ratio": statistics.median(ratios) if ratios else None}
 

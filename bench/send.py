@@ -55,7 +55,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, localtime, make_msgid
 from pathlib import Path
@@ -107,7 +107,7 @@ def add_subscribers(config_path: Path, upto: int) -> int:
     settings = config.load(config=config_path)
     db = open_db(settings.db_path)
     have = db.value("select count(*) from subscribers")
-    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
     rows = []
     for i in range(have + 1, upto + 1):
         named = i % 10 == 0
@@ -314,8 +314,8 @@ def measure(n: int, connections: int, dry_n: int, pairs: int = 3) -> dict:
             ours = _median_run(runs, "rate")
             ref = _median_run(refs, "rate") if refs else None
             result["send"], result["smtp_source"], result["pairs"] = ours, ref, pairs
-            result["ratio"] = statistics.median(a["rate"] / b["rate"] for a, b in zip(runs, refs)) if refs else None
-            result["delivery_ratio"] = (statistics.median(a["delivery_rate"] / b["rate"] for a, b in zip(runs, refs))
+            result["ratio"] = statistics.median(a["rate"] / b["rate"] for a, b in zip(runs, refs, strict=True)) if refs else None
+            result["delivery_ratio"] = (statistics.median(a["delivery_rate"] / b["rate"] for a, b in zip(runs, refs, strict=True))
                                         if refs else None)
             log(f"Naive EmailMessage + smtplib loop: {min(n, NAIVE_MAX)} messages ...")
             naive = time_naive(send_config, port, min(n, NAIVE_MAX))

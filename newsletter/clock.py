@@ -18,9 +18,10 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta, timezone
-from typing import Iterator, Protocol
+from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from newsletter.errors import ConfigError
@@ -41,7 +42,7 @@ class SystemClock:
         self.offset = offset
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc) + self.offset
+        return datetime.now(UTC) + self.offset
 
     def monotonic(self) -> float:
         return time.monotonic()
@@ -57,7 +58,7 @@ class FakeClock:
     def __init__(self, start: datetime) -> None:
         if start.tzinfo is None:
             raise ValueError("FakeClock needs an aware datetime")
-        self._now = start.astimezone(timezone.utc)
+        self._now = start.astimezone(UTC)
         self._mono = 1000.0
         self._lock = threading.Lock()
         self.sleeps: list[float] = []
@@ -86,8 +87,8 @@ class FakeClock:
     def set(self, when: datetime) -> None:
         """Jump to `when` (forwards or back; the monotonic time only ever moves forwards)."""
         with self._lock:
-            forward = (when.astimezone(timezone.utc) - self._now).total_seconds()
-            self._now = when.astimezone(timezone.utc)
+            forward = (when.astimezone(UTC) - self._now).total_seconds()
+            self._now = when.astimezone(UTC)
             self._mono += max(forward, 0)
 
 
@@ -101,7 +102,7 @@ def parse(text: str) -> datetime:
     try:
         if len(value) <= 10:
             d = date.fromisoformat(value)
-            return datetime(d.year, d.month, d.day, 12, tzinfo=timezone.utc)
+            return datetime(d.year, d.month, d.day, 12, tzinfo=UTC)
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise ConfigError(f"{ENV}={text!r} is not a date or datetime - write e.g. "
@@ -117,7 +118,7 @@ def current() -> Clock:
     with _lock:
         if _current is None:
             start = os.environ.get(ENV, "").strip()
-            offset = parse(start) - datetime.now(timezone.utc) if start else timedelta(0)
+            offset = parse(start) - datetime.now(UTC) if start else timedelta(0)
             _current = SystemClock(offset)
         return _current
 

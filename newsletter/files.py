@@ -17,6 +17,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
 from newsletter.errors import InputError
 
@@ -33,13 +34,13 @@ def atomic_write(path: Path | str, data: bytes, *, private: bool = False) -> Pat
     return Path(path)
 
 
-def atomic_text(path: Path | str, *, private: bool = False) -> contextlib.AbstractContextManager[io.TextIOBase]:
+def atomic_text(path: Path | str, *, private: bool = False) -> contextlib.AbstractContextManager[IO[str]]:
     """A text file (UTF-8) written as it goes and put in place only when the block ends well."""
     return _atomic(Path(path), "w", {"encoding": "utf-8", "newline": ""}, private)
 
 
 @contextlib.contextmanager
-def _atomic(path: Path, mode: str, text: dict, private: bool) -> Iterator[io.IOBase]:
+def _atomic(path: Path, mode: str, text: dict[str, Any], private: bool) -> Iterator[IO[Any]]:
     """A temporary file beside `path`, flushed to disk and renamed over it when the block ends
     well, removed when it does not."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

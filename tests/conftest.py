@@ -10,12 +10,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-import tomli_w
-from typer.testing import CliRunner
-
-from browsing import browser  # noqa: F401  (the shared Chromium fixture of the browser tests)
-
 import sqlite_utils
+import tomli_w
+from browsing import browser  # noqa: F401  (the shared Chromium fixture of the browser tests)
+from typer.testing import CliRunner
 
 from newsletter import clock, config, dates, demo
 from newsletter.cli import app

@@ -92,7 +92,7 @@ class Handler:
             self._gate_open.set()
         try:
             await asyncio.wait_for(self._gate_open.wait(), self.gate_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._gate_open.set()  # fewer came: stop holding anyone (the test sees it in `peak`)
 
     async def _data(self, server, envelope):
@@ -155,7 +155,7 @@ class Server:
         self.controller = Controller(handler, hostname="127.0.0.1", port=self.port, decode_data=False,
                                      ready_timeout=10, **kwargs)
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         self.controller.start()
         return self
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import tomllib
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from email import policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from zoneinfo import ZoneInfo
@@ -19,9 +19,9 @@ import httpx
 import pytest
 import tomli_w
 from conftest import ROUTINE_CONFIG, START, load_demo_content
+from smtp_server import free_port
 
 from newsletter import demo
-from smtp_server import free_port
 
 BERLIN = ZoneInfo("Europe/Berlin")
 SECRET = "test-secret-0123456789abcdef"
@@ -315,8 +315,9 @@ def test_the_composers_own_link_is_refused_by_serve(pilot):
     run_due(pilot, at(7, 0))
     old_link = review_link(pilot, CHIEF)
     assert pilot.run("compose", "--replace", "latest", "--subject", "Pop-up-Läden", "--by", CHIEF).exit_code == 0
-    from newsletter.web.app import create_app
     import warnings
+
+    from newsletter.web.app import create_app
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -378,7 +379,7 @@ def test_dst_sundays(pilot, sunday):
     pilot.set_config("autopilot", "send_at", "Sun 09:00")
     pilot.set_config("autopilot", "approval", "none")
     run_due(pilot, at(0, 0, sunday))
-    midnight = datetime(sunday.year, sunday.month, sunday.day, 0, 0, tzinfo=BERLIN).astimezone(timezone.utc)
+    midnight = datetime(sunday.year, sunday.month, sunday.day, 0, 0, tzinfo=BERLIN).astimezone(UTC)
     moments = [midnight + timedelta(minutes=15 * n) for n in range(1, 24)]  # every real quarter hour until ~05:45
     composed_at = []
     for moment in moments:
@@ -448,8 +449,9 @@ def test_a_draft_composed_by_hand_before_compose_time_becomes_the_weeks_issue(pi
 
 
 def review_client(pilot):
-    from newsletter.web.app import create_app
     import warnings
+
+    from newsletter.web.app import create_app
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -11,21 +11,20 @@ import re
 import socketserver
 import ssl
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
+from conftest import START
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-
-from conftest import START
+from smtp_server import free_port, self_signed
 
 from newsletter import clock, tokens
 from newsletter.audience import subscribers
 from newsletter.audience.dsn import Failure, read_report
 from newsletter.mail.message import list_id
-from smtp_server import free_port, self_signed
 
 SECRET = "test-secret-0123456789abcdef"
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
@@ -423,7 +422,7 @@ BERND = READERS["bernd.voll@example.org"]
 def delayed(day: int, original: str | None = None) -> bytes:
     """The Postfix 4.2.2 warning for bernd, dated `day` days after 1 Dec 2026, about the message
     with the Message-ID `original` (default: another message each day; '' for none)."""
-    date = format_datetime(datetime(2026, 12, 1, 11, 2, 40, tzinfo=timezone.utc) + timedelta(days=day))
+    date = format_datetime(datetime(2026, 12, 1, 11, 2, 40, tzinfo=UTC) + timedelta(days=day))
     original = f"<day{day}.{BERND[1:]}" if original is None else original
     return fixture("postfix-mailbox-full-delayed.eml",
                    ("Date: Tue, 24 Nov 2026 12:02:40 +0100 (CET)", f"Date: {date}"),
@@ -433,7 +432,7 @@ def delayed(day: int, original: str | None = None) -> bytes:
 
 def exim_delayed(day: int) -> bytes:
     """Exim's text warning about mara's one message (no returned headers), repeated daily."""
-    date = format_datetime(datetime(2026, 11, 25, 7, 10, 2, tzinfo=timezone.utc) + timedelta(days=day))
+    date = format_datetime(datetime(2026, 11, 25, 7, 10, 2, tzinfo=UTC) + timedelta(days=day))
     return fixture("exim-delayed.eml", ("Date: Wed, 25 Nov 2026 08:10:02 +0100", f"Date: {date}"),
                    ("Message-Id: <E1tFUaa", f"Message-Id: <day{day}.E1tFUaa"),
                    ("delayed 24 hours", f"delayed {24 * (day + 1)} hours"))

@@ -18,6 +18,7 @@ if not CHROMIUM.exists():
     unavailable(f"{CHROMIUM} does not exist", module_level=True)
 
 from conftest import ARTIFACTS, GOLDEN, ISSUE_DATE  # noqa: E402
+
 from newsletter.store.issues import get_issue, issue_items  # noqa: E402
 
 pytestmark = pytest.mark.browser

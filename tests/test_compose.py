@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import email
-import re
 import json
+import re
 from email import policy
 
 import pytest
-
 from conftest import NUMBER, SLUG, day
 
 DATE = SLUG

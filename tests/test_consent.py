@@ -14,8 +14,8 @@ import pytest
 from conftest import SLUG, START
 
 from newsletter import clock, tokens
-from newsletter.audience.confirmations import LEGACY_SOURCE
 from newsletter.audience import subscribers
+from newsletter.audience.confirmations import LEGACY_SOURCE
 from newsletter.mail.message import list_id
 
 LONG_AGO = (START - timedelta(days=300)).isoformat(timespec="seconds")

@@ -6,12 +6,11 @@ import email
 import os
 import subprocess
 import sys
-from pathlib import Path
 from email import policy
-
-from conftest import SLUG
+from pathlib import Path
 
 import sqlite_utils
+from conftest import SLUG
 
 from newsletter import clock, config, demo
 

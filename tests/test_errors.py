@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import ISSUE_DATE
@@ -143,6 +143,7 @@ def test_every_command_has_help(project):
 
 def test_init_writes_config_and_database(tmp_path, monkeypatch):
     from typer.testing import CliRunner
+
     from newsletter.cli import app
 
     for name in list(os.environ):
@@ -197,8 +198,9 @@ def test_old_database_is_upgraded(project):
 def test_init_with_an_existing_config_creates_only_its_database(tmp_path, monkeypatch, how):
     """It used to write a second newsletter.toml in the current folder and ask to fill it in."""
     from typer.testing import CliRunner
-    from newsletter.cli import app
+
     from newsletter import demo
+    from newsletter.cli import app
 
     for name in list(os.environ):
         if name.startswith("NEWSLETTER_") and name != "NEWSLETTER_NOW":

@@ -6,7 +6,6 @@ import os
 import re
 
 import pytest
-
 from conftest import GOLDEN, load_demo_content
 
 from newsletter import demo

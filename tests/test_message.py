@@ -10,8 +10,8 @@ from email import policy
 import pytest
 from conftest import SLUG
 
-from newsletter.mail import mime
 from newsletter.compose.personal import SAMPLE, Recipient
+from newsletter.mail import mime
 from newsletter.mail.message import IssueMessage
 
 
@@ -80,8 +80,8 @@ def test_subject_encoded_words_are_valid(composed):
     result = composed.run("compose", "--date", SLUG, "--replace", "1", "--subject", subject)
     assert result.exit_code == 0, result.output  # else the .eml checked below is the first compose's
     raw = (composed.root / "out" / SLUG / "issue.eml").read_bytes()
-    subject_lines = [l for l in headers_of(raw).split(b"\r\n")]
-    start = next(i for i, l in enumerate(subject_lines) if l.startswith(b"Subject:"))
+    subject_lines = list(headers_of(raw).split(b"\r\n"))
+    start = next(i for i, line in enumerate(subject_lines) if line.startswith(b"Subject:"))
     block = [subject_lines[start]]
     for line in subject_lines[start + 1:]:
         if not line.startswith(b" "):

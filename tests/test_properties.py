@@ -21,10 +21,10 @@ from unittest import mock
 
 import lxml.html
 import pytest
+from conftest import ISSUE_DATE
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from conftest import ISSUE_DATE
 from newsletter import config, demo
 from newsletter.compose.issue import ComposeRequest
 from newsletter.compose.personal import SAMPLE, Recipient, unsubscribe_url

@@ -52,7 +52,7 @@ def test_the_readme_tour_runs_verbatim_in_a_fresh_demo(tmp_path, monkeypatch):
     assert run.returncode == 0, f"the tour stopped:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
     outputs = re.split(rf"^{STEP}\d+\n", run.stdout, flags=re.M)[1:]
     assert len(outputs) == len(steps)
-    for (command, quotes), output in zip(steps, outputs):
+    for (command, quotes), output in zip(steps, outputs, strict=True):
         for quote in quotes:
             assert quote in output, f"{command!r} should print {quote!r}, printed:\n{output[-2000:]}"
     assert len(list((tmp_path / "demo" / "outbox").glob("*.eml"))) == 4

@@ -167,10 +167,10 @@ def test_beleg_for_an_ad_not_in_the_issue_names_the_ads_it_has(sent, tmp_path):
 
 
 def test_click_map_puts_each_links_clicks_beside_it(sent):
-    from newsletter.store import connect
-    from newsletter.web.view import make_view
     from newsletter.compose.personal import SAMPLE
+    from newsletter.store import connect
     from newsletter.store.issues import get_issue
+    from newsletter.web.view import make_view
 
     settings = sent.settings()
     with connect(settings) as db:

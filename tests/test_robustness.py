@@ -15,8 +15,8 @@ from conftest import SLUG
 from newsletter.audience import subscribers
 from newsletter.delivery import send as delivery
 from newsletter.delivery.transports import Outcome, Result
-from newsletter.store.issues import get_issue
 from newsletter.errors import InputError
+from newsletter.store.issues import get_issue
 
 SECRET = "test-secret-0123456789abcdef"
 

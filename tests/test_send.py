@@ -10,18 +10,18 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from email import policy
 from pathlib import Path
 
 import pytest
-from conftest import NUMBER, SLUG, day
-
-from newsletter.dates import german_short
+from conftest import BERLIN, NUMBER, SLUG, START, day
+from smtp_server import Handler, Server, self_signed
 
 from newsletter import tokens
 from newsletter.audience import subscribers
+from newsletter.dates import german_short
 from newsletter.mail.message import list_id
-from smtp_server import Handler, Server, self_signed
 
 SECRET = "test-secret-0123456789abcdef"
 READERS = [
@@ -409,6 +409,13 @@ def test_file_transport_is_the_default(composed, monkeypatch):
     assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in files[0].read_bytes()
 
 
+def local_time(minutes: int, german: bool = False) -> str:
+    """The suite's moment moved by `minutes`, as an editor types it: CI runs the suite at 01:30
+    on the night clocks change and at 23:30 on a leap day, so times are never hard-coded."""
+    moment = (START + timedelta(minutes=minutes)).astimezone(BERLIN)
+    return moment.strftime("%d.%m.%Y %H:%M" if german else "%Y-%m-%d %H:%M")
+
+
 def test_schedule_and_run_due(sending, fake_clock):
     silent = sending.run("run-due")
     assert silent.exit_code == 0 and silent.output == ""
@@ -418,9 +425,9 @@ def test_schedule_and_run_due(sending, fake_clock):
     assert sending.run("run-due").output == ""  # not due yet
     assert sending.run("unschedule", "1").exit_code == 0
     assert sending.run("run-due").output == ""
-    sending.run("schedule", "1", "--at", f"{german_short(day(0))} 10:30")
+    sending.run("schedule", "1", "--at", local_time(90, german=True))
     assert sending.run("run-due").output == ""
-    fake_clock.advance(hours=2)  # 11:00: due
+    fake_clock.advance(hours=2)  # half an hour late: due
     due = sending.run("run-due")
     assert due.exit_code == 0 and "5 sent" in due.output
     assert sending.run("run-due").output == ""
@@ -433,7 +440,7 @@ def test_a_time_in_the_past_is_refused_and_german_times_are_taken(sending, fake_
     assert refused.exit_code == 1 and len(refused.output.strip().splitlines()) == 1
     assert "is in the past" in refused.output and "newsletter send" in refused.output
     assert sending.db()["issues"].get(1)["status"] == "draft"
-    earlier_today = sending.run("schedule", "1", "--at", f"{SLUG} 08:59")
+    earlier_today = sending.run("schedule", "1", "--at", local_time(-1))
     assert earlier_today.exit_code == 1 and "in the past" in earlier_today.output
     far = sending.run("schedule", "1", "--at", "10.12.2062 08:00")  # no terminal to ask
     assert far.exit_code == 2 and "more than 60 days ahead" in far.output and "--yes" in far.output
@@ -448,7 +455,7 @@ def test_a_second_process_cannot_send_the_same_issue(sending, fake_clock):
     from newsletter.store import issue_lock
     from newsletter.store.issues import get_issue
 
-    assert sending.run("schedule", "1", "--at", f"{SLUG} 09:30").exit_code == 0
+    assert sending.run("schedule", "1", "--at", local_time(30)).exit_code == 0
     fake_clock.advance(hours=1)  # due now
     issue = get_issue(sending.store(), "1")
     with issue_lock(sending.settings().db_path, issue):
@@ -572,10 +579,10 @@ def test_send_runs_the_preflight_checks_and_refuses_on_a_failure(sending):
 
 def test_schedule_checks_now_and_run_due_checks_again(sending, fake_clock):
     _break_subject(sending)
-    assert sending.run("schedule", "1", "--at", f"{SLUG} 09:30").exit_code == 1
+    assert sending.run("schedule", "1", "--at", local_time(30)).exit_code == 1
     assert sending.db()["issues"].get(1)["status"] == "draft"
     _break_subject(sending, f"Stadtmarketing Brief {NUMBER}")
-    assert sending.run("schedule", "1", "--at", f"{SLUG} 09:30").exit_code == 0
+    assert sending.run("schedule", "1", "--at", local_time(30)).exit_code == 0
     fake_clock.advance(hours=1)
     _break_subject(sending)  # broken after it was scheduled: cron refuses, loudly, and keeps it
     due = sending.run("run-due")
@@ -671,7 +678,7 @@ def test_with_approval_required_an_unapproved_issue_is_not_sent_by_hand(approval
     assert refused.exit_code == 1 and len(refused.output.strip().splitlines()) == 1
     assert 'is not approved ([autopilot] approval = "required")' in refused.output and "--force" in refused.output
     assert project.smtp.handler.messages == [] and deliveries(project) == {}
-    assert project.run("schedule", "1", "--at", f"{SLUG} 10:00").exit_code == 1
+    assert project.run("schedule", "1", "--at", local_time(60)).exit_code == 1
     assert project.run("approve", "1", "--by", "chefredaktion@stadtmarketing-demo.de").exit_code == 0
     assert project.run("hold", "1", "--by", "cvd@stadtmarketing-demo.de", "--reason", "Termin prüfen").exit_code == 0
     held = project.run("send", "1", "--yes")

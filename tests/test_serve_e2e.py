@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from conftest import NUMBER, SLUG, day
-
 from smtp_server import Handler, free_port
 
 SECRET = "test-secret-0123456789abcdef"

@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import SLUG
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from newsletter.web.app import create_app
 from newsletter.web.clicks import BURST_LINKS, ClickCounter
@@ -251,7 +252,7 @@ def test_the_click_tables_hold_no_address_token_subscriber_or_client(tracked, mo
         columns = [c.name for c in db[table].columns]
         assert not [c for c in columns if re.search(r"subscriber|email|ip|agent|token|client|hash", c)], (table, columns)
         dump = json.dumps(list(db.query(f"select * from {table}")), default=str)
-        for sid, address in readers:
+        for _sid, address in readers:
             assert address not in dump
         assert not any(token in dump for token in tokens)
         assert not re.search(r"198\.51\.100\.\d", dump) and "Firefox" not in dump
@@ -350,7 +351,7 @@ def test_no_rewritten_link_redirects_anywhere_but_its_own_target(tracked, paths,
     html, _ = rewrite_links(page, "", rewriter)
     save_links(db, 99, "eigenschaft", rewriter.links.values())
     db.close()
-    pairs = list(zip(re.findall(r'href="([^"]+)"', html), targets))
+    pairs = list(zip(re.findall(r'href="([^"]+)"', html), targets, strict=False))
     assert len(pairs) == len(targets)
     for short, target in pairs:
         code = SHORT.fullmatch(short)[1]

@@ -9,13 +9,15 @@ import warnings
 from email import policy
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from newsletter import clock, tokens
 from newsletter.audience import subscribers
+from newsletter.delivery.transports.memory import MemoryTransport
 from newsletter.errors import ConfigError
 from newsletter.mail.message import list_id
-from newsletter.delivery.transports.memory import MemoryTransport
 from newsletter.web.app import create_app
 from newsletter.web.pages import CSP
 

@@ -47,11 +47,9 @@ from newsletter.config import Bounces, Settings
 from newsletter.errors import InputError
 from newsletter.mail.addresses import normalise_email
 from newsletter.mail.message import list_id
-from newsletter.store import Database, transaction
+from newsletter.store import Database, deliveries, transaction
 from newsletter.store import bounces as events
-from newsletter.store import deliveries
 from newsletter.store import subscribers as rows
-
 
 # --- bounces and complaints --------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from newsletter import clock, config, tokens
 from newsletter.compose import render
@@ -60,7 +60,7 @@ def send_confirmation(db: Database, settings: Settings, key: bytes, consent_id: 
     once the mail has left, can never mail the same person twice. A refusal gives the mark
     back (raises Refused); a mail whose outcome is unknown keeps it."""
     issued = int(clock.timestamp())
-    sent_at = datetime.fromtimestamp(issued, timezone.utc).isoformat(timespec="seconds")
+    sent_at = datetime.fromtimestamp(issued, UTC).isoformat(timespec="seconds")
     with transaction(db):
         # An imported or hand-added reader consents by confirming: to the text this mail quotes.
         row = consent_rows.claim_confirmation(db, consent_id, sent_at, terms(settings), mailed_before)
@@ -99,7 +99,7 @@ def send_confirmations(db: Database, settings: Settings, *, resend: bool = False
     transport = transport or transports.make(settings)
     try:
         cutoff = _expired_before(settings) if resend else None
-        for consent_id, email in _awaiting_mail(db, cutoff):
+        for consent_id, _email in _awaiting_mail(db, cutoff):
             try:
                 report.sent += send_confirmation(db, settings, key, consent_id, transport, cutoff)
             except Refused as e:

@@ -1,6 +1,6 @@
 """Double opt-in and proof of consent: sign-up, confirm, unsubscribe, and the GDPR commands.
 
-No HTTP here: `newsletter.web.serve` parses requests and calls these functions; the CLI calls
+No HTTP here: `newsletter.web.app` parses requests and calls these functions; the CLI calls
 the rest. A web sign-up flows
 
     signup (pending subscriber + consent row) → confirmation mail with a timed token that names
@@ -27,8 +27,9 @@ from newsletter.content.sanitize import clean_text
 from newsletter.errors import InputError, NotFound
 from newsletter.mail.addresses import email_hash, normalise_email
 from newsletter.mail.message import list_id
-from newsletter.store import Database, db as database, transaction
+from newsletter.store import Database, transaction
 from newsletter.store import consents as consent_rows
+from newsletter.store import db as database
 from newsletter.store import subscribers as rows
 from newsletter.store.subscribers import SUPPRESSED
 
@@ -123,7 +124,7 @@ def confirm(db: Database, settings: Settings, key: bytes, token: str, ip: str | 
     """Activate the sign-up a token names; returns "confirmed" or what `lookup_confirmation` found."""
     with transaction(db):
         state, row = lookup_confirmation(db, settings, key, token)
-        if state != "valid":
+        if state != "valid" or row is None:
             return state
         stamp = clock.stamp()
         consent_rows.change_consent(db, row["id"], {"confirmed_at": stamp,

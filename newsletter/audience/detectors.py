@@ -22,9 +22,24 @@ import re
 from email.message import Message
 from email.utils import getaddresses
 
-from newsletter.audience.mailparts import (POLICY, address_of, basic, body_text, enhanced, field_value, find,
-                                           first_address, from_mail_system, message_id, part_text, returned_message,
-                                           sender, unsubscribe_tokens, verp_tokens)
+from newsletter.audience.mailparts import (
+    POLICY,
+    address_of,
+    basic,
+    body_text,
+    children,
+    enhanced,
+    field_value,
+    find,
+    first_address,
+    from_mail_system,
+    message_id,
+    part_text,
+    returned_message,
+    sender,
+    unsubscribe_tokens,
+    verp_tokens,
+)
 from newsletter.audience.report import MAX_TEXT, Failure, Report, kind
 
 EXIM_MARK = "This message was created automatically by mail delivery software"
@@ -56,7 +71,8 @@ def from_exim(msg: Message) -> Report | None:
             continue  # not among the failed recipients Exim names in the header
         details = details or after  # older Exim: the server's reply below the list, unindented
         status, code = enhanced(details), basic(details)
-        failures.append(Failure(address, "", action, kind(action, status, code, details), status, details[:MAX_TEXT]))
+        severity = kind(action, status, code, details) or "soft"  # "failed" and "delayed" always fail
+        failures.append(Failure(address, "", action, severity, status, details[:MAX_TEXT]))
     if not failures:
         return Report("unparseable", "Exim bounce without a recognisable failed address")
     original = _headers_after_marker(copy)
@@ -70,9 +86,9 @@ def from_rejection(msg: Message) -> Report | None:
     part = find(msg, "message/disposition-notification")
     if part is None:
         return None
-    payload = part.get_payload()
-    fields = payload[0] if isinstance(payload, list) and payload else \
-        email.message_from_string(part_text(part) if isinstance(payload, str) else "", policy=POLICY)
+    held = children(part)
+    fields = held[0] if held else \
+        email.message_from_string(part_text(part) if isinstance(part.get_payload(), str) else "", policy=POLICY)
     if not re.match(r"automatic-action/[\w-]+;\s*deleted", field_value(fields, "Disposition"), re.IGNORECASE):
         return None  # a read receipt or another notification, not a refusal
     address = address_of(fields.get("Final-Recipient"))

@@ -27,7 +27,7 @@ The returned message. Its Message-ID comes from the message/rfc822 or text/rfc82
 part, a DSN's X-Original-Message-ID, the headers after Exim's "This is a copy" line, or those
 quoted below a text notice ("--- Below this line is a copy of the message.").
 
-The tokens found here are unverified: newsletter.bounces checks them against the secret."""
+The tokens found here are unverified: newsletter.audience.bounces checks them against the secret."""
 
 from __future__ import annotations
 
@@ -39,9 +39,27 @@ from email.utils import getaddresses
 
 from newsletter.audience.detectors import from_exim, from_rejection
 from newsletter.audience.fallback import from_flufl
-from newsletter.audience.mailparts import (POLICY, VERP_RE, address_of, auto_reply_marker, basic, decoded, enhanced,
-                                           field_value, find, from_mail_system, message_id, part_text, parts,
-                                           returned_message, strip_type, unsubscribe_tokens, utc, verp_tokens)
+from newsletter.audience.mailparts import (
+    POLICY,
+    VERP_RE,
+    address_of,
+    auto_reply_marker,
+    basic,
+    children,
+    decoded,
+    enhanced,
+    field_value,
+    find,
+    from_mail_system,
+    message_id,
+    part_text,
+    parts,
+    returned_message,
+    strip_type,
+    unsubscribe_tokens,
+    utc,
+    verp_tokens,
+)
 from newsletter.audience.report import MAX_TEXT, Failure, Report, kind
 
 __all__ = ["Failure", "Report", "read_report"]
@@ -96,9 +114,9 @@ def _forwarded(msg: Message, depth: int) -> Report | None:
     if depth >= MAX_FORWARDS:
         return None
     for part in parts(msg):
-        if part is not msg and part.get_content_type() in ("message/rfc822", "message/global") \
-                and part.is_multipart():
-            inner = part.get_payload(0)
+        held = children(part) if part is not msg else []
+        if held and part.get_content_type() in ("message/rfc822", "message/global"):
+            inner = held[0]
             report = _classify(inner, depth + 1)
             if report.kind in ("bounce", "complaint"):
                 report.received_at = utc(inner.get("Date"))
@@ -144,8 +162,8 @@ def _failure(block: Message) -> Failure | None:
 
 
 def _from_arf(msg: Message, part: Message) -> Report:
-    fields = part.get_payload(0) if part.is_multipart() else \
-        email.message_from_string(part_text(part), policy=POLICY)
+    held = children(part)
+    fields = held[0] if held else email.message_from_string(part_text(part), policy=POLICY)
     feedback_type = field_value(fields, "Feedback-Type").lower()
     if feedback_type != "abuse":
         return Report("ignored", f"feedback report of type {feedback_type or 'unknown'!r}, not a complaint")
@@ -164,9 +182,9 @@ def _from_arf(msg: Message, part: Message) -> Report:
 
 def _status_blocks(part: Message) -> list[Message]:
     """The header blocks of a delivery-status part (per message first, then per recipient)."""
-    payload = part.get_payload()
-    if part.get_content_type() == "message/delivery-status" and isinstance(payload, list):
-        return payload
-    text = payload[0].as_string() if isinstance(payload, list) and payload else part_text(part)
+    held = children(part)
+    if part.get_content_type() == "message/delivery-status" and isinstance(part.get_payload(), list):
+        return held
+    text = held[0].as_string() if held else part_text(part)
     return [email.message_from_string(block.strip() + "\n", policy=POLICY)
             for block in re.split(r"\r?\n[ \t]*\r?\n", text) if block.strip()]

@@ -24,8 +24,17 @@ from email.message import Message
 
 from flufl.bounce._scan import _DETECTORS  # the ordered list all_failures() runs; we need the finder's name
 
-from newsletter.audience.mailparts import (POLICY, basic, enhanced, message_id, part_text, parts, returned_message,
-                                           unsubscribe_tokens, verp_tokens)
+from newsletter.audience.mailparts import (
+    POLICY,
+    basic,
+    enhanced,
+    message_id,
+    part_text,
+    parts,
+    returned_message,
+    unsubscribe_tokens,
+    verp_tokens,
+)
 from newsletter.audience.report import ADDRESS_TEXT, MAX_TEXT, NOT_THE_ADDRESS_TEXT, Failure, Report, kind
 
 # Where a text notice starts quoting the returned message: nothing below it is the notice.

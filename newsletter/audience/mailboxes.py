@@ -54,7 +54,7 @@ class Source:
     def close(self) -> None:
         """Release files or connections (nothing to do for most sources)."""
 
-    def __enter__(self) -> "Source":
+    def __enter__(self) -> Source:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -111,7 +111,8 @@ class MboxSource(Source):
             raise InputError(f"Cannot read {self.path}: {e.strerror} - check the file and its permissions") from None
 
     def _split(self, lines) -> Iterator[Mail]:
-        number, start, mail, previous_blank = 0, 0, None, True
+        number, start, previous_blank = 0, 0, True
+        mail: list[bytes] | None = None
         for line_no, line in enumerate(lines, start=1):
             if previous_blank and line.startswith(b"From "):
                 if mail is not None:
@@ -236,18 +237,22 @@ class ImapSource(Source):
             raise InputError(f"The certificate of IMAP server {where} cannot be verified ({e.verify_message}) - "
                              "fix the server's certificate, or set SSL_CERT_FILE to its CA bundle") from None
         except (ssl.SSLError, imaplib.IMAP4.error) as e:
-            raise InputError(f"TLS with IMAP server {where} failed ({e}) - check that the port speaks IMAP over TLS (993)") from None
+            raise InputError(f"TLS with IMAP server {where} failed ({e}) - check that the port speaks IMAP over "
+                             "TLS (993)") from None
         except socket.gaierror:
             raise InputError(f"IMAP server {a.host} not found - check the host name") from None
         except TimeoutError:
-            raise InputError(f"IMAP server {where} did not answer within {timeout:.0f} s - check host, port and firewall") from None
+            raise InputError(f"IMAP server {where} did not answer within {timeout:.0f} s - check host, port and "
+                             "firewall") from None
         except OSError as e:
-            raise InputError(f"Cannot connect to IMAP server {where}: {e.strerror or e} - check host, port and that the server runs") from None
+            raise InputError(f"Cannot connect to IMAP server {where}: {e.strerror or e} - check host, port and "
+                             "that the server runs") from None
         try:
             conn.login(a.user, password)
         except imaplib.IMAP4.error as e:
             _logout(conn)
-            raise InputError(f"IMAP login as {a.user} at {a.host} failed ({_text(e)}) - check the user and {IMAP_PASSWORD_ENV}") from None
+            raise InputError(f"IMAP login as {a.user} at {a.host} failed ({_text(e)}) - check the user and "
+                             f"{IMAP_PASSWORD_ENV}") from None
         except OSError as e:
             raise InputError(f"IMAP server {where} closed the connection during login ({e}) - try again later") from None
         return conn
@@ -271,7 +276,7 @@ class ImapSource(Source):
                              "mails already imported are skipped") from None
 
     def _search(self) -> list[bytes]:
-        typ, data = self.imap.uid("SEARCH", None, "ALL")
+        typ, data = self.imap.uid("SEARCH", "ALL")
         if typ != "OK":
             raise imaplib.IMAP4.error(_text(data))
         return data[0].split() if data and data[0] else []

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import email
 import re
-from datetime import timezone
+from collections.abc import Iterator
+from datetime import UTC
 from email.header import decode_header, make_header
 from email.message import Message
 from email.policy import compat32
@@ -31,12 +32,18 @@ AUTO_SUBJECT = re.compile(r"^(automatische antwort|automatic reply|abwesenheitsn
                           r"auto-?reply|autoreply|auto:|abwesend)", re.IGNORECASE)
 
 
-def parts(msg: Message):
+def parts(msg: Message) -> Iterator[Message]:
     """The message and its MIME parts, without descending into attached messages."""
     yield msg
-    if msg.get_content_maintype() == "multipart" and isinstance(msg.get_payload(), list):
-        for sub in msg.get_payload():
+    if msg.get_content_maintype() == "multipart":
+        for sub in children(msg):
             yield from parts(sub)
+
+
+def children(msg: Message) -> list[Message]:
+    """The messages a part holds (its sub-parts, or the header blocks of a report); [] for a leaf."""
+    payload = msg.get_payload()
+    return [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
 
 
 def find(msg: Message, *types: str) -> Message | None:
@@ -47,8 +54,9 @@ def returned_message(msg: Message) -> Message | None:
     """The returned message (message/rfc822) or its headers (text/rfc822-headers)."""
     for part in parts(msg):
         kind = part.get_content_type()
-        if kind in ("message/rfc822", "message/global") and part.is_multipart():
-            return part.get_payload(0)
+        held = children(part)
+        if kind in ("message/rfc822", "message/global") and held:
+            return held[0]
         if kind in ("text/rfc822-headers", "message/rfc822-headers", "message/global-headers"):
             return email.message_from_string(part_text(part).lstrip(), policy=POLICY)
     return None
@@ -136,8 +144,8 @@ def utc(value) -> str | None:
     if moment is None:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def decoded(value) -> str:

@@ -15,15 +15,17 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from newsletter import clock, files
 from newsletter.compose.personal import anrede as normal_anrede
 from newsletter.content.sanitize import clean_text
-from newsletter.errors import InputError, NotFound
+from newsletter.errors import InputError, NotFound, StoreError
 from newsletter.mail.addresses import email_hash, normalise_email
 from newsletter.store import Database, transaction
 from newsletter.store import consents as consent_rows
 from newsletter.store import subscribers as rows
+from newsletter.store.db import Row
 from newsletter.store.subscribers import NAME_FIELDS, STATUSES, SUPPRESSED
 
 EXPORT_COLUMNS = ("email", *NAME_FIELDS, "status", "source", "created_at", "confirmed_at")
@@ -54,7 +56,7 @@ def record_consent(db: Database, subscriber_id: int, source: str, stamp: str, *,
 
 def add(db: Database, email: str, *, name: str | None = None, anrede: str | None = None,
         titel: str | None = None, vorname: str | None = None, nachname: str | None = None,
-        consent_source: str | None = None) -> tuple[dict, str]:
+        consent_source: str | None = None) -> tuple[Row, str]:
     """Add or update one subscriber; returns the row and "added", "updated", "unchanged" or
     "suppressed".
 
@@ -72,7 +74,7 @@ def add(db: Database, email: str, *, name: str | None = None, anrede: str | None
         row_id, outcome = _upsert(db, address, names, consent, clock.stamp(), origin="newsletter subscribers add")
     if row_id is None:
         return {"id": None, "email": address, "status": "erased"}, outcome
-    return rows.get_subscriber(db, row_id), outcome
+    return _stored(db, row_id), outcome
 
 
 @dataclass
@@ -141,7 +143,7 @@ def _read_csv(path: Path, encoding: str | None) -> Iterator[tuple[int, dict | No
             # numbers, also when a quoted cell spans several lines.
             for number, values in enumerate(reader, start=2):
                 if any(v.strip() for v in values):
-                    yield number, dict(zip(header, values)) if len(values) <= len(header) else None
+                    yield number, dict(zip(header, values, strict=False)) if len(values) <= len(header) else None
         except csv.Error as e:
             raise InputError(f"{path.name} is not valid CSV near line {reader.line_num} ({e}) - check the quoting") from None
 
@@ -208,7 +210,7 @@ def _upsert(db: Database, address: str, names: dict, consent: str | None, stamp:
     changes = {key: value for key, value in names.items() if existing.get(key) != value}
     activated = consent and existing["status"] == "pending" and rows.set_status(
         db, existing["id"], "active", stamp, source=consent)
-    if activated:
+    if activated and consent:
         record_consent(db, existing["id"], consent, stamp, confirmed=True)
     if not changes and not activated:
         return existing["id"], "unchanged"
@@ -226,7 +228,7 @@ def list_subscribers(db: Database, status: str | None = None) -> list[dict]:
     return rows.list_subscribers(db, status)
 
 
-def remove(db: Database, email: str) -> tuple[dict, str]:
+def remove(db: Database, email: str) -> tuple[Row, str]:
     """Delete a subscriber, unless mail was ever sent to them; returns the row and what happened.
 
     A subscriber with rows in `deliveries`, or one already suppressed, stays in the store as
@@ -243,12 +245,12 @@ def remove(db: Database, email: str) -> tuple[dict, str]:
             return row, "suppressed"
         if rows.was_mailed(db, row["id"]):
             rows.set_status(db, row["id"], "unsubscribed", clock.stamp())
-            return rows.get_subscriber(db, row["id"]), "unsubscribed"
+            return _stored(db, row["id"]), "unsubscribed"
         rows.delete_subscriber(db, row["id"], row["email"])
         return row, "deleted"
 
 
-def export(db: Database, out: io.TextIOBase) -> int:
+def export(db: Database, out: IO[str]) -> int:
     """All subscribers as CSV (header row first), ordered by address; `import_csv` reads it
     back. Streams the rows; returns how many."""
     writer = csv.writer(out, lineterminator="\n")
@@ -258,3 +260,10 @@ def export(db: Database, out: io.TextIOBase) -> int:
         writer.writerow([row[c] if row[c] is not None else "" for c in EXPORT_COLUMNS])
         count += 1
     return count
+
+
+def _stored(db: Database, subscriber_id: int) -> Row:
+    row = rows.get_subscriber(db, subscriber_id)
+    if row is None:
+        raise StoreError(f"Subscriber {subscriber_id} vanished while it was being changed - try again")
+    return row

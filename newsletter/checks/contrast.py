@@ -53,7 +53,8 @@ MEASURE = r"""() => {
     const text = node.textContent.replace(/\s+/g, " ").trim();
     if (!text || !el || seen.has(el)) continue;
     seen.add(el);
-    if (!el.checkVisibility({opacityProperty: true, visibilityProperty: true, checkOpacity: true, checkVisibilityCSS: true})) continue;
+    if (!el.checkVisibility({opacityProperty: true, visibilityProperty: true, checkOpacity: true,
+                             checkVisibilityCSS: true})) continue;
     const range = document.createRange();
     range.selectNodeContents(node);
     const box = range.getBoundingClientRect();

@@ -16,6 +16,7 @@ from email.header import decode_header, make_header
 from email.utils import getaddresses, parsedate_to_datetime
 from urllib.parse import quote
 
+from newsletter.audience.mailparts import children
 from newsletter.checks.result import Result, fail, listing, ok
 from newsletter.compose.personal import SAMPLE, unsubscribe_url
 from newsletter.config import Settings
@@ -253,7 +254,7 @@ def _structure(eml: bytes) -> Result:
     if msg.get_content_type() != "multipart/alternative":
         return fail("eml.structure", f"{msg.get_content_type()}, not multipart/alternative")
     parts = [(p.get_content_type(), p.get_content_charset(), str(p.get("Content-Transfer-Encoding", "")).lower())
-             for p in msg.get_payload()]
+             for p in children(msg)]
     if [t for t, _, _ in parts] != ["text/plain", "text/html"]:
         return fail("eml.structure", f"parts {[t for t, _, _ in parts]}: expected text/plain, then text/html")
     bad = [f"{t} {c} {e}" for t, c, e in parts if c != "utf-8" or e not in ("quoted-printable", "base64")]

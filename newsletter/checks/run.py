@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from typing import Any
 
 from newsletter import clock, dates
 from newsletter.checks.issue import CHECKS, Context, repeat_check
@@ -75,7 +76,8 @@ def checked_hash(issue: Issue, items: list[dict]) -> str:
 def settings_hash(settings: Settings) -> str:
     """The settings the checks read: the publication, Impressum, size budget, sending headers
     and the check settings themselves."""
-    relevant = {name: dataclasses.asdict(getattr(settings, name)) for name in ("publication", "impressum", "check", "tracking")}
+    relevant: dict[str, Any] = {name: dataclasses.asdict(getattr(settings, name))
+                                for name in ("publication", "impressum", "check", "tracking")}
     relevant["budget"] = settings.compose.size_budget
     relevant["feedback_id"] = settings.send.feedback_id
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode("utf-8")).hexdigest()

@@ -12,12 +12,12 @@ from __future__ import annotations
 import importlib
 import sys
 from difflib import get_close_matches
-from typing import Annotated, Optional
+from pathlib import Path
+from typing import Annotated
 
 import typer
 import typer.core
 import typer.main
-from pathlib import Path
 
 from newsletter import __version__
 from newsletter.cli.base import state
@@ -108,8 +108,8 @@ def version_callback(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    config_path: Annotated[Optional[Path], typer.Option("--config", "-c", help="newsletter.toml to use [env: NEWSLETTER_CONFIG]", show_default=False)] = None,
-    db: Annotated[Optional[Path], typer.Option("--db", help="SQLite database [env: NEWSLETTER_DB]", show_default=False)] = None,
+    config_path: Annotated[Path | None, typer.Option("--config", "-c", help="newsletter.toml to use [env: NEWSLETTER_CONFIG]", show_default=False)] = None,
+    db: Annotated[Path | None, typer.Option("--db", help="SQLite database [env: NEWSLETTER_DB]", show_default=False)] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Print the version.")] = False,
 ) -> None:

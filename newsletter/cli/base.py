@@ -11,11 +11,12 @@ from __future__ import annotations
 import functools
 import sqlite3
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from newsletter.errors import NewsletterError
+
 
 def commands() -> typer.Typer:
     """A command module's own collection of commands and noun groups; the root app
@@ -42,9 +43,9 @@ state = State()
 # Options and arguments that several commands take, declared once.
 IssueArg = Annotated[str, typer.Argument(help="Issue id or slug ('latest': the newest issue).", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-SinceOpt = Annotated[Optional[str], typer.Option("--since", help="Only items dated on/after this date (YYYY-MM-DD) or span (14d).", show_default=False)]
-UntilOpt = Annotated[Optional[str], typer.Option("--until", help="Only items dated on/before this date.", show_default=False)]
-EncodingOpt = Annotated[Optional[str], typer.Option("--encoding", help="The file's encoding when it is not UTF-8, e.g. cp1252 (Excel).", show_default=False)]
+SinceOpt = Annotated[str | None, typer.Option("--since", help="Only items dated on/after this date (YYYY-MM-DD) or span (14d).", show_default=False)]
+UntilOpt = Annotated[str | None, typer.Option("--until", help="Only items dated on/before this date.", show_default=False)]
+EncodingOpt = Annotated[str | None, typer.Option("--encoding", help="The file's encoding when it is not UTF-8, e.g. cp1252 (Excel).", show_default=False)]
 
 
 def fail(message: str, code: int = 1) -> None:

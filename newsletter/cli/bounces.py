@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,14 +14,14 @@ bounces_app = group(app, "bounces", "Bounces and spam complaints read from retur
 unsubscribes_app = group(app, "unsubscribes", "Unsubscribe requests sent to the List-Unsubscribe mailto address.")
 
 # The mail source, shared by both imports.
-PathArg = Annotated[Optional[Path], typer.Argument(
+PathArg = Annotated[Path | None, typer.Argument(
     help="An mbox file, a Maildir folder or a single .eml file (or use --imap).", show_default=False)]
-ImapOpt = Annotated[Optional[str], typer.Option(
+ImapOpt = Annotated[str | None, typer.Option(
     "--imap", help="Read an IMAP folder over TLS: imaps://user@host/INBOX or a host name; "
                    "password from NEWSLETTER_IMAP_PASSWORD.", show_default=False)]
-ImapUserOpt = Annotated[Optional[str], typer.Option(
+ImapUserOpt = Annotated[str | None, typer.Option(
     "--imap-user", help="IMAP user instead of the one in the URL (or set NEWSLETTER_IMAP_USER).", show_default=False)]
-ImapFolderOpt = Annotated[Optional[str], typer.Option(
+ImapFolderOpt = Annotated[str | None, typer.Option(
     "--imap-folder", help="IMAP folder (default: the URL's, else INBOX).", show_default=False)]
 
 
@@ -34,6 +34,7 @@ def open_source(path: Path | None, imap: str | None, user: str | None, folder: s
 
     if path is not None:
         return mailboxes.open_path(path)
+    assert imap is not None
     address = mailboxes.imap_address(imap, user or config.secret("imap_user") or None, folder)
     return mailboxes.open_imap(address, mailboxes.imap_password())
 

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import shutil
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from newsletter.cli.base import IssueArg, JsonOpt, command, commands, database, issue_of, settings
-
 
 app = commands()
 @command(app)
 def check(
     issue: IssueArg,
     as_json: JsonOpt = False,
-    spamassassin: Annotated[Optional[bool], typer.Option(
+    spamassassin: Annotated[bool | None, typer.Option(
         "--spamassassin/--no-spamassassin", show_default=False,
         help="Score the message with SpamAssassin (default: [check] spamassassin).")] = None,
-    contrast: Annotated[Optional[bool], typer.Option(
+    contrast: Annotated[bool | None, typer.Option(
         "--contrast/--no-contrast", show_default=False,
         help="Measure text contrast in Chromium, light and dark (default: [check] contrast).")] = None,
 ) -> None:

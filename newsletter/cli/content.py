@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -50,7 +50,7 @@ def init(
 @command(app)
 def demo(
     folder: Annotated[Path, typer.Argument(help="Folder for the demo config, database and output.")] = Path("demo"),
-    date: Annotated[Optional[str], typer.Option("--date", help="Issue date (default: today).", show_default=False)] = None,
+    date: Annotated[str | None, typer.Option("--date", help="Issue date (default: today).", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild an existing demo folder.")] = False,
 ) -> None:
     """Build a demo: config, database with German demo content, and a composed issue.
@@ -71,7 +71,7 @@ def demo(
 @command(app, "import")
 def import_(
     source: Annotated[str, typer.Argument(help="JSON, JSON-lines, CSV or RSS/Atom file, or an https URL.")],
-    kind: Annotated[Optional[str], typer.Option("--kind", "-k", help="article, job or ad (guessed from the fields when omitted)", show_default=False)] = None,
+    kind: Annotated[str | None, typer.Option("--kind", "-k", help="article, job or ad (guessed from the fields when omitted)", show_default=False)] = None,
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Import the valid rows and report the rest.")] = False,
     encoding: EncodingOpt = None,
     upgrade_http: Annotated[bool, typer.Option("--upgrade-http", help="Take plain http:// links as https:// (for sites that serve the same pages over https).")] = False,
@@ -124,7 +124,7 @@ def _list(kind: str, since: str | None, until: str | None, as_json: bool, catego
                "job": ("id", "published", "deadline", "employer", "title"),
                "ad": ("id", "starts", "ends", "advertiser", "title")}[kind]
     for row in rows:
-        typer.echo("  ".join(str((row.get(c) or "-"))[:10] if c in ("published", "starts", "ends", "deadline")
+        typer.echo("  ".join(str(row.get(c) or "-")[:10] if c in ("published", "starts", "ends", "deadline")
                              else str(row.get(c) or "-") for c in columns))
     typer.echo(f"{len(rows)} {TABLES[kind]}", err=True)
 
@@ -133,7 +133,7 @@ def _list(kind: str, since: str | None, until: str | None, as_json: bool, catego
 def articles_list(
     since: SinceOpt = None,
     until: UntilOpt = None,
-    category: Annotated[Optional[str], typer.Option("--category", help="Only this category.", show_default=False)] = None,
+    category: Annotated[str | None, typer.Option("--category", help="Only this category.", show_default=False)] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List articles, newest first. Example: newsletter articles list --since 14d"""

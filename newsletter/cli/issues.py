@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from newsletter.cli.base import IssueArg, command, commands, database, group, issue_of, settings
+
+if TYPE_CHECKING:
+    from newsletter.config import Settings
+    from newsletter.store import Database
+    from newsletter.store.issues import Issue
 
 app = commands()
 issues_app = group(app, "issues", "Composed issues.")
@@ -17,22 +22,22 @@ FORMATS = ("html", "mjml", "txt", "eml")
 
 @command(app)
 def compose(
-    since: Annotated[Optional[str], typer.Option("--since", help="Window start as a span (14d, 2w) or date.", show_default=False)] = None,
-    date_from: Annotated[Optional[str], typer.Option("--from", help="Window start date (YYYY-MM-DD).", show_default=False)] = None,
-    date_to: Annotated[Optional[str], typer.Option("--to", help="Window end date (default: issue date).", show_default=False)] = None,
-    issue_date: Annotated[Optional[str], typer.Option("--date", help="Issue date (default: today; with --replace: the draft's).", show_default=False)] = None,
-    category: Annotated[Optional[list[str]], typer.Option("--category", help="Only articles of this category (repeatable).", show_default=False)] = None,
-    lead: Annotated[Optional[str], typer.Option("--lead", help="Lead article: id or URL.", show_default=False)] = None,
-    exclude: Annotated[Optional[list[str]], typer.Option("--exclude", help="Leave out this article (id or URL; repeatable).", show_default=False)] = None,
-    only: Annotated[Optional[list[str]], typer.Option("--only", help="Use exactly these articles (id or URL; repeatable).", show_default=False)] = None,
-    number: Annotated[Optional[str], typer.Option("--number", help='Issue number, e.g. "4/2024".', show_default=False)] = None,
-    subject: Annotated[Optional[str], typer.Option("--subject", help="Subject line (default: name, number, lead title).", show_default=False)] = None,
-    preheader: Annotated[Optional[str], typer.Option("--preheader", help="Preview text (default: lead teaser).", show_default=False)] = None,
-    intro: Annotated[Optional[Path], typer.Option("--intro", help="Editorial: a text or .html file.", show_default=False)] = None,
-    replace: Annotated[Optional[str], typer.Option("--replace", help="Re-compose this draft (id or slug).", show_default=False)] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Window start as a span (14d, 2w) or date.", show_default=False)] = None,
+    date_from: Annotated[str | None, typer.Option("--from", help="Window start date (YYYY-MM-DD).", show_default=False)] = None,
+    date_to: Annotated[str | None, typer.Option("--to", help="Window end date (default: issue date).", show_default=False)] = None,
+    issue_date: Annotated[str | None, typer.Option("--date", help="Issue date (default: today; with --replace: the draft's).", show_default=False)] = None,
+    category: Annotated[list[str] | None, typer.Option("--category", help="Only articles of this category (repeatable).", show_default=False)] = None,
+    lead: Annotated[str | None, typer.Option("--lead", help="Lead article: id or URL.", show_default=False)] = None,
+    exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Leave out this article (id or URL; repeatable).", show_default=False)] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="Use exactly these articles (id or URL; repeatable).", show_default=False)] = None,
+    number: Annotated[str | None, typer.Option("--number", help='Issue number, e.g. "4/2024".', show_default=False)] = None,
+    subject: Annotated[str | None, typer.Option("--subject", help="Subject line (default: name, number, lead title).", show_default=False)] = None,
+    preheader: Annotated[str | None, typer.Option("--preheader", help="Preview text (default: lead teaser).", show_default=False)] = None,
+    intro: Annotated[Path | None, typer.Option("--intro", help="Editorial: a text or .html file.", show_default=False)] = None,
+    replace: Annotated[str | None, typer.Option("--replace", help="Re-compose this draft (id or slug).", show_default=False)] = None,
     allow_clipping: Annotated[bool, typer.Option("--allow-clipping", help="Save even above the 102 KB clipping budget.")] = False,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: out/).", show_default=False)] = None,
-    by: Annotated[Optional[str], typer.Option("--by", help="Who composes, for the timeline and four eyes (default: NEWSLETTER_EDITOR or your login name).", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: out/).", show_default=False)] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Who composes, for the timeline and four eyes (default: NEWSLETTER_EDITOR or your login name).", show_default=False)] = None,
     another: Annotated[bool, typer.Option("--another", help="Compose a second issue for a day that already has an unsent one.")] = False,
 ) -> None:
     """Select recent items, render the issue once and save it as a draft with its outputs.
@@ -125,7 +130,7 @@ def issues_show(issue: IssueArg) -> None:
     _timeline(s, db, row)
 
 
-def _timeline(s, db, row: dict) -> None:
+def _timeline(s: Settings, db: Database, row: Issue) -> None:
     """composed (by whom, when), review sent, approved or held (by whom), sent, with counts."""
     from newsletter import dates
     from newsletter.store.timeline import events
@@ -145,7 +150,7 @@ def _timeline(s, db, row: dict) -> None:
 def export(
     issue: IssueArg,
     fmt: Annotated[str, typer.Option("--format", "-f", help="html, mjml, txt or eml.")] = "html",
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="File to write (default: stdout).", show_default=False)] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).", show_default=False)] = None,
 ) -> None:
     """Export a stored issue (personalised for a sample reader). Example: newsletter export latest -f eml -o issue.eml"""
     if fmt not in FORMATS:
@@ -169,7 +174,7 @@ def export(
 
 @command(app)
 def archive(
-    out: Annotated[Optional[Path], typer.Option("--out", help="Folder to write (default: [archive] out_dir, archive/).", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder to write (default: [archive] out_dir, archive/).", show_default=False)] = None,
 ) -> None:
     """Build the web archive of sent issues: index.html, one page per issue and feed.xml (RSS).
 

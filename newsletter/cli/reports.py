@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -18,9 +18,9 @@ def report(
     issue: IssueArg,
     as_json: JsonOpt = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print one CSV row per link.")] = False,
-    html: Annotated[Optional[Path], typer.Option("--html", help="Write the report with charts as a page to FILE.",
+    html: Annotated[Path | None, typer.Option("--html", help="Write the report with charts as a page to FILE.",
                                                  show_default=False)] = None,
-    ad: Annotated[Optional[list[str]], typer.Option("--ad", help="Make the advertiser's Beleg (HTML and PDF) for this "
+    ad: Annotated[list[str] | None, typer.Option("--ad", help="Make the advertiser's Beleg (HTML and PDF) for this "
                                                     "ad: id or URL, repeatable, or 'all'.", show_default=False)] = None,
     out: Annotated[Path, typer.Option("--out", help="Folder for the Beleg files.")] = Path("belege"),
     images: Annotated[bool, typer.Option("--images/--no-images", help="Fetch the ad's image for the Beleg's "
@@ -107,7 +107,7 @@ def _flag(flag: dict) -> str:
 def stats(
     last: Annotated[int, typer.Option("--last", min=1, max=1000, help="How many of the latest sent issues.")] = 12,
     as_json: JsonOpt = False,
-    html: Annotated[Optional[Path], typer.Option("--html", help="Write the table and trend charts as a page to FILE.",
+    html: Annotated[Path | None, typer.Option("--html", help="Write the table and trend charts as a page to FILE.",
                                                  show_default=False)] = None,
 ) -> None:
     """One line per sent issue with the trend: delivered, unsubscribes, bounces, click rate.

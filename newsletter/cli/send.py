@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Annotated, Optional
+from typing import Annotated, Any
 
 import typer
 
 from newsletter.cli.base import IssueArg, command, commands, database, fail, issue_of, settings
 
-
 app = commands()
 @command(app)
 def send(
     issue: IssueArg,
-    test: Annotated[Optional[str], typer.Option("--test", help="Send one copy marked [TEST] to this address only.", show_default=False)] = None,
+    test: Annotated[str | None, typer.Option("--test", help="Send one copy marked [TEST] to this address only.", show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Build every message and report; send nothing.")] = False,
-    rate: Annotated[Optional[float], typer.Option("--rate", min=0, help="Messages per second (default: [send] rate).", show_default=False)] = None,
-    connections: Annotated[Optional[int], typer.Option("--connections", min=1, max=64, help="Parallel SMTP connections (default: [send] connections).", show_default=False)] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Send at most N messages in this run.", show_default=False)] = None,
+    rate: Annotated[float | None, typer.Option("--rate", min=0, help="Messages per second (default: [send] rate).", show_default=False)] = None,
+    connections: Annotated[int | None, typer.Option("--connections", min=1, max=64, help="Parallel SMTP connections (default: [send] connections).", show_default=False)] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Send at most N messages in this run.", show_default=False)] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     resend_unconfirmed: Annotated[bool, typer.Option("--resend-unconfirmed", help="Also resend the messages whose delivery is unconfirmed (a crash, or no answer from the server after the message).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Send even if a preflight check (newsletter check) fails.")] = False,
@@ -95,7 +94,7 @@ class Progress:
         self.lock = threading.Lock()
         self.done, self.total = 0, 0
         self.started = self.last_log = clock.monotonic()
-        self.bar = None
+        self.bar: Any = None  # click's ProgressBar while a terminal shows one
 
     def start(self, total: int) -> None:
         self.total = total
@@ -152,7 +151,7 @@ def status(issue: IssueArg) -> None:
     typer.echo(f"Issue {row.slug} ({row.status}): " + ", ".join(f"{n} {labels.get(state, state)}" for state, n in found.counts.items()))
     if row.scheduled_at and row.status == "scheduled":
         typer.echo(f"Scheduled for {local_label(s, row.scheduled_at)}")
-    width = max([8, *(len(labels.get(p["status"], p["status"])) for p in found.problems)])
+    width = max([8, *(len(labels.get(p["status"]) or p["status"]) for p in found.problems)])
     for p in found.problems:
         code = p["last_code"] if p["last_code"] else "-"
         typer.echo(f"  {labels.get(p['status'], p['status']):<{width}} {p['email']}  {code} {p['last_reply'] or ''}  ({p['attempts']} attempts)")
@@ -187,7 +186,7 @@ def schedule(
             fail(f"--at {at!r} is {label}, more than 60 days ahead - check the year, or pass --yes if it is meant", 2)
         typer.confirm(f"Schedule issue {row.slug} for {label}, more than 60 days ahead?", abort=True)
     row = schedule_issue(db, s, row, when, force)
-    typer.echo(f"Issue {row.slug} scheduled for {local_label(s, row.scheduled_at)}.")
+    typer.echo(f"Issue {row.slug} scheduled for {local_label(s, when.isoformat())}.")
 
 
 @command(app)
@@ -229,10 +228,11 @@ def run_due() -> None:
 @command(app)
 def approve(
     issue: IssueArg,
-    by: Annotated[Optional[str], typer.Option("--by", help="Who approves (default: NEWSLETTER_EDITOR or your login name).", show_default=False)] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Who approves (default: NEWSLETTER_EDITOR or your login name).", show_default=False)] = None,
 ) -> None:
     """Approve an issue for sending: run-due sends it at [autopilot] send_at. Example: newsletter approve latest"""
-    from newsletter.workflow.approval import approve as approve_issue, editor
+    from newsletter.workflow.approval import approve as approve_issue
+    from newsletter.workflow.approval import editor
 
     s, db = database()
     row, changed = approve_issue(db, s, issue_of(db, issue), by or editor())
@@ -245,14 +245,15 @@ def approve(
 @command(app)
 def hold(
     issue: IssueArg,
-    by: Annotated[Optional[str], typer.Option("--by", help="Who holds it (default: NEWSLETTER_EDITOR or your login name).", show_default=False)] = None,
-    reason: Annotated[Optional[str], typer.Option("--reason", help="Why, for the timeline and the reviewers.", show_default=False)] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Who holds it (default: NEWSLETTER_EDITOR or your login name).", show_default=False)] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why, for the timeline and the reviewers.", show_default=False)] = None,
 ) -> None:
     """Hold an issue back: run-due will not send it until it is approved again.
 
     Example: newsletter hold latest --reason "Termin prüfen"
     """
-    from newsletter.workflow.approval import editor, hold as hold_issue
+    from newsletter.workflow.approval import editor
+    from newsletter.workflow.approval import hold as hold_issue
 
     s, db = database()
     row = hold_issue(db, s, issue_of(db, issue), by or editor(), reason or "")

@@ -4,7 +4,7 @@ and the confirmation mails of the double opt-in."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -26,12 +26,12 @@ ConsentSource = typer.Option(
 @command(subscribers_app, "add")
 def subscribers_add(
     email: Annotated[str, typer.Argument(help="The e-mail address.")],
-    name: Annotated[Optional[str], typer.Option("--name", help="Display name.", show_default=False)] = None,
-    anrede: Annotated[Optional[str], typer.Option("--anrede", help="Frau or Herr (else: Guten Tag ...).", show_default=False)] = None,
-    titel: Annotated[Optional[str], typer.Option("--titel", help='Academic title, e.g. "Dr."', show_default=False)] = None,
-    vorname: Annotated[Optional[str], typer.Option("--vorname", help="First name.", show_default=False)] = None,
-    nachname: Annotated[Optional[str], typer.Option("--nachname", help="Last name.", show_default=False)] = None,
-    consent_source: Annotated[Optional[str], ConsentSource] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Display name.", show_default=False)] = None,
+    anrede: Annotated[str | None, typer.Option("--anrede", help="Frau or Herr (else: Guten Tag ...).", show_default=False)] = None,
+    titel: Annotated[str | None, typer.Option("--titel", help='Academic title, e.g. "Dr."', show_default=False)] = None,
+    vorname: Annotated[str | None, typer.Option("--vorname", help="First name.", show_default=False)] = None,
+    nachname: Annotated[str | None, typer.Option("--nachname", help="Last name.", show_default=False)] = None,
+    consent_source: Annotated[str | None, ConsentSource] = None,
 ) -> None:
     """Add a subscriber, or update the name fields of an existing one.
 
@@ -56,7 +56,7 @@ def subscribers_add(
 @command(subscribers_app, "import")
 def subscribers_import(
     file: Annotated[Path, typer.Argument(help="CSV (UTF-8; comma, semicolon or tab) with a header row naming at least 'email'.")],
-    consent_source: Annotated[Optional[str], ConsentSource] = None,
+    consent_source: Annotated[str | None, ConsentSource] = None,
     encoding: EncodingOpt = None,
 ) -> None:
     """Import subscribers from CSV; invalid rows are reported and skipped.
@@ -81,7 +81,7 @@ def subscribers_import(
 
 @command(subscribers_app, "list")
 def subscribers_list(
-    status: Annotated[Optional[str], typer.Option("--status", help=f"Only this status: {', '.join(STATUSES)}.", show_default=False)] = None,
+    status: Annotated[str | None, typer.Option("--status", help=f"Only this status: {', '.join(STATUSES)}.", show_default=False)] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List subscribers by address, one per line. Example: newsletter subscribers list --status active"""
@@ -123,7 +123,7 @@ def subscribers_remove(email: Annotated[str, typer.Argument(help="The e-mail add
 
 @command(subscribers_app, "export")
 def subscribers_export(
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="File to write (default: stdout).", show_default=False)] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).", show_default=False)] = None,
 ) -> None:
     """Export all subscribers as CSV; 'subscribers import' reads it back.
 

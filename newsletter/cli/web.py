@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,11 +14,11 @@ app = commands()
 
 @command(app)
 def preview(
-    issue: Annotated[Optional[str], typer.Argument(help="Issue id or slug (default: the latest draft).", show_default=False)] = None,
-    port: Annotated[Optional[int], typer.Option("--port", min=0, max=65535, help="Port (default: [preview] port, 8025; 0 = any free one).", show_default=False)] = None,
-    as_email: Annotated[Optional[str], typer.Option("--as", help="Personalise for this subscriber (default: a sample reader).", show_default=False)] = None,
+    issue: Annotated[str | None, typer.Argument(help="Issue id or slug (default: the latest draft).", show_default=False)] = None,
+    port: Annotated[int | None, typer.Option("--port", min=0, max=65535, help="Port (default: [preview] port, 8025; 0 = any free one).", show_default=False)] = None,
+    as_email: Annotated[str | None, typer.Option("--as", help="Personalise for this subscriber (default: a sample reader).", show_default=False)] = None,
     no_open: Annotated[bool, typer.Option("--no-open", help="Print the address, do not open a browser.")] = False,
-    screenshot: Annotated[Optional[Path], typer.Option("--screenshot", help="Write desktop.png, mobile.png and dark.png into this folder and exit.", show_default=False)] = None,
+    screenshot: Annotated[Path | None, typer.Option("--screenshot", help="Write desktop.png, mobile.png and dark.png into this folder and exit.", show_default=False)] = None,
     clicks: Annotated[bool, typer.Option("--clicks", help="Show each link's human clicks beside it (a click map of a sent issue).")] = False,
 ) -> None:
     """Show an issue in the browser: 600/375 px, light/dark, text part, headers, size and items.
@@ -44,7 +44,7 @@ def preview(
 
     server = previewing.start(lambda: settings(**flags), issue, as_email, s.preview.host, s.preview.port,
                               report=lambda message: typer.echo(message, err=True), clicks=clicks)
-    typer.echo(f"Preview of {server.preview.view.issue.slug} at {server.url} - press Ctrl-C to stop")
+    typer.echo(f"Preview of {server.preview.shown.issue.slug} at {server.url} - press Ctrl-C to stop")
     if not no_open:
         webbrowser.open(server.url)
     try:
@@ -57,8 +57,8 @@ def preview(
 
 @command(app)
 def serve(
-    host: Annotated[Optional[str], typer.Option("--host", help="Address to listen on (default: [serve] host, 127.0.0.1).", show_default=False)] = None,
-    port: Annotated[Optional[int], typer.Option("--port", min=1, max=65535, help="Port (default: [serve] port, 8080).", show_default=False)] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Address to listen on (default: [serve] host, 127.0.0.1).", show_default=False)] = None,
+    port: Annotated[int | None, typer.Option("--port", min=1, max=65535, help="Port (default: [serve] port, 8080).", show_default=False)] = None,
 ) -> None:
     """Run the web app for sign-up (double opt-in), one-click unsubscribe and the archive.
 

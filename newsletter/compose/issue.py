@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
 
 from newsletter import clock, dates
@@ -23,6 +24,7 @@ from newsletter.content.sanitize import clean_html, clean_text, html_to_text
 from newsletter.errors import ConfigError, DraftExists, InputError, StoreError
 from newsletter.store import Database
 from newsletter.store.clicks import link_key, save_links
+from newsletter.store.db import Row
 from newsletter.store.issues import Issue, issue_by_id, issue_items, save_draft, taken_slugs, unsent_on
 
 SUBJECT_MAX = 78  # what `newsletter check` asks of a subject
@@ -48,11 +50,11 @@ class ComposeRequest:
 class Draft:
     """A composed issue before it is stored: its row, its items, its rendered parts."""
 
-    row: dict
+    row: Row
     selection: Selection
     previous: Issue | None         # the draft this one replaces
     notes: list[str] = field(default_factory=list)
-    links: list[dict] = field(default_factory=list)  # counted links ([tracking] clicks)
+    links: list[Row] = field(default_factory=list)  # counted links ([tracking] clicks)
 
     @property
     def issue(self) -> Issue:
@@ -60,7 +62,7 @@ class Draft:
         return Issue.of({**self.row, "id": self.previous.id if self.previous else 0})
 
     @property
-    def items(self) -> list[tuple]:
+    def items(self) -> list[tuple[str, int, str, int, int]]:
         """(kind, item id, section, position, is_new) in layout order."""
         sel = self.selection
         items = [("article", sel.lead["id"], "lead", 0, 0)]
@@ -75,7 +77,8 @@ def prepare(db: Database, settings: Settings, req: ComposeRequest, rewrite: Rewr
     settings.require_config()
     missing = settings.impressum.missing()
     if missing:
-        raise ConfigError(f"The Impressum is incomplete: {', '.join(missing)} missing - fill [impressum] in {settings.config_path}")
+        raise ConfigError(f"The Impressum is incomplete: {', '.join(missing)} missing - fill [impressum] in "
+                          f"{settings.config_path}")
     settings.require_base_url("the unsubscribe link in every issue")
     previous = _replaceable(db, req.replace) if req.replace else None
     options = _options(req.options, previous)
@@ -107,12 +110,12 @@ def save(db: Database, draft: Draft, html_size: int) -> Issue:
     return issue_by_id(db, issue_id)
 
 
-def show(db: Database, issue: Issue) -> list[dict]:
+def show(db: Database, issue: Issue) -> list[Row]:
     """An issue's frozen item list, each entry with its item as stored."""
     return issue_items(db, issue.id)
 
 
-def _refuse_a_second(db: Database, day) -> None:
+def _refuse_a_second(db: Database, day: date) -> None:
     """A day's second issue would mail readers the same articles twice: name the first."""
     existing = unsent_on(db, day.isoformat())
     if not existing:
@@ -133,7 +136,7 @@ def _replaceable(db: Database, draft: Issue) -> Issue:
     return issue
 
 
-def _options(opts: Options, previous: dict | None) -> Options:
+def _options(opts: Options, previous: Issue | None) -> Options:
     """A re-compose keeps the draft's date, and its window unless a date or window is given."""
     if previous is None or opts.only or opts.since or opts.date_from or opts.date_to:
         return opts if previous is None or opts.issue_date else replace(opts, issue_date=dates.parse_date(previous.issue_date))
@@ -144,11 +147,13 @@ def _options(opts: Options, previous: dict | None) -> Options:
 
 
 def _meta(db: Database, settings: Settings, req: ComposeRequest, sel: Selection, previous: Issue | None,
-          notes: list[str]) -> dict:
+          notes: list[str]) -> Row:
     number = req.number if req.number is not None else (previous.number if previous else None)
     number = clean_text(number) if number else None
-    subject = clean_text(req.subject) if req.subject else _kept(db, settings, previous, "subject") or default_subject(settings, number, sel)
-    preheader = clean_text(req.preheader) if req.preheader else _kept(db, settings, previous, "preheader") or default_preheader(sel)
+    subject = (clean_text(req.subject) if req.subject
+               else _kept(db, settings, previous, "subject") or default_subject(settings, number, sel))
+    preheader = (clean_text(req.preheader) if req.preheader
+                 else _kept(db, settings, previous, "preheader") or default_preheader(sel))
     if not subject:
         raise InputError("The subject is empty - pass --subject")
     intro = read_intro(req.intro, notes) if req.intro else (previous.intro if previous else None)
@@ -162,13 +167,14 @@ def _meta(db: Database, settings: Settings, req: ComposeRequest, sel: Selection,
 def _kept(db: Database, settings: Settings, previous: Issue | None, key: str) -> str | None:
     """The replaced draft's subject or preheader if the editor wrote it; None if it was the
     default made from its lead (then the new lead makes a new one)."""
-    value = getattr(previous, key) if previous else None
-    if not value:
+    value: str | None = getattr(previous, key) if previous else None
+    if not value or previous is None:
         return None
     lead = next((e["item"] for e in issue_items(db, previous.id) if e["section"] == "lead"), None)
     if lead is None:
         return value
-    old = Selection(dates.parse_date(previous.issue_date), None, None, lead, [], [], [])
+    day = dates.parse_date(previous.issue_date)
+    old = Selection(day, day, day, lead, [], [], [])
     made = default_subject(settings, previous.number, old) if key == "subject" else default_preheader(old)
     return None if value == made else value
 

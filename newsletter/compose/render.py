@@ -19,10 +19,10 @@ import jinja2
 from markupsafe import Markup
 
 from newsletter import dates
-from newsletter.config import Settings
-from newsletter.content.sanitize import html_to_text, limit_depth
 from newsletter.compose.inline import cache_dir, inline_css
 from newsletter.compose.personal import PLACEHOLDERS
+from newsletter.config import Settings
+from newsletter.content.sanitize import html_to_text, limit_depth
 from newsletter.errors import RenderError
 
 PACKAGE_TEMPLATES = Path(__file__).parents[1] / "_templates"  # in an installed wheel
@@ -168,7 +168,9 @@ def wrap_text(text: str) -> str:
         if len(line) <= TEXT_WIDTH:
             out.append(line)
             continue
-        lead = re.match(r"\s*(?:[*-] )?", line).group(0)
+        lead = line[: len(line) - len(line.lstrip())]
+        if line[len(lead):len(lead) + 2] in ("* ", "- "):
+            lead += line[len(lead):len(lead) + 2]
         out.extend(textwrap.wrap(
             line[len(lead):], TEXT_WIDTH, initial_indent=lead, subsequent_indent=" " * len(lead),
             break_long_words=False, break_on_hyphens=False,

@@ -10,10 +10,11 @@ from datetime import date, timedelta
 
 from newsletter import dates
 from newsletter.config import Settings
+from newsletter.errors import InputError, NotFound, SelectionError
 from newsletter.store import Database
 from newsletter.store.content import find_item, list_items, open_jobs, running_ads, used_in_sent
-from newsletter.store.issues import item_ids_of, last_sent_issue
-from newsletter.errors import InputError, NotFound, SelectionError
+from newsletter.store.db import Row
+from newsletter.store.issues import Issue, item_ids_of, last_sent_issue
 
 
 @dataclass
@@ -35,14 +36,14 @@ class Selection:
     issue_date: date
     window_from: date
     window_to: date
-    lead: dict | None
-    articles: list[dict]
-    jobs: list[dict]  # each with "is_new"
-    ads: list[dict]
+    lead: Row
+    articles: list[Row]
+    jobs: list[Row]  # each with "is_new"
+    ads: list[Row]
 
     @property
     def counts(self) -> dict[str, int]:
-        return {"lead": int(self.lead is not None), "articles": len(self.articles),
+        return {"lead": 1, "articles": len(self.articles),
                 "jobs": len(self.jobs), "ads": len(self.ads)}
 
 
@@ -54,21 +55,19 @@ def select(db: Database, settings: Settings, opts: Options) -> Selection:
         raise InputError(f"The window {window_from} .. {window_to} is empty - --from must not be after --to")
     candidates = _articles(db, opts, window_from, window_to)
     lead = _lead(db, opts, candidates)
-    rest = [a for a in candidates if lead is None or a["id"] != lead["id"]]
-    limit = settings.compose.max_articles - (1 if lead else 0)
-    articles = rest[: max(limit, 0)]
-    previous = last_sent_issue(db)
-    jobs = _jobs(db, settings, issue_date, previous)
-    ads = _ads(db, settings, issue_date)
     if lead is None:
         raise SelectionError(
             f"No articles published between {window_from} and {window_to} that were not already sent - "
             "import new articles or widen the window with --since 14d / --from DATE"
         )
+    rest = [a for a in candidates if a["id"] != lead["id"]]
+    articles = rest[: max(settings.compose.max_articles - 1, 0)]
+    jobs = _jobs(db, settings, issue_date, last_sent_issue(db))
+    ads = _ads(db, settings, issue_date)
     return Selection(issue_date, window_from, window_to, lead, articles, jobs, ads)
 
 
-def _window(db, settings: Settings, opts: Options, issue_date: date) -> tuple[date, date]:
+def _window(db: Database, settings: Settings, opts: Options, issue_date: date) -> tuple[date, date]:
     window_to = opts.date_to or issue_date
     if opts.since:
         return dates.parse_since(opts.since, issue_date), window_to
@@ -81,7 +80,7 @@ def _window(db, settings: Settings, opts: Options, issue_date: date) -> tuple[da
     return issue_date - timedelta(days=settings.compose.window_days), window_to
 
 
-def _articles(db, opts: Options, window_from: date, window_to: date) -> list[dict]:
+def _articles(db: Database, opts: Options, window_from: date, window_to: date) -> list[Row]:
     """Articles in the window (or exactly the --only ones), newest first, none sent before."""
     if opts.only:
         rows = [find_item(db, "article", ref) for ref in opts.only]
@@ -97,17 +96,18 @@ def _articles(db, opts: Options, window_from: date, window_to: date) -> list[dic
     ]
 
 
-def _lead(db, opts: Options, candidates: list[dict]) -> dict | None:
+def _lead(db: Database, opts: Options, candidates: list[Row]) -> Row | None:
     if opts.lead:
         try:
             return find_item(db, "article", opts.lead)
         except NotFound:
             raise NotFound(f"--lead {opts.lead}: no article with that id or URL - see 'newsletter articles list'") from None
     with_image = [a for a in candidates if a.get("image")]
-    return (with_image or candidates or [None])[0]
+    found = with_image or candidates
+    return found[0] if found else None
 
 
-def _jobs(db, settings: Settings, issue_date: date, previous: dict | None) -> list[dict]:
+def _jobs(db: Database, settings: Settings, issue_date: date, previous: Issue | None) -> list[Row]:
     """Open job ads: deadline on or after the issue date; without deadline, recent ones only."""
     oldest = (issue_date - timedelta(days=settings.compose.job_max_age_days)).isoformat()
     rows = open_jobs(db, issue_date.isoformat(), oldest, settings.compose.max_jobs)
@@ -115,6 +115,6 @@ def _jobs(db, settings: Settings, issue_date: date, previous: dict | None) -> li
     return [{**r, "is_new": r["id"] not in before} for r in rows]
 
 
-def _ads(db, settings: Settings, issue_date: date) -> list[dict]:
+def _ads(db: Database, settings: Settings, issue_date: date) -> list[Row]:
     """Ads whose booking covers the issue date."""
     return running_ads(db, issue_date.isoformat(), settings.compose.max_ads)

@@ -16,9 +16,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from newsletter.config.sections import (SECTIONS, Archive, Autopilot, Bounces, Check, Compose, Feed, Impressum,
-                                        Preview, Publication, Send, Serve, Smtp, Tracking)
 from newsletter import dates
+from newsletter.config.sections import (
+    SECTIONS,
+    Archive,
+    Autopilot,
+    Bounces,
+    Check,
+    Compose,
+    Feed,
+    Impressum,
+    Preview,
+    Publication,
+    Send,
+    Serve,
+    Smtp,
+    Tracking,
+)
 from newsletter.config.values import check_register, check_timezone, checked, from_env
 from newsletter.errors import ConfigError
 

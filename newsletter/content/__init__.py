@@ -1,1 +1,1 @@
-
+"""Sources: imports (JSON, CSV, RSS/Atom), the configured feeds, and sanitising what they bring."""

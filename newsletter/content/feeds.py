@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import calendar
 import html
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import feedparser
 
@@ -61,7 +61,7 @@ def _entry(e) -> dict:
         row["body"] = html.escape(body.get("value", "")) if body.get("type") == "text/plain" else body.get("value")
     stamp = e.get("published_parsed") or e.get("updated_parsed")
     if stamp:
-        row["published"] = datetime.fromtimestamp(calendar.timegm(stamp), timezone.utc).isoformat()
+        row["published"] = datetime.fromtimestamp(calendar.timegm(stamp), UTC).isoformat()
     tags = e.get("tags")
     if tags:
         row["category"] = tags[0].get("term")

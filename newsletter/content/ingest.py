@@ -222,7 +222,7 @@ def _parse_csv(text: str, name: str) -> list[RawRow]:
     if len(header) > MAX_COLUMNS:
         raise InputError(f"{name} has {len(header):,} columns in its header row, more than {MAX_COLUMNS} - "
                          "check that it is the content file and that its separator is a comma, semicolon or tab")
-    reader.fieldnames = [h.strip().lower() for h in reader.fieldnames]
+    reader.fieldnames = [h.strip().lower() for h in header]
     rows = []
     try:
         for record in reader:

@@ -63,21 +63,23 @@ class _Flattener(HTMLParser):
 
     def __init__(self, limit: int) -> None:
         super().__init__(convert_charrefs=False)
-        self.limit, self.out, self.open = limit, [], []  # open: (tag, kept) per open element
+        self.limit = limit
+        self.out: list[str] = []
+        self.open: list[tuple[str, bool]] = []  # (tag, kept) per open element
         self.flattened = False
 
     def handle_starttag(self, tag, attrs):
         if tag in VOID:
-            self.out.append(self.get_starttag_text())
+            self.out.append(self.get_starttag_text() or "")
             return
         kept = sum(1 for _, k in self.open if k) < self.limit
         self.flattened |= not kept
         self.open.append((tag, kept))
         if kept:
-            self.out.append(self.get_starttag_text())
+            self.out.append(self.get_starttag_text() or "")
 
     def handle_startendtag(self, tag, attrs):
-        self.out.append(self.get_starttag_text())
+        self.out.append(self.get_starttag_text() or "")
 
     def handle_endtag(self, tag):
         while self.open:

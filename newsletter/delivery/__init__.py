@@ -1,1 +1,1 @@
-
+"""Sending: the per-issue pipeline, the transports, envelope and DKIM signing, schedules."""

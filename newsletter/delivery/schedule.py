@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from newsletter import clock, dates
 from newsletter.config import Settings
 from newsletter.errors import InputError, StoreError
 from newsletter.store import Database, transaction
 from newsletter.store.issues import Issue, change_issue, due_issues, issue_by_id
-
 
 FAR = timedelta(days=60)   # a schedule further ahead than this looks like a typo in the year
 
@@ -23,7 +22,7 @@ def parse_at(settings: Settings, at: str) -> datetime:
         raise InputError(f'--at {at!r} is not a time - write "YYYY-MM-DD HH:MM" or "DD.MM.YYYY HH:MM"') from None
     if not dates.EARLIEST.year <= local.year <= dates.LATEST.year:
         raise InputError(f"--at {at!r} is outside {dates.EARLIEST.year}..{dates.LATEST.year} - check the year")
-    when = local.astimezone(timezone.utc)
+    when = local.astimezone(UTC)
     now = clock.now()
     if when <= now:
         raise InputError(f"--at {at!r} is in the past (it is now {local_label(settings, now.isoformat())}) - give a "

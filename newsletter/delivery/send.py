@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from newsletter import clock, config, tokens
 from newsletter.compose.personal import Recipient, salutation
@@ -32,9 +32,9 @@ from newsletter.errors import NewsletterError, SendStopped, StoreError, Transpor
 from newsletter.mail.addresses import normalise_email
 from newsletter.mail.export import message as issue_message
 from newsletter.mail.message import IssueMessage, list_id
-from newsletter.store import Database, issue_lock, connect
-from newsletter.store import deliveries
+from newsletter.store import Database, connect, deliveries, issue_lock
 from newsletter.store.bounces import events_of_issue
+from newsletter.store.db import Row
 from newsletter.store.deliveries import DeliveryLog, GroupCommit
 from newsletter.store.issues import Issue, change_issue, issue_by_id
 from newsletter.store.subscribers import active_subscribers, find_subscriber
@@ -188,8 +188,8 @@ class DeliveryStatus:
     the server's reply), and the bounces and complaints that came back later."""
 
     counts: dict[str, int]
-    problems: list[dict]
-    bounces: list[dict]
+    problems: list[Row]
+    bounces: list[Row]
 
 
 def status(db: Database, issue: Issue) -> DeliveryStatus:
@@ -199,25 +199,25 @@ def status(db: Database, issue: Issue) -> DeliveryStatus:
 
 # --- steps ---------------------------------------------------------------------------------
 
-def _run(settings: Settings, issue: Issue, progress, test: bool = False) -> Run:
+def _run(settings: Settings, issue: Issue, progress: Callable[[str], None], test: bool = False) -> Run:
     if not issue.html:
         raise StoreError(f"Issue {issue.slug} has no rendered content - compose it again")
     return Run(settings, issue, issue_message(settings, issue, test=test), config.signing_key(),
                list_id(settings), Pacer(settings.send.rate), progress, dkim_signer(settings))
 
 
-def build(run: Run, email: str, subscriber_id: int, names: dict) -> tuple[bytes, str]:
+def build(run: Run, email: str, subscriber_id: int, names: Row) -> tuple[bytes, str]:
     """The final bytes for one reader (signed when DKIM is configured) and their Message-ID."""
     recipient = Recipient(email, salutation(names), tokens.make(run.key, run.list_id, subscriber_id))
     raw, message_id = run.message.build(recipient)
     return (run.signer(raw) if run.signer else raw), message_id
 
 
-def _work(run: Run, db: Database, opts: SendOptions, first: Transport, factory) -> None:
+def _work(run: Run, db: Database, opts: SendOptions, first: Transport, factory: Callable[[], Transport]) -> None:
     """Feed the queued rows to one worker per connection; stop feeding when the run stops or
     no worker is left to take them."""
     connections = run.settings.send.connections
-    work: queue.Queue = queue.Queue(maxsize=connections * 64)
+    work: queue.Queue[Row | None] = queue.Queue(maxsize=connections * 64)
     committer = GroupCommit(connect(run.settings))
     threads = [threading.Thread(target=_worker, args=(run, work, first if i == 0 else factory, committer),
                                 daemon=True, name=f"send-{i + 1}") for i in range(connections)]
@@ -228,14 +228,14 @@ def _work(run: Run, db: Database, opts: SendOptions, first: Transport, factory) 
             if not _put(work, row, run, threads):
                 break
     finally:
-        for t in threads:
+        for _ in threads:
             _put(work, None, run, threads, final=True)
         for t in threads:
             t.join()
         committer.close()
 
 
-def _put(work: queue.Queue, item, run: Run, threads: list[threading.Thread], final: bool = False) -> bool:
+def _put(work: queue.Queue[Row | None], item: Row | None, run: Run, threads: list[threading.Thread], final: bool = False) -> bool:
     """Hand `item` to a worker; False when none is alive (or the run stopped) to take it."""
     while any(t.is_alive() for t in threads):
         if run.stop.is_set() and not final:
@@ -248,11 +248,12 @@ def _put(work: queue.Queue, item, run: Run, threads: list[threading.Thread], fin
     return False
 
 
-def _worker(run: Run, work: queue.Queue, transport_or_factory, committer: GroupCommit) -> None:
-    transport = None
-    log = None
+def _worker(run: Run, work: queue.Queue[Row | None], transport_or_factory: Transport | Callable[[], Transport],
+            committer: GroupCommit) -> None:
+    transport: Transport | None = None
+    log: DeliveryLog | None = None
     try:
-        transport = transport_or_factory if not callable(transport_or_factory) else transport_or_factory()
+        transport = transport_or_factory() if callable(transport_or_factory) else transport_or_factory
         log = DeliveryLog(committer, run.issue.id)
         for row in iter(work.get, None):
             if run.stop.is_set():
@@ -270,7 +271,7 @@ def _worker(run: Run, work: queue.Queue, transport_or_factory, committer: GroupC
             log.close()
 
 
-def _deliver(run: Run, log: DeliveryLog, transport: Transport, row: dict) -> str:
+def _deliver(run: Run, log: DeliveryLog, transport: Transport, row: Row) -> str:
     """One recipient: build once, then try up to max_attempts times; returns the final state."""
     if row["subscriber_status"] != "active":
         log.done(row["id"], "skipped", clock.stamp(), reply=f"subscriber is {row['subscriber_status']}")

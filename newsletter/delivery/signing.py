@@ -7,7 +7,7 @@ so a second copy of one added in transit breaks the signature instead of riding 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from newsletter import tokens
 from newsletter.config import Settings
@@ -47,7 +47,8 @@ def dkim_signer(settings: Settings) -> Callable[[bytes], bytes] | None:
     headers = present + OVERSIGNED
 
     def sign(raw: bytes) -> bytes:
-        return dkim.sign(raw, selector, domain, key, include_headers=headers,
-                         canonicalize=(b"relaxed", b"relaxed")) + raw
+        signature: bytes = dkim.sign(raw, selector, domain, key, include_headers=headers,
+                                     canonicalize=(b"relaxed", b"relaxed"))
+        return signature + raw
 
     return sign

@@ -14,7 +14,6 @@ import re
 
 from newsletter.errors import InputError
 
-
 # An ASCII dot-atom local part (RFC 5322 atext), which needs no more checking than this.
 _PLAIN_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

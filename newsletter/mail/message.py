@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import re
 import secrets
+from collections.abc import Callable
 from email.utils import format_datetime
 
 from newsletter import clock, dates
@@ -28,7 +29,7 @@ _NAME_OF = {marker: name for name, marker in PLACEHOLDERS.items()}
 class Part:
     """One body part, encoded as alternating fixed pieces and placeholder slots."""
 
-    def __init__(self, content: str, escape) -> None:
+    def __init__(self, content: str, escape: Callable[[str], str]) -> None:
         self.escape = escape
         self.pieces: list[bytes | str] = []  # bytes: encoded fixed text; str: placeholder name
         for chunk in _SPLIT.split(content):

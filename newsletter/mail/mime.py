@@ -62,7 +62,9 @@ def _qp_line(data: bytes | str) -> bytes:
         tokens[-1] = f"={data[-1]:02X}"  # trailing whitespace would be stripped in transit
     if data[:1] == b"." or data[:5] == b"From ":
         tokens[0] = f"={data[0]:02X}"  # no lone '.' lines, no 'From ' mangling
-    out, current, width = [], [], 0
+    out: list[str] = []
+    current: list[str] = []
+    width = 0
     for i, token in enumerate(tokens):
         if width + len(token) > QP_WIDTH - 1:  # room for the soft-break '='
             out.append("".join(current) + "=")

@@ -1,1 +1,1 @@
-
+"""Publishing: the static web archive of sent issues."""

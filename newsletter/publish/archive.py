@@ -83,7 +83,7 @@ _PAGES.filters["german_date"] = dates.german_long
 @dataclass
 class ArchiveResult:
     out_dir: Path
-    issues: list[dict]
+    issues: list[Issue]
 
 
 def build(db: Database, settings: Settings) -> ArchiveResult:
@@ -116,7 +116,7 @@ def page_html(settings: Settings, issue: Issue) -> str:
     return re.sub(r"(<body\b[^>]*>)", lambda m: m.group(1) + back, text, count=1)
 
 
-def index_html(settings: Settings, issues: list[dict]) -> str:
+def index_html(settings: Settings, issues: list[Issue]) -> str:
     name = settings.publication.name
     body = _PAGES.from_string(_INDEX).render(name=name, issues=issues)
     return _layout(f"{name} - Archiv", name, body)
@@ -134,7 +134,7 @@ def _layout(title: str, name: str, body: str) -> str:
     return _PAGES.from_string(_LAYOUT).render(title=title, name=name, body=Markup(body))
 
 
-def feed_xml(settings: Settings, issues: list[dict]) -> bytes:
+def feed_xml(settings: Settings, issues: list[Issue]) -> bytes:
     """RSS 2.0 of the sent issues, newest first."""
     pub = settings.publication
     ET.register_namespace("atom", ATOM)

@@ -21,6 +21,7 @@ from newsletter.mail.export import export
 from newsletter.reports.issue import issue_report
 from newsletter.reports.pages import beleg_page
 from newsletter.store import Database
+from newsletter.store.db import Row
 from newsletter.store.issues import Issue, issue_items
 
 AD_BLOCK = "div.nl-ad"     # the ad's section in templates/issue.mjml.j2 (css-class="nl-ad")
@@ -28,7 +29,7 @@ AD_BLOCK = "div.nl-ad"     # the ad's section in templates/issue.mjml.j2 (css-cl
 
 @dataclass
 class Beleg:
-    ad: dict
+    ad: Row
     html: Path
     pdf: Path
     image_missing: bool     # the ad's image could not be fetched; the Beleg shows a placeholder
@@ -60,7 +61,7 @@ def belege(db: Database, settings: Settings, issue: Issue, ads: list[str], out_d
     return made
 
 
-def _chosen_ads(issue: dict, in_issue: list[dict], refs: list[str]) -> list[dict]:
+def _chosen_ads(issue: Issue, in_issue: list[Row], refs: list[str]) -> list[Row]:
     if not in_issue:
         raise InputError(f"Issue {issue.slug} has no ads - there is nothing to give a Beleg for")
     if any(ref.strip().lower() == "all" for ref in refs):
@@ -76,7 +77,7 @@ def _chosen_ads(issue: dict, in_issue: list[dict], refs: list[str]) -> list[dict
     return chosen
 
 
-def _ad_screenshot(browser, html: str, ad: dict, link, missed: list[str], fetch: bool) -> bytes:
+def _ad_screenshot(browser, html: str, ad: Row, link, missed: list[str], fetch: bool) -> bytes:
     """The ad's block as rendered at 600 px, found by the link it carries."""
     images = (ad["image"],) if fetch and ad.get("image") else ()
     page = open_page(browser, html, width=600, height=900, fetch=images, missed=missed, scale=2)
@@ -93,7 +94,7 @@ def _ad_screenshot(browser, html: str, ad: dict, link, missed: list[str], fetch:
                      "- keep css-class=\"nl-ad\" on the ad's section in issue.mjml.j2")
 
 
-def _same_link(href: str, ad: dict, link) -> bool:
+def _same_link(href: str, ad: Row, link) -> bool:
     return href == ad["url"] or (link is not None and href.endswith("/c/" + link.code))
 
 
@@ -114,6 +115,9 @@ def _write(path: Path, data: bytes) -> Path:
         raise InputError(f"Cannot write {path}: {e.strerror} - choose another folder with --out") from None
 
 
+_UMLAUTS: dict[str, str | int | None] = {"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"}
+
+
 def _slug(text: str) -> str:
-    plain = text.lower().translate(str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"}))
+    plain = text.lower().translate(str.maketrans(_UMLAUTS))
     return re.sub(r"[^a-z0-9]+", "-", plain).strip("-")[:40] or "anzeige"

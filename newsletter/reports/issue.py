@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from newsletter.config import Settings
@@ -179,7 +179,7 @@ def _days(hours: list[dict], started: str | None, issue_date: str, zone_name: st
     start = datetime.fromisoformat(started).astimezone(zone).date() if started else date.fromisoformat(issue_date)
     days = {start + timedelta(days=n): {"human": 0, "automated": 0} for n in range(DAYS)}
     for row in hours:
-        moment = datetime.strptime(row["hour"], "%Y-%m-%dT%H").replace(tzinfo=timezone.utc)
+        moment = datetime.strptime(row["hour"], "%Y-%m-%dT%H").replace(tzinfo=UTC)
         day = moment.astimezone(zone).date()
         if day in days:
             days[day]["human"] += row["human"]

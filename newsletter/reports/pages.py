@@ -48,13 +48,13 @@ def issue_page(settings: Settings, report: IssueReport) -> str:
 
 def stats_page(settings: Settings, lines: list[IssueLine]) -> str:
     label = [line.number or line.issue_date for line in lines]
-    series = [
+    series: list[tuple[str, list[float | None], str]] = [
         ("Zugestellt", [line.delivered for line in lines], ""),
         ("Leser mit Klick je 100 zugestellte E-Mails (geschätzt)", [line.rate if line.tracked else None for line in lines], ""),
         ("Abmeldungen", [line.unsubscribed for line in lines], ""),
         ("Rückläufer", [line.bounced for line in lines], ""),
     ]
-    chart_list = [{"title": title, "svg": charts.line(list(zip(label, values)), title=title, unit=unit)}
+    chart_list = [{"title": title, "svg": charts.line(list(zip(label, values, strict=True)), title=title, unit=unit)}
                   for title, values, unit in series]
     return render.template(environment(settings), "reports/stats.html.j2", {
         "title": "Entwicklung des Newsletters", "lines": lines, "charts": chart_list})

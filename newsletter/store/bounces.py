@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from newsletter.store.db import Database
+from newsletter.store.db import Database, Row
 
 
-def record_event(db: Database, row: dict) -> bool:
+def record_event(db: Database, row: Row) -> bool:
     """Store one bounce event; False when the same mail reported it for this address before."""
     marks = ", ".join("?" * len(row))
     return db.execute(f"insert or ignore into bounce_events ({', '.join(row)}) values ({marks})",
@@ -33,7 +33,7 @@ def events_by_issue(db: Database, issue_id: int) -> dict[str, int]:
     return out
 
 
-def events_of_issue(db: Database, issue_id: int) -> list[dict]:
+def events_of_issue(db: Database, issue_id: int) -> list[Row]:
     """The bounces and complaints about messages of one issue, with the reader's address and
     what the server said, newest first."""
     return db.query(
@@ -42,7 +42,7 @@ def events_of_issue(db: Database, issue_id: int) -> list[dict]:
         " where d.issue_id = ? order by coalesce(b.received_at, b.created_at) desc, b.id desc", [issue_id])
 
 
-def reasons_by_issue(db: Database, issue_id: int) -> list[dict]:
+def reasons_by_issue(db: Database, issue_id: int) -> list[Row]:
     """Bounces of one issue grouped by kind, code and status (no addresses): kind, code,
     status, one diagnostic as an example, and how many readers."""
     return db.query(

@@ -16,12 +16,13 @@ import secrets
 from collections.abc import Iterable
 
 from newsletter import clock
-from newsletter.store.db import Database, connect, transaction
+from newsletter.config import Settings
+from newsletter.store.db import Database, Row, connect, transaction
 
 LINK_KEY = "links"
 
 
-def counting_connection(settings) -> Database:
+def counting_connection(settings: Settings) -> Database:
     """A connection for counting clicks: counts are not money, so commits skip the fsync
     (WAL with synchronous=NORMAL: a power cut may lose the last counts, never corrupt them)."""
     db = connect(settings)
@@ -39,7 +40,7 @@ def link_key(db: Database) -> bytes:
     return base64.b64decode(value)
 
 
-def save_links(db: Database, issue_id: int, slug: str, links: Iterable[dict]) -> None:
+def save_links(db: Database, issue_id: int, slug: str, links: Iterable[Row]) -> None:
     """Store an issue's counted links (inside the caller's transaction). Links a re-composed draft
     no longer has keep their row, so a copy already mailed still leads somewhere, but lose their
     position and drop out of the issue's report."""
@@ -53,7 +54,7 @@ def save_links(db: Database, issue_id: int, slug: str, links: Iterable[dict]) ->
         [{**link, "issue_id": issue_id, "slug": slug, "now": clock.stamp()} for link in links])
 
 
-def link_by_code(db: Database, code: str) -> dict | None:
+def link_by_code(db: Database, code: str) -> Row | None:
     return db.one("select * from links where code = ?", [code])
 
 
@@ -61,7 +62,7 @@ COUNTS = ("human", "automated", "unique_human", "repeated", "auto_head", "auto_s
 _SUMS = ", ".join(f"coalesce(sum(c.{column}), 0) as {column}" for column in COUNTS)
 
 
-def links_of(db: Database, issue_id: int) -> list[dict]:
+def links_of(db: Database, issue_id: int) -> list[Row]:
     """The issue's current links in the order they appear, with their counts summed."""
     return db.query(
         f"select l.*, {_SUMS} from links l left join clicks c on c.link_id = l.id"
@@ -89,7 +90,7 @@ def add_counts(db: Database, links: dict[tuple[int, str], dict[str, int]], issue
             issue_rows)
 
 
-def hourly(db: Database, issue_id: int) -> list[dict]:
+def hourly(db: Database, issue_id: int) -> list[Row]:
     """Per hour: human, repeated and automated clicks on all of the issue's links, and unique readers."""
     return db.query(
         "select hour, sum(human) as human, sum(automated) as automated, sum(repeated) as repeated,"
@@ -100,4 +101,4 @@ def hourly(db: Database, issue_id: int) -> list[dict]:
 
 def issue_readers(db: Database, issue_id: int) -> int:
     """Estimated different readers who clicked anything in the issue (summed per day)."""
-    return db.value("select coalesce(sum(unique_human), 0) from issue_clicks where issue_id = ?", [issue_id])
+    return db.count("select coalesce(sum(unique_human), 0) from issue_clicks where issue_id = ?", [issue_id])

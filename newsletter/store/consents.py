@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from newsletter.store.db import Database
+from newsletter.store.db import Database, Row
 
 
-def add_consent(db: Database, row: dict) -> int:
+def add_consent(db: Database, row: Row) -> int:
     return db.insert("consents", row)
 
 
-def consents_of(db: Database, subscriber_id: int) -> list[dict]:
+def consents_of(db: Database, subscriber_id: int) -> list[Row]:
     return db.query("select * from consents where subscriber_id = ? order by id", [subscriber_id])
 
 
-def consent_with_subscriber(db: Database, consent_id: int) -> dict | None:
+def consent_with_subscriber(db: Database, consent_id: int) -> Row | None:
     """A consent row with its subscriber's email and status."""
     return db.one("select c.*, s.status, s.email from consents c join subscribers s on s.id = c.subscriber_id"
                   " where c.id = ?", [consent_id])
@@ -23,10 +23,10 @@ def latest_activity(db: Database, subscriber_id: int) -> tuple[str | None, str |
     """When the subscriber last signed up and was last sent a confirmation link."""
     row = db.one("select max(signed_up_at) as signed, max(confirm_sent_at) as mailed from consents"
                  " where subscriber_id = ?", [subscriber_id])
-    return row["signed"], row["mailed"]
+    return (row["signed"], row["mailed"]) if row else (None, None)
 
 
-def change_consent(db: Database, consent_id: int, changes: dict) -> None:
+def change_consent(db: Database, consent_id: int, changes: Row) -> None:
     db.update("consents", consent_id, changes)
 
 
@@ -48,7 +48,7 @@ def awaiting_confirmation(db: Database, mailed_before: str | None) -> list[tuple
         [mailed_before] if mailed_before else [])]
 
 
-def pending_consent(db: Database, consent_id: int) -> dict | None:
+def pending_consent(db: Database, consent_id: int) -> Row | None:
     """The unconfirmed consent row of a pending subscriber (email, consent text, when a link was
     last mailed), or None."""
     return db.one("select s.email, c.consent_text, c.confirm_sent_at from consents c"
@@ -56,7 +56,7 @@ def pending_consent(db: Database, consent_id: int) -> dict | None:
                   " where c.id = ? and s.status = 'pending' and c.confirmed_at is null", [consent_id])
 
 
-def claim_confirmation(db: Database, consent_id: int, sent_at: str, terms: dict, mailed_before: str | None) -> dict | None:
+def claim_confirmation(db: Database, consent_id: int, sent_at: str, terms: Row, mailed_before: str | None) -> Row | None:
     """Mark a confirmation mail as sent *before* it goes out (inside the caller's transaction):
     the row of a pending subscriber never mailed (or, with `mailed_before`, last mailed before
     then) gets `sent_at` and, if it has none, the consent `terms` the mail quotes. Returns the
@@ -71,7 +71,7 @@ def claim_confirmation(db: Database, consent_id: int, sent_at: str, terms: dict,
     return row if claimed else None
 
 
-def release_confirmation(db: Database, consent_id: int, sent_at: str, before: dict) -> None:
+def release_confirmation(db: Database, consent_id: int, sent_at: str, before: Row) -> None:
     """The server refused the mail that `claim_confirmation` marked: the row is as it was."""
     restore = {"confirm_sent_at": before["confirm_sent_at"]}
     if not before["consent_text"]:

@@ -11,17 +11,22 @@ import fcntl
 import os
 import sqlite3
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Protocol
 
+from newsletter.config import Settings
 from newsletter.errors import IssueBeingSent, StoreError
 
 BUSY_TIMEOUT_MS = 5000
 
+Row = dict[str, Any]                             # a row as the store hands it out
+Params = Sequence[Any] | Mapping[str, Any]        # what a query's placeholders take
 
-def _dict_row(cursor: sqlite3.Cursor, row: tuple) -> dict:
-    return {column[0]: value for column, value in zip(cursor.description, row)}
+
+def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Row:
+    return {column[0]: value for column, value in zip(cursor.description, row, strict=True)}
 
 
 class Database:
@@ -30,29 +35,46 @@ class Database:
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self.conn, self.path = conn, path
 
-    def execute(self, sql: str, params=()) -> sqlite3.Cursor:
+    def execute(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, params)
 
-    def executemany(self, sql: str, rows) -> sqlite3.Cursor:
+    def executemany(self, sql: str, rows: Iterable[Params]) -> sqlite3.Cursor:
         return self.conn.executemany(sql, rows)
 
-    def query(self, sql: str, params=()) -> list[dict]:
-        return self.conn.execute(sql, params).fetchall()
+    def query(self, sql: str, params: Params = ()) -> list[Row]:
+        rows: list[Row] = self.conn.execute(sql, params).fetchall()
+        return rows
 
-    def one(self, sql: str, params=()) -> dict | None:
-        return self.conn.execute(sql, params).fetchone()
+    def one(self, sql: str, params: Params = ()) -> Row | None:
+        row: Row | None = self.conn.execute(sql, params).fetchone()
+        return row
 
-    def value(self, sql: str, params=()):
+    def value(self, sql: str, params: Params = ()) -> Any:
         """The first column of the first row (None when there is none)."""
-        row = self.conn.execute(sql, params).fetchone()
+        row = self.one(sql, params)
         return next(iter(row.values())) if row else None
 
-    def insert(self, table: str, row: dict) -> int:
-        marks = ", ".join("?" * len(row))
-        return self.conn.execute(f"insert into {table} ({', '.join(row)}) values ({marks})",
-                                 list(row.values())).lastrowid
+    def count(self, sql: str, params: Params = ()) -> int:
+        """The first column of the first row as a whole number (0 when there is none)."""
+        return int(self.value(sql, params) or 0)
 
-    def update(self, table: str, row_id: int, changes: dict) -> None:
+    def number(self, sql: str, params: Params = ()) -> int | None:
+        """The first column of the first row as a whole number, or None."""
+        value = self.value(sql, params)
+        return None if value is None else int(value)
+
+    def text(self, sql: str, params: Params = ()) -> str | None:
+        """The first column of the first row as text, or None."""
+        value = self.value(sql, params)
+        return None if value is None else str(value)
+
+    def insert(self, table: str, row: Mapping[str, Any]) -> int:
+        marks = ", ".join("?" * len(row))
+        cursor = self.conn.execute(f"insert into {table} ({', '.join(row)}) values ({marks})", list(row.values()))
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def update(self, table: str, row_id: int, changes: Mapping[str, Any]) -> None:
         if changes:
             assignments = ", ".join(f"{key} = ?" for key in changes)
             self.conn.execute(f"update {table} set {assignments} where id = ?", [*changes.values(), row_id])
@@ -60,10 +82,10 @@ class Database:
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> "Database":
+    def __enter__(self) -> Database:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -99,7 +121,7 @@ def open_db(path: Path, *, create: bool = False, looked: str = "") -> Database:
     return Database(conn, path)
 
 
-def connect(settings) -> Database:
+def connect(settings: Settings) -> Database:
     """The database the settings name (it must exist; see `open_db`)."""
     return open_db(settings.db_path, looked=settings.db_source)
 
@@ -181,8 +203,15 @@ def transaction(db: Database) -> Iterator[Database]:
         db.conn.execute("COMMIT")
 
 
+class _Named(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def slug(self) -> str: ...
+
+
 @contextmanager
-def issue_lock(db_path: Path, issue: dict) -> Iterator[None]:
+def issue_lock(db_path: Path, issue: _Named) -> Iterator[None]:
     """An exclusive lock per issue: a second `send`/`run-due` for it stops at once. The kernel
     releases it when the process dies, so a crash never leaves it stuck."""
     path = Path(f"{db_path}.issue-{issue.id}.lock")

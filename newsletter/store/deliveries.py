@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
-from newsletter.store.db import Database, transaction
+from newsletter.store.db import Database, Row, transaction
 from newsletter.store.subscribers import set_status
 
 STATES = ("queued", "sending", "sent", "deferred", "failed", "skipped")
@@ -36,17 +37,17 @@ def enqueue(db: Database, issue_id: int, stamp: str, resend_unconfirmed: bool) -
 
 def readers_waiting(db: Database, issue_id: int) -> int:
     """Active readers a run would mail: queued, deferred, or not yet in the log."""
-    return db.value(
+    return db.count(
         "select count(*) from subscribers s where s.status = 'active' and not exists (select 1 from deliveries d"
         " where d.issue_id = ? and d.subscriber_id = s.id and d.status in ('sent', 'sending', 'failed', 'skipped'))",
         [issue_id])
 
 
 def count_queued(db: Database, issue_id: int) -> int:
-    return db.value("select count(*) from deliveries where issue_id = ? and status = 'queued'", [issue_id])
+    return db.count("select count(*) from deliveries where issue_id = ? and status = 'queued'", [issue_id])
 
 
-def queued(db: Database, issue_id: int, limit: int | None, batch: int = 500) -> Iterator[dict]:
+def queued(db: Database, issue_id: int, limit: int | None, batch: int = 500) -> Iterator[Row]:
     """Queued deliveries with their subscriber, in id order, read in batches (constant memory)."""
     last, left = 0, limit if limit is not None else float("inf")
     while left > 0:
@@ -71,10 +72,10 @@ def counts(db: Database, issue_id: int) -> dict[str, int]:
 
 def first_sent(db: Database, issue_id: int) -> str | None:
     """When the issue's first message was accepted (None: none yet)."""
-    return db.value("select min(sent_at) from deliveries where issue_id = ? and status = 'sent'", [issue_id])
+    return db.text("select min(sent_at) from deliveries where issue_id = ? and status = 'sent'", [issue_id])
 
 
-def problems(db: Database, issue_id: int) -> list[dict]:
+def problems(db: Database, issue_id: int) -> list[Row]:
     """Rows that failed, wait for a retry or were left unconfirmed, with the server's reply."""
     return db.query(
         "select email, status, attempts, last_code, last_reply, updated_at from deliveries"
@@ -82,7 +83,7 @@ def problems(db: Database, issue_id: int) -> list[dict]:
 
 
 def subscriber_of_message(db: Database, message_id: str) -> int | None:
-    return db.value("select subscriber_id from deliveries where message_id = ? limit 1", [message_id])
+    return db.number("select subscriber_id from deliveries where message_id = ? limit 1", [message_id])
 
 
 def fail_message(db: Database, message_id: str, subscriber_id: int, code: int | None, reply: str, stamp: str) -> None:
@@ -192,9 +193,10 @@ class DeliveryLog:
         self.pending.append(lambda db: set_status(db, subscriber_id, "bounced", stamp))
         self.flush()
 
-    def _row(self, delivery_id: int, status: str, stamp: str, *, code=None, reply=None, message_id=None,
-             attempt: bool = False, sent: bool = False) -> None:
-        sets, args = ["status = ?", "updated_at = ?"], [status, stamp]
+    def _row(self, delivery_id: int, status: str, stamp: str, *, code: int | None = None, reply: str | None = None,
+             message_id: str | None = None, attempt: bool = False, sent: bool = False) -> None:
+        sets: list[str] = ["status = ?", "updated_at = ?"]
+        args: list[Any] = [status, stamp]
         for column, value in (("last_code", code), ("last_reply", reply), ("message_id", message_id)):
             if value is not None:
                 sets.append(f"{column} = ?")
@@ -206,7 +208,7 @@ class DeliveryLog:
             args.append(stamp)
         self._sql(f"update deliveries set {', '.join(sets)} where id = ?", args + [delivery_id])
 
-    def _sql(self, sql: str, args: list) -> None:
+    def _sql(self, sql: str, args: list[Any]) -> None:
         self.pending.append(lambda db: db.execute(sql, args))
 
     def flush(self) -> None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from newsletter.errors import NotFound
 from newsletter.store.content import TABLES
-from newsletter.store.db import Database
+from newsletter.store.db import Database, Row
 
 STATUSES = ("draft", "scheduled", "sending", "sent")
 EDITABLE = ("draft", "scheduled")   # not yet on its way: may be approved, held, scheduled, sent
@@ -29,14 +30,14 @@ class Issue:
     issue_date: str
     status: str
     number: str | None = None
-    subject: str | None = None
+    subject: str = ""  # always written by compose
     preheader: str | None = None
     intro: str | None = None
-    window_from: str | None = None
-    window_to: str | None = None
-    mjml: str | None = None
-    html: str | None = None
-    text: str | None = None
+    window_from: str = ""  # always written by compose
+    window_to: str = ""  # always written by compose
+    mjml: str = ""  # always written by compose
+    html: str = ""  # always written by compose
+    text: str = ""  # always written by compose
     html_size: int | None = None
     created_at: str | None = None
     updated_at: str | None = None
@@ -50,7 +51,7 @@ class Issue:
     reviewed_hash: str | None = None
 
     @classmethod
-    def of(cls, row: dict) -> "Issue":
+    def of(cls, row: Row) -> Issue:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in row.items() if k in names})
 
@@ -69,11 +70,11 @@ class Issue:
         parts = [str(getattr(self, k) or "") for k in CONTENT]
         return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()
 
-    def same_content(self, other: "Issue | None") -> bool:
+    def same_content(self, other: Issue | None) -> bool:
         return other is not None and self.content_hash() == other.content_hash()
 
 
-def _issue(row: dict | None) -> Issue | None:
+def _issue(row: Row | None) -> Issue | None:
     return Issue.of(row) if row is not None else None
 
 
@@ -94,7 +95,7 @@ def issue_by_id(db: Database, issue_id: int) -> Issue:
     return get_issue(db, issue_id)
 
 
-def list_issues(db: Database, status: str | None = None) -> list[dict]:
+def list_issues(db: Database, status: str | None = None) -> list[Row]:
     """Issues (without their rendered parts), newest first, with their number of items."""
     where, args = ("where i.status = ?", [status]) if status else ("", [])
     return db.query(
@@ -139,7 +140,7 @@ def last_sent_issue(db: Database) -> Issue | None:
     return _issue(db.one("select * from issues where status = 'sent' order by sent_at desc, id desc limit 1"))
 
 
-def issue_items(db: Database, issue_id: int) -> list[dict]:
+def issue_items(db: Database, issue_id: int) -> list[Row]:
     """The frozen item list of an issue joined with the items, in layout order."""
     out = []
     order = "case section when 'lead' then 0 when 'articles' then 1 when 'jobs' then 2 else 3 end"
@@ -158,7 +159,7 @@ def taken_slugs(db: Database, base: str) -> set[str]:
     return {r["slug"] for r in db.query("select slug from issues where slug = ? or slug like ?", [base, base + "-%"])}
 
 
-def save_draft(db: Database, row: dict, items: list[tuple], replace_id: int | None = None) -> int:
+def save_draft(db: Database, row: Row, items: list[tuple[Any, ...]], replace_id: int | None = None) -> int:
     """Store a draft with its item list (kind, item id, section, position, is_new); replaces
     draft `replace_id` in place. Call inside a transaction."""
     if replace_id is not None:
@@ -173,7 +174,7 @@ def save_draft(db: Database, row: dict, items: list[tuple], replace_id: int | No
     return issue_id
 
 
-def change_issue(db: Database, issue_id: int, changes: dict) -> None:
+def change_issue(db: Database, issue_id: int, changes: Row) -> None:
     db.update("issues", issue_id, changes)
 
 
@@ -186,5 +187,5 @@ def due_issues(db: Database, stamp: str) -> list[Issue]:
 
 def sent_in_year(db: Database, year: int) -> int:
     """Issues sent (or being sent) whose issue date falls in `year`."""
-    return db.value("select count(*) from issues where status in ('sent', 'sending') and issue_date like ?",
+    return db.count("select count(*) from issues where status in ('sent', 'sending') and issue_date like ?",
                     [f"{year:04d}-%"])

@@ -11,7 +11,7 @@ never mail anyone twice.
 
 from __future__ import annotations
 
-from newsletter.store.db import Database, transaction
+from newsletter.store.db import Database, Row, transaction
 
 RETAKEABLE = ("refused",)
 
@@ -33,7 +33,7 @@ def record(db: Database, key: str, status: str, stamp: str, reply: str = "") -> 
                    [status, stamp, reply, key])
 
 
-def claims(db: Database, prefix: str) -> list[dict]:
+def claims(db: Database, prefix: str) -> list[Row]:
     """The mails whose key starts with `prefix`, in the order they were claimed."""
     return db.query("select * from mail_claims where key like ? escape '\\' order by claimed_at, key",
                     [prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from newsletter.store.db import Database, transaction
+from newsletter.store.db import Database, Row, transaction
 
 STALE = timedelta(minutes=15)   # a claimed step whose process died may be taken over after this
 
@@ -40,10 +40,10 @@ def finish(db: Database, slot: str, step: str, status: str, stamp: str, issue_id
                " detail = ? where slot = ? and step = ?", [status, stamp, issue_id, detail, slot, step])
 
 
-def step_of(db: Database, slot: str, step: str) -> dict | None:
+def step_of(db: Database, slot: str, step: str) -> Row | None:
     return db.one("select * from autopilot_steps where slot = ? and step = ?", [slot, step])
 
 
 def first_step(db: Database) -> str | None:
     """When the routine first ran here (None: never)."""
-    return db.value("select min(started_at) from autopilot_steps")
+    return db.text("select min(started_at) from autopilot_steps")

@@ -24,57 +24,57 @@ migrations = Migrations("newsletter")
 def m001_content(db: sqlite_utils.Database) -> None:
     common = {"id": int, "url": str, "title": str}
     stamps = {"created_at": str, "updated_at": str}
-    db["articles"].create(
+    db.table("articles").create(
         {**common, "teaser": str, "body": str, "author": str, "published": str, "category": str,
          "image": str, "image_alt": str, "image_caption": str, "image_credit": str, **stamps},
         pk="id", not_null={"url", "title"},
     )
-    db["jobs"].create(
+    db.table("jobs").create(
         {**common, "employer": str, "location": str, "employment": str, "term": str,
          "deadline": str, "published": str, **stamps},
         pk="id", not_null={"url", "title"},
     )
-    db["ads"].create(
+    db.table("ads").create(
         {**common, "advertiser": str, "text": str, "image": str, "image_alt": str,
          "starts": str, "ends": str, **stamps},
         pk="id", not_null={"url", "title"},
     )
     for table in ("articles", "jobs", "ads"):
-        db[table].create_index(["url"], unique=True)
-    db["articles"].create_index(["published"])
-    db["jobs"].create_index(["deadline"])
+        db.table(table).create_index(["url"], unique=True)
+    db.table("articles").create_index(["published"])
+    db.table("jobs").create_index(["deadline"])
 
 
 @migrations()
 def m002_issues(db: sqlite_utils.Database) -> None:
-    db["issues"].create(
+    db.table("issues").create(
         {"id": int, "slug": str, "number": str, "subject": str, "preheader": str, "intro": str,
          "issue_date": str, "status": str, "window_from": str, "window_to": str,
          "mjml": str, "html": str, "text": str, "html_size": int,
          "created_at": str, "updated_at": str, "scheduled_at": str, "sent_at": str},
         pk="id", not_null={"slug", "status", "issue_date"}, defaults={"status": "draft"},
     )
-    db["issues"].create_index(["slug"], unique=True)
-    db["issue_items"].create(
+    db.table("issues").create_index(["slug"], unique=True)
+    db.table("issue_items").create(
         {"issue_id": int, "kind": str, "item_id": int, "section": str, "position": int, "is_new": int},
         pk=("issue_id", "kind", "item_id"),
         foreign_keys=[("issue_id", "issues", "id")],
     )
-    db["issue_items"].create_index(["kind", "item_id"])
+    db.table("issue_items").create_index(["kind", "item_id"])
 
 
 @migrations()
 def m003_subscribers_and_deliveries(db: sqlite_utils.Database) -> None:
-    db["subscribers"].create(
+    db.table("subscribers").create(
         {"id": int, "email": str, "name": str, "anrede": str, "titel": str, "vorname": str,
          "nachname": str, "status": str, "source": str, "created_at": str, "confirmed_at": str,
          "updated_at": str, "unsubscribed_at": str},
         pk="id", not_null={"email", "status"}, defaults={"status": "pending"},
     )
     db.execute("create unique index idx_subscribers_email on subscribers (email collate nocase)")
-    db["subscribers"].create_index(["status"])
+    db.table("subscribers").create_index(["status"])
     # One row per (issue, subscriber): the delivery log that makes a send resumable.
-    db["deliveries"].create(
+    db.table("deliveries").create(
         {"id": int, "issue_id": int, "subscriber_id": int, "email": str, "status": str,
          "attempts": int, "last_code": int, "last_reply": str, "message_id": str,
          "queued_at": str, "updated_at": str, "sent_at": str},
@@ -82,33 +82,33 @@ def m003_subscribers_and_deliveries(db: sqlite_utils.Database) -> None:
         defaults={"status": "queued", "attempts": 0},
         foreign_keys=[("issue_id", "issues", "id"), ("subscriber_id", "subscribers", "id")],
     )
-    db["deliveries"].create_index(["issue_id", "subscriber_id"], unique=True)
-    db["deliveries"].create_index(["issue_id", "status"])
+    db.table("deliveries").create_index(["issue_id", "subscriber_id"], unique=True)
+    db.table("deliveries").create_index(["issue_id", "status"])
 
 
 @migrations()
 def m004_consent_and_bounces(db: sqlite_utils.Database) -> None:
     # Proof of consent: one row per sign-up or import, confirmed in place.
-    db["consents"].create(
+    db.table("consents").create(
         {"id": int, "subscriber_id": int, "signed_up_at": str, "source": str, "consent_text": str,
          "consent_version": str, "consent_hash": str, "ip": str, "user_agent": str,
          "confirm_sent_at": str, "confirmed_at": str, "confirm_ip": str},
         pk="id", not_null={"subscriber_id", "signed_up_at", "source"},
         foreign_keys=[("subscriber_id", "subscribers", "id")],
     )
-    db["consents"].create_index(["subscriber_id"])
+    db.table("consents").create_index(["subscriber_id"])
     # Forgotten addresses: only a hash of the normalised address, so they are never mailed again.
-    db["suppressions"].create(
+    db.table("suppressions").create(
         {"email_hash": str, "reason": str, "created_at": str}, pk="email_hash",
     )
     # Bounces and complaints as read from DSN/ARF mails (soft bounces are counted from here).
-    db["bounce_events"].create(
+    db.table("bounce_events").create(
         {"id": int, "subscriber_id": int, "email": str, "kind": str, "status": str,
          "diagnostic": str, "source": str, "message_id": str, "received_at": str, "created_at": str},
         pk="id", not_null={"kind", "created_at"},
     )
-    db["bounce_events"].create_index(["subscriber_id", "kind", "received_at"])
-    db["bounce_events"].create_index(["message_id", "email"], unique=True)
+    db.table("bounce_events").create_index(["subscriber_id", "kind", "received_at"])
+    db.table("bounce_events").create_index(["message_id", "email"], unique=True)
 
 
 @migrations(transactional=False)
@@ -150,15 +150,15 @@ def m005_subscriber_ids_never_reused(db: sqlite_utils.Database) -> None:
 @migrations()
 def m006_bounce_original_message(db: sqlite_utils.Database) -> None:
     # Soft bounces count once per message that bounced: an MTA warns about one message daily.
-    db["bounce_events"].add_column("original_message_id", str)
-    db["bounce_events"].create_index(["subscriber_id", "kind", "original_message_id"])
+    db.table("bounce_events").add_column("original_message_id", str)
+    db.table("bounce_events").create_index(["subscriber_id", "kind", "original_message_id"])
 
 
 @migrations()
 def m007_check_results(db: sqlite_utils.Database) -> None:
     # The last preflight report per issue, so a send reuses a check that already passed on the
     # same content with the same settings instead of running SpamAssassin and Chromium again.
-    db["check_results"].create(
+    db.table("check_results").create(
         {"issue_id": int, "content_hash": str, "settings_hash": str, "passed": int, "report": str,
          "checked_at": str},
         pk="issue_id", foreign_keys=[("issue_id", "issues", "id")],
@@ -169,26 +169,26 @@ def m007_check_results(db: sqlite_utils.Database) -> None:
 def m008_links_and_clicks(db: sqlite_utils.Database) -> None:
     # Counted links (`[tracking] clicks`): one row per issue and target, kept when an issue's own
     # rows go, so a link in an old mail still leads where it did. No foreign key on purpose.
-    db["links"].create(
+    db.table("links").create(
         {"id": int, "code": str, "issue_id": int, "issue_slug": str, "url": str, "kind": str,
          "item_id": int, "section": str, "label": str, "position": int, "created_at": str},
         pk="id", not_null={"code", "issue_id", "url"},
     )
-    db["links"].create_index(["code"], unique=True)
-    db["links"].create_index(["issue_id"])
+    db.table("links").create_index(["code"], unique=True)
+    db.table("links").create_index(["issue_id"])
     # Counts per link and hour (local time); nothing that names or singles out a reader.
-    db["clicks"].create(
+    db.table("clicks").create(
         {"link_id": int, "hour": str, "human": int, "automated": int, "unique_human": int},
         pk=("link_id", "hour"), defaults={"human": 0, "automated": 0, "unique_human": 0},
     )
     # Estimated different readers per issue and hour who clicked anything.
-    db["issue_clicks"].create(
+    db.table("issue_clicks").create(
         {"issue_id": int, "hour": str, "unique_human": int},
         pk=("issue_id", "hour"), defaults={"unique_human": 0},
     )
     # Keys the product makes for itself (the link signing key); never a reader's data.
-    db["keys"].create({"name": str, "value": str, "created_at": str}, pk="name")
-    db["keys"].insert({"name": "links", "value": base64.b64encode(secrets.token_bytes(32)).decode(),
+    db.table("keys").create({"name": str, "value": str, "created_at": str}, pk="name")
+    db.table("keys").insert({"name": "links", "value": base64.b64encode(secrets.token_bytes(32)).decode(),
                        "created_at": clock.stamp()})
 
 
@@ -196,22 +196,22 @@ def m008_links_and_clicks(db: sqlite_utils.Database) -> None:
 def m009_autopilot(db: sqlite_utils.Database) -> None:
     # Who composed an issue and whether it may go out (`approve`, `hold`, the review links).
     for column in ("composed_by", "approval", "approval_by", "approval_at", "approval_note", "reviewed_hash"):
-        db["issues"].add_column(column, str)
+        db.table("issues").add_column(column, str)
     # An issue's timeline: composed, review sent, approved or held, sent (`issues show`).
-    db["issue_events"].create(
+    db.table("issue_events").create(
         {"id": int, "issue_id": int, "at": str, "kind": str, "actor": str, "detail": str},
         pk="id", not_null={"issue_id", "at", "kind"},
     )
-    db["issue_events"].create_index(["issue_id", "at"])
+    db.table("issue_events").create_index(["issue_id", "at"])
     # Each step of the weekly routine, once per week: the row is claimed before the step runs,
     # so overlapping `run-due` calls never compose or send twice.
-    db["autopilot_steps"].create(
+    db.table("autopilot_steps").create(
         {"slot": str, "step": str, "status": str, "issue_id": int, "started_at": str, "finished_at": str,
          "detail": str},
         pk=("slot", "step"), not_null={"status", "started_at"},
     )
     # Conditional requests per feed, and its last error (reported once, not every five minutes).
-    db["feed_state"].create(
+    db.table("feed_state").create(
         {"url": str, "etag": str, "last_modified": str, "checked_at": str, "ok_at": str, "error": str},
         pk="url",
     )
@@ -221,13 +221,13 @@ def m009_autopilot(db: sqlite_utils.Database) -> None:
 def m010_claims(db: sqlite_utils.Database) -> None:
     # Mails to people other than the readers (review copies, notices, summaries): claimed before
     # they go out and recorded after, so overlapping runs or a retry never send one twice.
-    db["mail_claims"].create(
+    db.table("mail_claims").create(
         {"key": str, "recipient": str, "status": str, "claimed_at": str, "done_at": str, "reply": str},
         pk="key", not_null={"recipient", "status", "claimed_at"},
     )
     # Links that act once (the review mail's "Freigeben" / "Zurückstellen"): a digest of each
     # used token, so a replay changes nothing.
-    db["used_links"].create(
+    db.table("used_links").create(
         {"digest": str, "issue_id": int, "action": str, "used_by": str, "used_at": str},
         pk="digest", not_null={"used_at"},
     )
@@ -238,11 +238,11 @@ def m011_click_reasons(db: sqlite_utils.Database) -> None:
     # Why a request did not count as a reader's click: a client's repeats of one link, and the
     # automated ones by reason (HEAD, a scanner's user agent, a burst), so reports can say so.
     for column in ("repeated", "auto_head", "auto_scanner", "auto_burst"):
-        db["clicks"].add_column(column, int, not_null_default=0)
+        db.table("clicks").add_column(column, int, not_null_default=0)
 
 
 @migrations()
 def m012_bounce_code(db: sqlite_utils.Database) -> None:
     # The server's basic reply code of each bounce (550, 452), beside its RFC 3463 status and
     # diagnostic, so `status` and `report` can say why a reader bounced.
-    db["bounce_events"].add_column("code", int)
+    db.table("bounce_events").add_column("code", int)

@@ -8,8 +8,9 @@ recipient at send time, an import), the same rules apply.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
-from newsletter.store.db import Database
+from newsletter.store.db import Database, Row
 
 STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
 SUPPRESSED = ("unsubscribed", "bounced", "complained")
@@ -28,7 +29,7 @@ TRANSITIONS = {
 _STAMPED = {"active": "confirmed_at", "unsubscribed": "unsubscribed_at"}
 
 
-def set_status(db: Database, subscriber_id: int, status: str, stamp: str, **extra) -> bool:
+def set_status(db: Database, subscriber_id: int, status: str, stamp: str, **extra: Any) -> bool:
     """Move a subscriber to `status` if TRANSITIONS allow it from where they are; False if not
     (unknown subscriber, or a move the rules forbid, e.g. bounced -> active)."""
     allowed = TRANSITIONS[status]
@@ -41,35 +42,35 @@ def set_status(db: Database, subscriber_id: int, status: str, stamp: str, **extr
                       [*changes.values(), subscriber_id, *allowed]).rowcount == 1
 
 
-def find_subscriber(db: Database, address: str) -> dict | None:
+def find_subscriber(db: Database, address: str) -> Row | None:
     """The subscriber with this address, in any case."""
     # `collate nocase` in the query is what lets SQLite use idx_subscribers_email.
     return db.one("select * from subscribers where email = ? collate nocase", [address])
 
 
-def get_subscriber(db: Database, subscriber_id: int | None) -> dict | None:
+def get_subscriber(db: Database, subscriber_id: int | None) -> Row | None:
     if subscriber_id is None:
         return None
     return db.one("select * from subscribers where id = ?", [subscriber_id])
 
 
-def add_subscriber(db: Database, row: dict) -> int:
+def add_subscriber(db: Database, row: Row) -> int:
     return db.insert("subscribers", row)
 
 
-def change_subscriber(db: Database, subscriber_id: int, changes: dict) -> None:
+def change_subscriber(db: Database, subscriber_id: int, changes: Row) -> None:
     """Names and timestamps; a status goes through `set_status`."""
     if "status" in changes:
         raise ValueError("statuses change through set_status")
     db.update("subscribers", subscriber_id, changes)
 
 
-def list_subscribers(db: Database, status: str | None = None) -> list[dict]:
+def list_subscribers(db: Database, status: str | None = None) -> list[Row]:
     where, args = ("where status = ?", [status]) if status else ("", [])
     return db.query(f"select * from subscribers {where} order by email collate nocase", args)
 
 
-def iter_subscribers(db: Database, batch: int = 1000) -> Iterator[dict]:
+def iter_subscribers(db: Database, batch: int = 1000) -> Iterator[Row]:
     """Every subscriber by address, read `batch` rows at a time (constant memory)."""
     last = ""
     while True:
@@ -81,7 +82,7 @@ def iter_subscribers(db: Database, batch: int = 1000) -> Iterator[dict]:
         last = rows[-1]["email"]
 
 
-def active_subscribers(db: Database, batch: int = 1000) -> Iterator[dict]:
+def active_subscribers(db: Database, batch: int = 1000) -> Iterator[Row]:
     """Active subscribers (id, email, name fields) by id, read `batch` rows at a time."""
     columns = ", ".join(("id", "email", *NAME_FIELDS))
     last = 0
@@ -118,7 +119,7 @@ def delete_subscriber(db: Database, subscriber_id: int, address: str) -> dict[st
     return counts
 
 
-def pending_since_before(db: Database, cutoff: str) -> list[dict]:
+def pending_since_before(db: Database, cutoff: str) -> list[Row]:
     """Pending subscribers whose latest sign-up is older than `cutoff`."""
     return db.query(
         "select id, email from subscribers s where status = 'pending' and coalesce("
@@ -143,7 +144,7 @@ class FirstSeen:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def __enter__(self) -> "FirstSeen":
+    def __enter__(self) -> FirstSeen:
         self.db.execute("create temp table if not exists import_seen (email text primary key collate nocase, row integer)")
         self.db.execute("delete from import_seen")
         return self
@@ -152,16 +153,16 @@ class FirstSeen:
         """None the first time `address` comes up (and remember `row`), else that first row."""
         if self.db.execute("insert or ignore into import_seen (email, row) values (?, ?)", [address, row]).rowcount:
             return None
-        return self.db.value("select row from import_seen where email = ?", [address])
+        return self.db.number("select row from import_seen where email = ?", [address])
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.db.execute("drop table if exists temp.import_seen")
 
 
 def unsubscribed_between(db: Database, issue_id: int, start: str, end: str | None) -> int:
     """Readers who got issue `issue_id` and unsubscribed from `start` until `end` (None: until
     now): the unsubscribes that followed that issue."""
-    return db.value(
+    return db.count(
         "select count(*) from subscribers s join deliveries d on d.subscriber_id = s.id"
         " where d.issue_id = ? and d.status = 'sent' and s.status = 'unsubscribed'"
         " and s.unsubscribed_at >= ? and (? is null or s.unsubscribed_at < ?)", [issue_id, start, end, end])

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from newsletter.store.db import Database
+from newsletter.store.db import Database, Row
 
 
 def add_event(db: Database, issue_id: int, kind: str, stamp: str, actor: str = "", detail: str = "") -> None:
@@ -15,7 +15,7 @@ def add_event(db: Database, issue_id: int, kind: str, stamp: str, actor: str = "
                [issue_id, stamp, kind, actor, detail])
 
 
-def events(db: Database, issue_id: int) -> list[dict]:
+def events(db: Database, issue_id: int) -> list[Row]:
     return db.query("select * from issue_events where issue_id = ? order by at, id", [issue_id])
 
 
@@ -31,7 +31,7 @@ def use_link(db: Database, digest: str, issue_id: int, action: str, by: str, sta
                       " values (?, ?, ?, ?, ?)", [digest, issue_id, action, by, stamp]).rowcount == 1
 
 
-def link_used(db: Database, digest: str) -> dict | None:
+def link_used(db: Database, digest: str) -> Row | None:
     return db.one("select * from used_links where digest = ?", [digest])
 
 

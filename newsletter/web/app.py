@@ -18,8 +18,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
@@ -38,8 +38,8 @@ from newsletter.errors import NewsletterError
 from newsletter.store import connect
 from newsletter.web import forms
 from newsletter.web.clicks import Clicks
-from newsletter.web.review import Reviews
 from newsletter.web.pages import ARCHIVE_CSP, Pages, SecurityHeaders
+from newsletter.web.review import Reviews
 
 log = logging.getLogger("newsletter.web")
 
@@ -209,11 +209,12 @@ class Site:
     def link_unknown(self) -> Response:
         return self.pages.page("link_unknown", 404)
 
-    async def http_error(self, request: Request, exc: HTTPException) -> Response:
+    async def http_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)  # registered for HTTPException only
         if exc.status_code == 404:
             return self.not_found()
         kind = {405: "not_allowed", 413: "too_large"}.get(exc.status_code, "bad_request")
-        return self.pages.page(kind, exc.status_code, headers=exc.headers)
+        return self.pages.page(kind, exc.status_code, headers=dict(exc.headers or {}))
 
     async def unavailable(self, request: Request, exc: Exception) -> Response:
         log.warning("%s %s failed: %s", request.method, request.url.path, exc)

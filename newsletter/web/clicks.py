@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
-import sqlite3
 import hmac
+import logging
 import secrets
+import sqlite3
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import UTC
 from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
@@ -104,7 +104,7 @@ class ClickCounter:
         {(issue id, hour): unique readers})."""
         now = clock.now()
         self._rotate(now)
-        hour = now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H")
+        hour = now.astimezone(UTC).strftime("%Y-%m-%dT%H")
         links: dict[tuple[int, str], Delta] = {}
         issues: dict[tuple[int, str], int] = {}
 

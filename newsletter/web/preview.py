@@ -6,8 +6,9 @@ local page (stdlib ThreadingHTTPServer on 127.0.0.1) showing the HTML in an ifra
 
 Live reload: a thread polls the mtimes of the templates (shipped and `templates_dir`) and the
 config file, and the store's content version (articles, job ads, ads, issues and subscribers:
-what a compose reads, so serve's click counts and a send's log change nothing), every 0.3 s. On a change a *draft* is re-composed and the view
-rebuilt; the page hears of it through Server-Sent Events (/events) and swaps its content in place,
+what a compose reads, so serve's click counts and a send's log change nothing), every 0.3 s. On a
+change a *draft* is re-composed and the view rebuilt; the page hears of it through Server-Sent
+Events (/events) and swaps its content in place,
 keeping the scroll position. Other issues are frozen: they are only re-read. An error while
 re-composing (a template typo) shows on the page and in the terminal; the last good version stays.
 
@@ -21,8 +22,8 @@ over the size budget was composed with --allow-clipping and keeps that; any othe
 the budget is refused (shown as an error), as `compose` does. Nothing is re-composed at start: the
 page first shows the draft exactly as stored. Without ISSUE the page follows the latest draft.
 
-The page itself (markup, the dark-mode views) is `newsletter.preview_page`; `--screenshot` is
-`newsletter.screenshots`. The unsubscribe token in previews is always the sample one: no secret is
+The page itself (markup, the dark-mode views) is `newsletter.web.preview_page`; `--screenshot` is
+`newsletter.web.screenshots`. The unsubscribe token in previews is always the sample one: no secret is
 needed to look.
 """
 
@@ -33,9 +34,9 @@ import json
 import os
 import sqlite3
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
 from newsletter import clock, dates
@@ -46,7 +47,8 @@ from newsletter.config import Settings
 from newsletter.errors import InputError, NewsletterError
 from newsletter.store import Database, connect, translate
 from newsletter.store.content import content_version
-from newsletter.store.issues import get_issue, issue_items, latest_draft
+from newsletter.store.db import Row
+from newsletter.store.issues import Issue, get_issue, issue_items, latest_draft
 from newsletter.web.preview_page import fragments, issue_document, page
 from newsletter.web.view import View, find_issue, make_view, reader
 from newsletter.workflow.compose import compose_issue
@@ -55,7 +57,7 @@ POLL_SECONDS = 0.3
 KEEPALIVE_SECONDS = 15
 
 
-def recompose_request(issue: dict, items: list[dict], budget: int) -> ComposeRequest:
+def recompose_request(issue: Issue, items: list[Row], budget: int) -> ComposeRequest:
     """`compose --replace` for a draft with its articles, window and date pinned (see above)."""
     articles = [e for e in items if e["kind"] == "article"]
     lead = next((e for e in articles if e["section"] == "lead"), None)
@@ -100,7 +102,7 @@ class Preview:
         self._inputs = sources(settings)
         self._publish(view, None)
 
-    def _issue(self, db: Database) -> dict:
+    def _issue(self, db: Database) -> Issue:
         if self.ref is None and self.view is not None and latest_draft(db) is None:
             return get_issue(db, self.view.issue.id)  # the draft shown was sent meanwhile
         return find_issue(db, self.ref)
@@ -112,9 +114,16 @@ class Preview:
             self.version += 1
             self._changed.notify_all()
 
+    @property
+    def shown(self) -> View:
+        """The view on screen; `start` builds the first before anyone can ask."""
+        if self.view is None:
+            raise RuntimeError("the preview has no view before its first refresh")
+        return self.view
+
     def state(self) -> tuple[int, View, str | None]:
         with self._changed:
-            return self.version, self.view, self.error
+            return self.version, self.shown, self.error
 
     def wait(self, seen: int, timeout: float) -> int:
         """The version once it differs from `seen` (or after `timeout`, or when stopping)."""
@@ -160,8 +169,9 @@ class Preview:
         except Exception as e:  # noqa: BLE001 - the server outlives whatever a rebuild hits
             message = f"{type(e).__name__}: {e}"
         else:
-            verb = "re-composed" if self.view.issue.status == "draft" else "reloaded"
-            self.report(f"{moment} {verb} {self.view.issue.slug}")
+            shown = self.shown.issue
+            verb = "re-composed" if shown.status == "draft" else "reloaded"
+            self.report(f"{moment} {verb} {shown.slug}")
             return
         self._publish(None, message)
         self.report(f"{moment} Error: {message}")
@@ -206,7 +216,7 @@ class PreviewServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://{host if isinstance(host, str) else host.decode()}:{port}/"
 
     def close(self) -> None:
         self.preview.stop()

@@ -1,7 +1,7 @@
 """The preview page's markup: the HTML, CSS and JavaScript of the page `newsletter preview` serves,
 and the issue as the page's iframe shows it.
 
-Data flow: a `newsletter.preview.View` → `page()` (the whole page, on load) and `fragments()` (the
+Data flow: a `newsletter.web.view.View` → `page()` (the whole page, on load) and `fragments()` (the
 regions that change with the issue, as JSON; the page's script fetches them after each live-reload
 event and swaps them in) → the browser. `issue_document()` → the iframe at /issue.html.
 
@@ -55,13 +55,15 @@ _PAGES.filters["german_date"] = dates.german_long
 _PAGES.filters["bytes"] = lambda n: f"{n:,}".replace(",", ".")
 _REGIONS = {
     "kopf": """<h1>Vorschau: {{ issue.subject }}</h1>
-<p>{{ status }} {{ issue.slug }} · {% if issue.number %}Ausgabe {{ issue.number }} · {% endif %}{{ issue.issue_date | german_date }}
+<p>{{ status }} {{ issue.slug }} · {% if issue.number %}Ausgabe {{ issue.number }} · {% endif %}
+{{- issue.issue_date | german_date }}
 · Vorschautext: {{ issue.preheader or "–" }}</p>
 <p>Persönlich für: {{ view.recipient.salutation }} &lt;{{ view.recipient.email }}&gt;{% if sample %} (Beispiel){% endif %}</p>""",
     "fehler": """{% if error %}<strong>Neuaufbau fehlgeschlagen:</strong> {{ error }}
 <br>Angezeigt wird die letzte fehlerfreie Fassung.{% endif %}""",
     "groesse": """{% set size = issue.html_size or 0 %}{% set ratio = size / view.budget %}
-<span class="meter {{ 'over' if ratio > 1 else 'warn' if ratio >= 0.9 else '' }}"><span style="width:{{ [ratio * 100, 100] | min | round(1) }}%"></span></span>
+<span class="meter {{ 'over' if ratio > 1 else 'warn' if ratio >= 0.9 else '' }}">
+  <span style="width:{{ [ratio * 100, 100] | min | round(1) }}%"></span></span>
 HTML-Teil {{ size | bytes }} von {{ view.budget | bytes }} Bytes ({{ (ratio * 100) | round | int }}&nbsp;%)
 {%- if ratio > 1 %} – Gmail kürzt die Mail{% elif ratio >= 0.9 %} – knapp unter der Grenze{% endif %}""",
     "hinweis": """{% if not view.has_dark_css %}Das HTML hat keine Dark-Mode-Regeln (prefers-color-scheme: dark).{% endif %}""",
@@ -90,7 +92,8 @@ body { margin: 0; background: #e4e7eb; }
 .gruppe { display: flex; gap: 4px; }
 button { font: inherit; padding: 3px 10px; border: 1px solid #b8c0c8; background: #fff; border-radius: 3px; cursor: pointer; }
 button[aria-pressed="true"] { background: #8a1c3c; border-color: #8a1c3c; color: #fff; }
-.meter { display: inline-block; width: 140px; height: 8px; background: #d9dee4; border-radius: 4px; overflow: hidden; vertical-align: middle; }
+.meter { display: inline-block; width: 140px; height: 8px; background: #d9dee4; border-radius: 4px; overflow: hidden;
+         vertical-align: middle; }
 .meter span { display: block; height: 100%; background: #2f855a; }
 .meter.warn span { background: #b7791f; } .meter.over span { background: #c53030; }
 #hinweis, #verbindung, .klein { color: #5b6670; font-size: 12px; }
@@ -111,15 +114,19 @@ aside ol { margin: 0; padding-left: 20px; } aside li { margin: 0 0 4px; } aside 
 <div id="fehler" role="alert">{{ regions.fehler }}</div>
 <div class="leiste">
   <div class="gruppe" role="group" aria-label="Ansicht">
-    <button data-tab="html">HTML</button><button data-tab="text">Textteil</button><button data-tab="kopfzeilen">Kopfzeilen</button>
+    <button data-tab="html">HTML</button><button data-tab="text">Textteil</button>
+    <button data-tab="kopfzeilen">Kopfzeilen</button>
   </div>
   <div class="gruppe" role="group" aria-label="Breite">
     <button data-width="600">Desktop (600 px)</button><button data-width="375">Mobil (375 px)</button>
   </div>
   <div class="gruppe" role="group" aria-label="Farbschema">
     <button data-scheme="light">Hell</button>
-    <button data-scheme="dark" title="Die Dark-Mode-Regeln der Mail selbst, wie Apple Mail sie anwendet">Dunkel (eigenes CSS)</button>
-    <button data-scheme="invert" title="Näherung: Farben invertiert, Bilder nicht – so färben Gmail-App und Outlook Mails um">Dunkel invertiert (Näherung)</button>
+    <button data-scheme="dark" title="Die Dark-Mode-Regeln der Mail selbst, wie Apple Mail sie anwendet">
+      Dunkel (eigenes CSS)</button>
+    <button data-scheme="invert"
+      title="Näherung: Farben invertiert, Bilder nicht – so färben Gmail-App und Outlook Mails um">
+      Dunkel invertiert (Näherung)</button>
   </div>
   <div id="groesse">{{ regions.groesse }}</div>
   <div id="hinweis">{{ regions.hinweis }}</div>

@@ -13,6 +13,7 @@ refused (403).
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,11 +21,11 @@ from starlette.responses import Response
 from newsletter.content.sanitize import clean_text
 from newsletter.errors import InputError, NotFound, StoreError
 from newsletter.store import Database
+from newsletter.store.issues import Issue, get_issue
 from newsletter.store.timeline import link_used
-from newsletter.store.issues import get_issue
-from newsletter.workflow import approval
 from newsletter.web import forms
 from newsletter.web.pages import MAX_REASON
+from newsletter.workflow import approval
 from newsletter.workflow.review import check_link, issue_of_token
 
 VIA = "Link in der Freigabe-Mail"
@@ -56,7 +57,7 @@ class Reviews:
             reason = clean_text(fields.get("reason", ""))[:MAX_REASON]
         return self._answer(await self.site._db(self._act, request.path_params, reason))
 
-    def _state(self, db: Database, params: dict) -> tuple[str, dict | None]:
+    def _state(self, db: Database, params: dict[str, Any]) -> tuple[str, Issue | None]:
         settings, token = self.site.settings, params["token"][:200]
         issue_id = issue_of_token(token)
         try:
@@ -76,9 +77,9 @@ class Reviews:
             return "used", issue
         return "valid", issue
 
-    def _act(self, db: Database, params: dict, reason: str = "") -> str:
+    def _act(self, db: Database, params: dict[str, Any], reason: str = "") -> str:
         state, issue = self._state(db, params)
-        if state != "valid":
+        if state != "valid" or issue is None:
             return state
         settings = self.site.settings
         reviewer = settings.autopilot.reviewers[params["index"]]

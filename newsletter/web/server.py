@@ -4,7 +4,7 @@ one line, not a stack trace."""
 from __future__ import annotations
 
 import socket
-from typing import Callable
+from collections.abc import Callable
 
 from newsletter.config import Settings
 from newsletter.errors import ConfigError

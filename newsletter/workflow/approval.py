@@ -17,8 +17,8 @@ from newsletter import clock
 from newsletter.config import Settings
 from newsletter.errors import InputError, StoreError
 from newsletter.store import Database, transaction
-from newsletter.store.timeline import add_event, set_approval, use_link
 from newsletter.store.issues import Issue, issue_by_id
+from newsletter.store.timeline import add_event, set_approval, use_link
 
 EDITOR_ENV = "NEWSLETTER_EDITOR"
 AUTOPILOT = "autopilot"

@@ -18,20 +18,21 @@ silently: it belongs to the weeks before the routine was set up.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from newsletter import clock, config, dates
 from newsletter.checks.run import run_checks
 from newsletter.compose.issue import ComposeRequest
 from newsletter.compose.select import Options
 from newsletter.config import Settings
+from newsletter.config.sections import Autopilot
 from newsletter.content.pull import FeedResult, pull_feeds
 from newsletter.delivery import transports
 from newsletter.delivery.send import SendOptions, SendSummary
-from newsletter.errors import CheckError, DraftExists, NewsletterError, SelectionError
-from newsletter.store import Database, transaction
+from newsletter.delivery.transports.base import Transport
+from newsletter.errors import CheckError, ConfigError, DraftExists, NewsletterError, SelectionError
+from newsletter.store import Database, timeline, transaction
 from newsletter.store import routine as steps
-from newsletter.store import timeline
 from newsletter.store.deliveries import counts as delivery_counts
 from newsletter.store.issues import Issue, change_issue, issue_by_id, sent_in_year
 from newsletter.store.subscribers import count_by_status
@@ -58,8 +59,15 @@ class Week:
     send_at: datetime
 
 
+def _pilot(settings: Settings) -> Autopilot:
+    """[autopilot]; callers run the routine only when the config has one."""
+    if settings.autopilot is None:
+        raise ConfigError("This config has no [autopilot] section - add one to run the weekly routine")
+    return settings.autopilot
+
+
 def week(settings: Settings, now: datetime) -> Week:
-    pilot, tz = settings.autopilot, settings.publication.timezone
+    pilot, tz = _pilot(settings), settings.publication.timezone
     compose_at = dates.last_occurrence(pilot.compose_at, tz, now)
     send_at = dates.next_occurrence(pilot.send_at, tz, compose_at)
     local = compose_at.astimezone(dates.zone(tz))
@@ -83,11 +91,11 @@ class Routine:
     def __init__(self, db: Database, settings: Settings, factory, report: RoutineReport,
                  feeds: list[FeedResult]) -> None:
         self.settings, self.db, self.factory, self.report, self.feeds = settings, db, factory, report, feeds
-        self.pilot = settings.autopilot
+        self.pilot = _pilot(settings)
         self.grace = dates.parse_duration(self.pilot.grace)
         self.now = clock.now()
         self.week = week(settings, self.now)
-        self._transport = None
+        self._transport: Transport | None = None
 
     # -- the steps ---------------------------------------------------------------------------------
 
@@ -110,8 +118,9 @@ class Routine:
                     self._finish("compose", "missed", detail=f"run-due did not run between {self._label(w.compose_at)} "
                                  f"and {self._label(w.compose_at + self.grace)}")
                     self._notice("compose-missed", "Ausgabe nicht erstellt: Zeitpunkt verpasst", [
-                        f"Die Ausgabe für den Versand am {send_label(self.settings, w.send_at)} sollte am {send_label(self.settings, w.compose_at)} "
-                        f"erstellt werden; newsletter run-due lief bis {send_label(self.settings, w.compose_at + self.grace)} nicht "
+                        f"Die Ausgabe für den Versand am {send_label(self.settings, w.send_at)} sollte am "
+                        f"{send_label(self.settings, w.compose_at)} erstellt werden; newsletter run-due lief bis "
+                        f"{send_label(self.settings, w.compose_at + self.grace)} nicht "
                         "(war der Rechner ausgeschaltet?). Damit keine Ausgabe unerwartet verspätet verschickt wird, holt "
                         "die Automatik diesen Schritt nicht nach.",
                         "Sie können die Ausgabe von Hand erstellen und versenden."],
@@ -148,7 +157,8 @@ class Routine:
         except NewsletterError as e:
             self._finish("compose", "failed", detail=str(e))
             self._notice("compose-failed", "Ausgabe konnte nicht erstellt werden", [
-                f"Beim Erstellen der Ausgabe für den Versand am {send_label(self.settings, w.send_at)} trat ein Fehler auf:", str(e)],
+                f"Beim Erstellen der Ausgabe für den Versand am {send_label(self.settings, w.send_at)} trat ein "
+                "Fehler auf:", str(e)],
                 commands=["newsletter compose", "newsletter check latest"])
             self.report.errors.append(f"Composing this week's issue failed: {e}")
             return
@@ -332,7 +342,7 @@ class Routine:
         return [f"Der Feed {f.url} war nicht abrufbar ({f.error}); seine neuen Beiträge fehlen in dieser Ausgabe."
                 for f in self.feeds if f.error]
 
-    def _transport_open(self):
+    def _transport_open(self) -> Transport:
         if self._transport is None:
             self._transport = self.factory()
             self._transport.open()
@@ -357,4 +367,4 @@ def _report_feeds(feeds: list[FeedResult], report: RoutineReport) -> None:
 
 
 def _utc(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+    return moment.astimezone(UTC).isoformat(timespec="seconds")

@@ -17,8 +17,8 @@ from newsletter.errors import InputError, RenderError
 from newsletter.mail.export import FORMATS, export, message
 from newsletter.mail.message import IssueMessage
 from newsletter.store import Database, transaction
+from newsletter.store.issues import Issue, get_issue
 from newsletter.store.timeline import add_event, set_approval, set_composer
-from newsletter.store.issues import get_issue
 from newsletter.workflow.approval import editor
 
 WARN_AT = 0.9
@@ -26,7 +26,7 @@ WARN_AT = 0.9
 
 @dataclass
 class ComposeResult:
-    issue: dict
+    issue: Issue
     selection: Selection
     html_size: int
     budget: int
@@ -64,7 +64,7 @@ def compose_issue(db: Database, settings: Settings, req: ComposeRequest) -> Comp
     return ComposeResult(issue, draft.selection, size, budget, paths, draft.previous is not None, draft.notes)
 
 
-def _record(db: Database, previous: dict | None, issue: dict, by: str, items: int) -> None:
+def _record(db: Database, previous: Issue | None, issue: Issue, by: str, items: int) -> None:
     """The timeline entry and the composer; a re-compose that changed the issue revokes its
     approval (a re-compose that changed nothing, as the preview's live reload often does, is no event)."""
     if previous is not None and previous.same_content(issue):
@@ -77,7 +77,7 @@ def _record(db: Database, previous: dict | None, issue: dict, by: str, items: in
         add_event(db, issue.id, "approval revoked", stamp, by, "re-composed after approval")
 
 
-def write_outputs(settings: Settings, issue: dict, out_dir: Path, built: IssueMessage | None = None) -> dict[str, Path]:
+def write_outputs(settings: Settings, issue: Issue, out_dir: Path, built: IssueMessage | None = None) -> dict[str, Path]:
     """Write issue.mjml/.html/.txt/.eml into out_dir/<slug>/, each file whole or not at all."""
     folder = Path(out_dir) / issue.slug
     built = built or message(settings, issue)

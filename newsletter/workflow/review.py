@@ -16,6 +16,7 @@ approves nothing. Texts come from templates/mail/review*.j2 and notice*.j2.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,8 +29,7 @@ from newsletter.delivery.transports import Outcome, Transport
 from newsletter.mail import mime
 from newsletter.mail.export import export
 from newsletter.mail.message import Multipart, list_id
-from newsletter.store import Database
-from newsletter.store import mailings
+from newsletter.store import Database, mailings
 from newsletter.store.issues import Issue
 
 ACTIONS = ("approve", "hold")
@@ -85,8 +85,8 @@ def review_message(settings: Settings, key: bytes | None, issue: Issue, reviewer
         "send_label": send_label(settings, send_at), "notes": notes,
         "report": {"passed": len(report.results) - len(problems), "warnings": len(report.warnings),
                    "failed": len(report.failed), "problems": problems},
-        "approve_url": review_url(settings, key, issue, "approve", index, reviewer) if needs_approval else "",
-        "hold_url": review_url(settings, key, issue, "hold", index, reviewer) if needs_approval else "",
+        "approve_url": review_url(settings, key, issue, "approve", index, reviewer) if needs_approval and key else "",
+        "hold_url": review_url(settings, key, issue, "hold", index, reviewer) if needs_approval and key else "",
         "composer_is_reviewer": bool(pilot and pilot.four_eyes and (issue.composed_by or "").lower() == reviewer.lower()),
     }
     banner_html = render.template(env, "mail/review_banner.html.j2", values)
@@ -100,7 +100,7 @@ def review_message(settings: Settings, key: bytes | None, issue: Issue, reviewer
 
 
 def notice_message(settings: Settings, reviewer: str, title: str, paragraphs: list[str],
-                   facts: list[tuple[str, str]] = (), commands: list[str] = ()) -> bytes:
+                   facts: Sequence[tuple[str, str]] = (), commands: Sequence[str] = ()) -> bytes:
     env = render.environment(settings.templates_dir)
     values = {"publication": settings.publication, "title": title, "paragraphs": list(paragraphs),
               "facts": list(facts), "commands": list(commands)}

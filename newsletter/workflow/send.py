@@ -12,19 +12,19 @@ failure there is reported and never undoes or repeats the send.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
+from newsletter import clock
 from newsletter.checks.run import passed_before, repeats, run_checks
 from newsletter.config import Settings
+from newsletter.delivery import transports
 from newsletter.delivery.send import SendOptions, SendSummary, deliver
 from newsletter.errors import CheckError, NewsletterError, NotApproved, SendStopped
 from newsletter.publish import archive
-from newsletter import clock
 from newsletter.store import Database, transaction
-from newsletter.delivery import transports
-from newsletter.store.timeline import add_event
 from newsletter.store.deliveries import readers_waiting
 from newsletter.store.issues import Issue
+from newsletter.store.timeline import add_event
 from newsletter.workflow.approval import editor
 
 

@@ -29,4 +29,5 @@ def make(settings: Settings) -> Transport:
     except KeyError:
         raise ConfigError(f"Unknown transport {settings.send.transport!r} - set [send] transport to one of "
                           f"{', '.join(known.names())}") from None
-    return found(settings)
+    transport: Transport = found(settings)
+    return transport

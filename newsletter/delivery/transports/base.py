@@ -14,13 +14,13 @@ New kinds (an ESP's HTTP API) are listed in `newsletter.registry`; `[send] trans
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
-from typing import Callable, Protocol
+from enum import StrEnum
+from typing import Protocol
 
 
-
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     SENT = "sent"
     RETRY = "retry"         # try again, later in this run or in the next one
     REJECTED = "rejected"   # the server refused this message for good

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from newsletter import files
@@ -19,7 +20,11 @@ class FileTransport:
     _lock = threading.Lock()
 
     def __init__(self, settings: Settings | None = None, folder: Path | None = None) -> None:
-        self.folder = Path(folder) if folder is not None else settings.outbox
+        if folder is None:
+            if settings is None:
+                raise TypeError("FileTransport needs settings or a folder")
+            folder = settings.outbox
+        self.folder = Path(folder)
         self.ready = False
 
     @property
@@ -35,7 +40,7 @@ class FileTransport:
             raise TransportError(f"Cannot write to outbox {self.folder} - check its permissions or set [send] outbox")
         self.ready = True
 
-    def send(self, sender: str, recipient: str, data: bytes, before_data=None) -> Result:
+    def send(self, sender: str, recipient: str, data: bytes, before_data: Callable[[], None] | None = None) -> Result:
         if not self.ready:
             self.open()
         if before_data is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -34,7 +35,7 @@ class MemoryTransport(_AlwaysOpen):
     settings: Settings | None = None
     sent: list[tuple[str, str, bytes]] = field(default_factory=list)
 
-    def send(self, sender: str, recipient: str, data: bytes, before_data=None) -> Result:
+    def send(self, sender: str, recipient: str, data: bytes, before_data: Callable[[], None] | None = None) -> Result:
         if before_data is not None:
             before_data()
         with _LOCK:
@@ -49,7 +50,7 @@ class ConsoleTransport(_AlwaysOpen):
     def __init__(self, settings: Settings | None = None, stream: TextIO | None = None) -> None:
         self.stream = stream
 
-    def send(self, sender: str, recipient: str, data: bytes, before_data=None) -> Result:
+    def send(self, sender: str, recipient: str, data: bytes, before_data: Callable[[], None] | None = None) -> Result:
         if before_data is not None:
             before_data()
         out = self.stream or sys.stdout

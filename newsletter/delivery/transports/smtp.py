@@ -15,6 +15,7 @@ import re
 import smtplib
 import socket
 import ssl
+from collections.abc import Callable
 
 from newsletter import config
 from newsletter.config import Settings
@@ -55,6 +56,7 @@ class SmtpTransport:
         if self.session is not None:
             return
         try:
+            conn: smtplib.SMTP
             if self.cfg.security == "tls":
                 conn = smtplib.SMTP_SSL(self.cfg.host, self.cfg.port, local_hostname=self.helo,
                                         timeout=self.cfg.timeout, context=self._context())
@@ -64,7 +66,8 @@ class SmtpTransport:
             if self.cfg.security == "starttls":
                 if not conn.has_extn("starttls"):
                     conn.close()
-                    raise TransportError(f"{self.where} does not offer STARTTLS - fix the server, or set [smtp] security (tls or none)")
+                    raise TransportError(f"{self.where} does not offer STARTTLS - fix the server, or set [smtp] "
+                                         "security (tls or none)")
                 conn.starttls(context=self._context())
                 conn.ehlo()
             if self.user:
@@ -86,6 +89,11 @@ class SmtpTransport:
             ) from None
         self.session = conn
 
+    def _opened(self) -> smtplib.SMTP:
+        self.open()
+        assert self.session is not None
+        return self.session
+
     def _certificate_problem(self, e: ssl.SSLCertVerificationError) -> str:
         reason = e.verify_message or str(e)
         if "mismatch" in reason.lower() or "hostname" in reason.lower():
@@ -94,21 +102,19 @@ class SmtpTransport:
         return (f"The certificate of {self.where} cannot be verified ({reason}) - if the relay uses a "
                 "private CA, set [smtp] ca_file to its PEM bundle")
 
-    def send(self, sender: str, recipient: str, data: bytes, before_data=None) -> Result:
-        if self.session is None:
-            self.open()
-        conn = self.session
+    def send(self, sender: str, recipient: str, data: bytes, before_data: Callable[[], None] | None = None) -> Result:
+        conn = self.session or self._opened()
         try:
             envelope = f"MAIL FROM:<{_addr(sender)}>\r\nRCPT TO:<{_addr(recipient)}>\r\n".encode()
         except ValueError as e:
             return Result(Outcome.REJECTED, 501, str(e))
         transaction = _Transaction(conn, envelope, dot_stuff(data), before_data or _nothing)
         try:
-            code, text = transaction.run()
+            code, raw = transaction.run()
         except (smtplib.SMTPServerDisconnected, OSError) as e:
             self.close()
             return self._lost(e, transaction.dot_sent)
-        text = _text(text)
+        text = _text(raw)
         if code >= 400:
             self._reset_or_close(code)
         return Result(decide(code, text), code, text)
@@ -130,7 +136,8 @@ class SmtpTransport:
             self.close()
             return
         try:
-            self.session.rset()
+            if self.session is not None:
+                self.session.rset()
         except (smtplib.SMTPException, OSError):
             self.close()
 
@@ -153,7 +160,7 @@ class _Transaction:
     overlaps the round trip, and the message still leaves only after it. `dot_sent` tells, if
     the connection fails, whether the message with its final dot had gone out."""
 
-    def __init__(self, session: smtplib.SMTP, envelope: bytes, stuffed: bytes, before_data) -> None:
+    def __init__(self, session: smtplib.SMTP, envelope: bytes, stuffed: bytes, before_data: Callable[[], None]) -> None:
         self.session, self.envelope, self.stuffed, self.before_data = session, envelope, stuffed, before_data
         self.dot_sent = False
 
@@ -173,15 +180,15 @@ class _Transaction:
                 if replies[-1][0] >= 400:
                     break
         refused = next(((code, text) for code, text in replies[:2] if code >= 400), None)
-        if replies[-1][0] == 354 and refused is None:
-            conn.send(self.stuffed + b".\r\n")
-            self.dot_sent = True
-            return conn.getreply()
-        if replies[-1][0] == 354:  # a server that opened DATA despite a refused command
+        if replies[-1][0] != 354:
+            return refused or replies[-1]
+        if refused is not None:  # a server that opened DATA despite a refused command
             conn.send(b".\r\n")
             conn.getreply()
             return refused
-        return refused or replies[-1]
+        conn.send(self.stuffed + b".\r\n")
+        self.dot_sent = True
+        return conn.getreply()
 
 
 def decide(code: int, text: str) -> Outcome:
@@ -215,7 +222,7 @@ def _addr(address: str) -> str:
     return address
 
 
-def _text(value) -> str:
+def _text(value: bytes | str) -> str:
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     return " ".join(str(value).split())
