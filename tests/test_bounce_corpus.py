@@ -73,7 +73,7 @@ def test_corpus_coverage_is_at_least_flufl_bounce():
 def test_heuristic_failures_name_their_detector():
     [failure] = read("qmail_03.txt").failures
     assert (failure.address, failure.kind, failure.status) == ("userx@example.jp", "hard", "5.1.1")
-    assert failure.diagnostic == ("detected by flufl.bounce (qmail): <userx@example.jp>: Sorry, no mailbox here "
+    assert failure.diagnostic == ("detected by flufl.bounce: <userx@example.jp>: Sorry, no mailbox here "
                                   "by that name. vpopmail (#5.1.1)")
 
 

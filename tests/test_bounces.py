@@ -341,7 +341,7 @@ def test_qmail_text_bounce_is_read_by_flufl_bounce_and_matched_by_the_quoted_mes
     assert status(readers, "erika.muster@example.org") == "bounced"
     [event] = events(readers)
     assert (event["kind"], event["status"], event["original_message_id"]) == ("hard", "5.1.1", erika)
-    assert event["diagnostic"] == ("detected by flufl.bounce (qmail): <kurt.alt@altes-system-example.de>: "
+    assert event["diagnostic"] == ("detected by flufl.bounce: <kurt.alt@altes-system-example.de>: "
                                    "Sorry, no mailbox here by that name. (#5.1.1)")
 
 

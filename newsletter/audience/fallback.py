@@ -5,24 +5,27 @@
 flufl.bounce (Mailman's bounce detectors, kept as a library) knows the text notices of qmail,
 Yahoo, SMTP32, Exchange, GroupWise, old Postfix, Sendmail and dozens of other servers. It says which
 addresses failed and whether temporarily or for good, not why; it runs its detectors in order
-and stops at the first that finds an address.
+and stops at the first that finds an address. It is used through its public `all_failures()`
+only; a detector that trips over a hostile mail makes it raise, and that mail is then left to
+the caller as unrecognised.
 
 What it says is weighed as our own readers weigh a DSN (newsletter.audience.report.kind): a
 temporary failure is soft (Action: delayed); a permanent one counts as a generic 5.0.0, so the
 notice's own words near the address decide: an enhanced code there is taken as it is
 ("#5.1.1": hard, "#4.4.1": soft), a full mailbox, quota or size is soft, and only what says
-nothing else stays hard. Each failure's diagnostic names the detector, so an editor can see
-that a heuristic, not a delivery status, found it.
+nothing else stays hard. Each failure's diagnostic says that flufl.bounce found it, so an editor
+can see that a heuristic, not a delivery status, did.
 """
 
 from __future__ import annotations
 
 import email
 import html
+import logging
 import re
 from email.message import Message
 
-from flufl.bounce._scan import _DETECTORS  # the ordered list all_failures() runs; we need the finder's name
+from flufl.bounce import all_failures
 
 from newsletter.audience.mailparts import (
     POLICY,
@@ -44,6 +47,9 @@ COPY_MARK = re.compile(r"^.*(below this line is a copy|this is a copy of|here is
                        r"-{3,} ?original message).*$", re.IGNORECASE | re.MULTILINE)
 NOTICE_CODE = re.compile(r"(?<![\w.])[45]\.\d{1,3}\.\d{1,3}(?![\w.])")  # not 2.0.13, a version number
 WINDOW = 3  # lines read after each line that names the address
+# flufl.bounce logs a detector's exception with its traceback before it re-raises; the import
+# reports such a mail as unrecognised instead, so the traceback goes nowhere.
+logging.getLogger("flufl.bounce").addHandler(logging.NullHandler())
 
 
 def from_flufl(msg: Message) -> Report | None:
@@ -51,9 +57,9 @@ def from_flufl(msg: Message) -> Report | None:
     found = _detect(msg)
     if found is None:
         return None
-    name, temporary, permanent = found
+    temporary, permanent = found
     notice, copy = _notice(msg)
-    failures = [_failure(address, address not in permanent, name, notice)
+    failures = [_failure(address, address not in permanent, notice)
                 for address in sorted(permanent) + sorted(temporary - permanent)]
     original = returned_message(msg) or _headers(copy)
     return Report("bounce", failures=failures, verp=verp_tokens(msg, original),
@@ -61,30 +67,29 @@ def from_flufl(msg: Message) -> Report | None:
                   unsubscribe=unsubscribe_tokens(original))
 
 
-def _detect(msg: Message) -> tuple[str, set[str], set[str]] | None:
-    """(detector, temporary, permanent) of the first detector that finds an address."""
-    for detector in _DETECTORS:
-        try:
-            temporary, permanent = detector().process(msg)
-        except Exception:  # noqa: BLE001 - a heuristic tripping over a hostile mail must not stop the import
-            continue
-        if temporary or permanent:
-            return (detector.__module__.rpartition(".")[2], _addresses(temporary), _addresses(permanent))
-    return None
+def _detect(msg: Message) -> tuple[set[str], set[str]] | None:
+    """(temporary, permanent) as the first of flufl.bounce's detectors that finds an address says."""
+    try:
+        temporary, permanent = all_failures(msg)
+    except Exception:  # noqa: BLE001 - a heuristic tripping over a hostile mail must not stop the import
+        return None
+    if not (temporary or permanent):
+        return None
+    return _addresses(temporary), _addresses(permanent)
 
 
 def _addresses(found) -> set[str]:
     return {a.decode("ascii", "replace") if isinstance(a, bytes) else str(a) for a in found}
 
 
-def _failure(address: str, temporary: bool, detector: str, notice: str) -> Failure:
+def _failure(address: str, temporary: bool, notice: str) -> Failure:
     evidence, near = _evidence(notice, address)
     enhanced_code = NOTICE_CODE.search(evidence)
     status = enhanced_code.group(0) if enhanced_code else ""
     code = basic(evidence) if near else None  # far from the address, "480-624-2500" is a phone number
     # permanent as flufl.bounce sees it: a generic 5.0.0 unless the notice says more
     hard_or_soft = "soft" if temporary else kind("failed", status or ("" if code else "5.0.0"), code, evidence)
-    note = f"detected by flufl.bounce ({detector})"
+    note = "detected by flufl.bounce"
     return Failure(address, "", "delayed" if temporary else "failed", hard_or_soft or "soft", status,
                    f"{note}: {evidence}"[:MAX_TEXT] if evidence else note)
 
