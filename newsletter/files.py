@@ -6,6 +6,7 @@ disk, then renamed over it), so a crash or a full disk never leaves half a file 
 a web server or the next run would find it. `decode_text` is the one way an editor's file
 (CSV, JSON) becomes text: UTF-8 with or without BOM, or the encoding the user names; a file
 saved by German Excel (Windows-1252) is recognised and the message says how to read it.
+`cache_dir` is the user's cache folder, for what only makes a run faster.
 """
 
 from __future__ import annotations
@@ -123,3 +124,14 @@ def open_text(path: Path | str, encoding: str | None = None) -> Iterator[io.Text
     except UnicodeDecodeError:
         decode_text(path.read_bytes(), path.name, encoding)
         raise
+
+
+def cache_dir(name: str) -> Path | None:
+    """~/.cache/newsletter/NAME (XDG_CACHE_HOME moves it), made on first use; None when it
+    cannot be (a read-only home): the product then works without the cache."""
+    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "newsletter" / name
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return folder

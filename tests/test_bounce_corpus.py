@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.audience.dsn import Report, read_report
+from newsletter.audience.dsn import ReturnedMail, read_report
 
 CORPUS = Path(__file__).parent / "fixtures" / "bounces" / "flufl"
 MESSAGES = json.loads((CORPUS / "expected.json").read_text(encoding="utf-8"))["messages"]
@@ -39,11 +39,11 @@ def temporary(entry: dict) -> bool:
         bool(entry["all_failures"]["temporary"] and not entry["all_failures"]["permanent"])
 
 
-def named(report: Report) -> set[str]:
+def named(report: ReturnedMail) -> set[str]:
     return {a.lower() for f in report.failures for a in (f.address, f.original) if a}
 
 
-def read(name: str) -> Report:
+def read(name: str) -> ReturnedMail:
     return read_report((CORPUS / name).read_bytes())
 
 

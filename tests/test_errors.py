@@ -244,7 +244,7 @@ def test_a_moved_clock_is_never_silent(project, monkeypatch):
 
 
 def test_the_suite_has_a_cache_of_its_own():
-    from newsletter.compose.inline import cache_dir
+    from newsletter.files import cache_dir
 
     assert str(cache_dir("jinja")).startswith(os.environ["XDG_CACHE_HOME"])
     assert not str(cache_dir("jinja")).startswith(str(Path.home() / ".cache"))

@@ -13,6 +13,7 @@ import os
 import quopri
 import re
 import tempfile
+import tomllib
 import unicodedata
 from contextlib import contextmanager
 from datetime import timedelta
@@ -21,6 +22,7 @@ from unittest import mock
 
 import lxml.html
 import pytest
+import tomli_w
 from conftest import ISSUE_DATE
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -105,8 +107,9 @@ def fresh_project():
         for name in [n for n in os.environ if n.startswith("NEWSLETTER_")]:
             del os.environ[name]
         root = Path(tmp)
-        (root / "newsletter.toml").write_text(
-            demo.DEMO_CONFIG.replace('clicks = "aggregate"', 'clicks = "off"'), encoding="utf-8")
+        data = tomllib.loads(demo.DEMO_CONFIG)
+        data["tracking"]["clicks"] = "off"
+        (root / "newsletter.toml").write_text(tomli_w.dumps(data), encoding="utf-8")
         settings_ = config.load(config=root / "newsletter.toml")
         db = open_db(settings_.db_path, create=True)
         try:

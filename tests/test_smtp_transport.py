@@ -106,17 +106,33 @@ def test_lines_that_start_with_a_dot_are_stuffed_on_the_wire(server):
     assert dot_stuff(b".a\nb\r.c") == b"..a\r\nb\r\n..c\r\n"  # bare line ends become CRLF too
 
 
-def test_pipelining_sends_mail_rcpt_and_data_in_one_write_and_marks_before_the_message():
-    server = Scripted(pipelining=True)
-    marks: list[int] = []
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-at-a-time"])
+def test_the_mark_is_made_after_the_commands_and_before_the_message(pipelining):
+    """Every write the transport makes, in order, with the moment `before_data` ran: the mark
+    overlaps the server's answer to the commands (all three pipelined, else MAIL FROM) and comes
+    before any byte of the message."""
+    server = Scripted(pipelining=pipelining)
+    t = transport(server.port)
+    writes: list[bytes | str] = []
     try:
-        result = send(server, b"Subject: x\r\n\r\nHallo\r\n", lambda: marks.append(len(server.chunks)))
+        t.open()
+        session = t.session
+        assert session is not None
+        wire = session.send
+        session.send = lambda data: (writes.append(data if isinstance(data, bytes) else data.encode()), wire(data))[1]
+        result = t.send("nl@example.de", "leser@example.org", b"Subject: x\r\n\r\nHallo\r\n", lambda: writes.append("mark"))
     finally:
+        t.close()
         server.close()
-    assert result.outcome is Outcome.SENT and marks
-    envelope = next(c for c in server.chunks if c.startswith(b"MAIL FROM:"))
-    assert envelope == b"MAIL FROM:<nl@example.de>\r\nRCPT TO:<leser@example.org>\r\nDATA\r\n"
-    assert server.chunks.index(envelope) < len(server.chunks) - 1  # the message came after
+    assert result.outcome is Outcome.SENT and writes.count("mark") == 1
+    mark = writes.index("mark")
+    before, after = b"".join(w for w in writes[:mark] if isinstance(w, bytes)), b"".join(w for w in writes[mark + 1:] if isinstance(w, bytes))
+    assert before.startswith(b"MAIL FROM:<nl@example.de>\r\n") and b"Hallo" not in before
+    assert before.endswith(b"DATA\r\n" if pipelining else b"MAIL FROM:<nl@example.de>\r\n")
+    assert b"Subject: x" not in before and b"Subject: x\r\n\r\nHallo\r\n.\r\n" in after
+    if pipelining:
+        envelope = next(c for c in server.chunks if c.startswith(b"MAIL FROM:"))
+        assert envelope == b"MAIL FROM:<nl@example.de>\r\nRCPT TO:<leser@example.org>\r\nDATA\r\n"
 
 
 def test_without_pipelining_one_command_at_a_time():

@@ -42,7 +42,7 @@ from newsletter import clock, config, tokens
 from newsletter.audience.dsn import read_report
 from newsletter.audience.mailboxes import Mail, Source
 from newsletter.audience.mailparts import POLICY, TOKEN_RE, decoded, smtp_reply, utc
-from newsletter.audience.report import MAX_TEXT, Report
+from newsletter.audience.report import MAX_TEXT, ReturnedMail
 from newsletter.config import Bounces, Settings
 from newsletter.errors import InputError
 from newsletter.mail.addresses import normalise_email
@@ -128,16 +128,16 @@ def import_bounces(db: Database, settings: Settings, source: Source) -> BounceSu
     return summary
 
 
-def _read(mail: Mail) -> Report:
+def _read(mail: Mail) -> ReturnedMail:
     if mail.error:
-        return Report("unparseable", mail.error)
+        return ReturnedMail("unparseable", mail.error)
     try:
         return read_report(mail.raw)
     except Exception as e:  # noqa: BLE001 - one odd mail must not stop every later import (cron)
-        return Report("unparseable", f"cannot be read ({type(e).__name__}: {e}) - please report this mail as a bug")
+        return ReturnedMail("unparseable", f"cannot be read ({type(e).__name__}: {e}) - please report this mail as a bug")
 
 
-def _bounce_events(matcher: _Matcher, report: Report) -> tuple[list[Event], list[str]]:
+def _bounce_events(matcher: _Matcher, report: ReturnedMail) -> tuple[list[Event], list[str]]:
     """One event per subscriber (the most severe of their failures), and the reported
     addresses that are no subscriber."""
     verp = matcher.by_tokens(report.verp, "bounce")
@@ -155,7 +155,7 @@ def _bounce_events(matcher: _Matcher, report: Report) -> tuple[list[Event], list
     return list(found.values()), unknown
 
 
-def _complaint_events(matcher: _Matcher, report: Report) -> tuple[list[Event], list[str]]:
+def _complaint_events(matcher: _Matcher, report: ReturnedMail) -> tuple[list[Event], list[str]]:
     row = matcher.by_tokens(report.verp, "bounce") or matcher.by_tokens(report.unsubscribe, "unsubscribe")
     readers = [row] if row else [r for r in map(matcher.by_address, report.addresses) if r]
     readers = readers or [r for r in [matcher.by_message_id(report.original_id)] if r]
@@ -163,7 +163,7 @@ def _complaint_events(matcher: _Matcher, report: Report) -> tuple[list[Event], l
     return found, [] if found else report.addresses
 
 
-def _no_match(report: Report, unknown: list[str]) -> str:
+def _no_match(report: ReturnedMail, unknown: list[str]) -> str:
     what = "complaint" if report.kind == "complaint" else "bounce"
     verp = " (its VERP token is not valid: another NEWSLETTER_SECRET or list?)" if report.verp else ""
     if unknown:
@@ -171,7 +171,7 @@ def _no_match(report: Report, unknown: list[str]) -> str:
     return f"{what} that names no recipient: no address in the report and no valid VERP address{verp}"
 
 
-def _record(db: Database, cfg: Bounces, report: Report, mail: Mail, event: Event,
+def _record(db: Database, cfg: Bounces, report: ReturnedMail, mail: Mail, event: Event,
             summary: BounceSummary) -> bool:
     """Store one event and apply it; False when it was recorded before."""
     row, stamp = event.subscriber, clock.stamp()

@@ -1,6 +1,6 @@
 """Bounces without an RFC 3464 delivery status: Exim's text notices and Dovecot's rejections.
 
-    Message (no message/delivery-status part) → from_exim | from_rejection → Report | None (not this kind)
+    Message (no message/delivery-status part) → from_exim | from_rejection → ReturnedMail | None (not this kind)
 
 Exim's text bounce says "This message was created automatically by mail delivery software",
 lists the failed addresses indented under it and the remote server's reply below each. Its
@@ -40,7 +40,7 @@ from newsletter.audience.mailparts import (
     unsubscribe_tokens,
     verp_tokens,
 )
-from newsletter.audience.report import MAX_TEXT, Failure, Report, kind
+from newsletter.audience.report import MAX_TEXT, Failure, ReturnedMail, kind
 
 EXIM_MARK = "This message was created automatically by mail delivery software"
 EXIM_FAILED = "could not be delivered to one or more of its recipients"
@@ -49,7 +49,7 @@ EXIM_QUEUE_ID = re.compile(r"message identifier is:\s*([0-9A-Za-z]{6}-[0-9A-Za-z
 EXIM_COPY = re.compile(r"^-{6} (This is a copy of the message|The body of the message is)", re.MULTILINE)
 
 
-def from_exim(msg: Message) -> Report | None:
+def from_exim(msg: Message) -> ReturnedMail | None:
     """The Exim text bounce or warning `msg` is, or None when it is none."""
     text = body_text(msg)
     flat = " ".join(text.split())
@@ -60,7 +60,7 @@ def from_exim(msg: Message) -> Report | None:
     elif EXIM_DELAYED in flat:
         action = "delayed"
     else:
-        return Report("unparseable", "mail delivery notice that reports neither a failure nor a delay")
+        return ReturnedMail("unparseable", "mail delivery notice that reports neither a failure nor a delay")
     marker = EXIM_COPY.search(text)
     head, copy = (text[:marker.start()], text[marker.start():]) if marker else (text, "")
     listed = {a.lower() for _, a in getaddresses([str(v) for v in msg.get_all("X-Failed-Recipients", [])])}
@@ -74,14 +74,14 @@ def from_exim(msg: Message) -> Report | None:
         severity = kind(action, status, code, details) or "soft"  # "failed" and "delayed" always fail
         failures.append(Failure(address, "", action, severity, status, details[:MAX_TEXT]))
     if not failures:
-        return Report("unparseable", "Exim bounce without a recognisable failed address")
+        return ReturnedMail("unparseable", "Exim bounce without a recognisable failed address")
     original = _headers_after_marker(copy)
-    return Report("bounce", failures=failures, verp=verp_tokens(msg, original),
+    return ReturnedMail("bounce", failures=failures, verp=verp_tokens(msg, original),
                   original_id=message_id(original.get("Message-ID") if original else None),
                   queue_id=_exim_queue_id(msg, head), unsubscribe=unsubscribe_tokens(original))
 
 
-def from_rejection(msg: Message) -> Report | None:
+def from_rejection(msg: Message) -> ReturnedMail | None:
     """The rejection by the recipient's mailbox (Dovecot, Sieve) `msg` is, or None."""
     part = find(msg, "message/disposition-notification")
     if part is None:
@@ -93,10 +93,10 @@ def from_rejection(msg: Message) -> Report | None:
         return None  # a read receipt or another notification, not a refusal
     address = address_of(fields.get("Final-Recipient"))
     if not address:
-        return Report("unparseable", "rejection notice without a Final-Recipient")
+        return ReturnedMail("unparseable", "rejection notice without a Final-Recipient")
     reason = " ".join(body_text(msg).split())
     original = returned_message(msg)
-    return Report("bounce", failures=[Failure(address, address_of(fields.get("Original-Recipient")), "failed", "soft",
+    return ReturnedMail("bounce", failures=[Failure(address, address_of(fields.get("Original-Recipient")), "failed", "soft",
                                               enhanced(reason), reason[:MAX_TEXT])],
                   verp=verp_tokens(msg, original), unsubscribe=unsubscribe_tokens(original),
                   original_id=message_id(fields.get("Original-Message-ID"))

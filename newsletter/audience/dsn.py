@@ -1,9 +1,9 @@
-"""Reading returned mail: one mail in, one neutral Report out, no database and no subscriber.
+"""Reading returned mail: one mail in, one neutral ReturnedMail out, no database and no subscriber.
 
     raw bytes → read_report → the formats read here (RFC 3464 DSN, ARF, a mailbox's rejection, Exim)
                             → else the bounce attached to it (forwarded)
                             → else flufl.bounce's detectors (newsletter.audience.fallback)
-                            → Report: bounce | complaint | ignored | unparseable
+                            → ReturnedMail: bounce | complaint | ignored | unparseable
                               (recipients with action, status, diagnostic and kind; VERP and
                                unsubscribe tokens; the Message-ID of the message that came back)
 
@@ -60,25 +60,25 @@ from newsletter.audience.mailparts import (
     utc,
     verp_tokens,
 )
-from newsletter.audience.report import MAX_TEXT, Failure, Report, kind
+from newsletter.audience.report import MAX_TEXT, Failure, ReturnedMail, kind
 
-__all__ = ["Failure", "Report", "read_report"]
+__all__ = ["Failure", "ReturnedMail", "read_report"]
 
 MAX_FORWARDS = 3  # a bounce forwarded as an attachment of a forward of a forward, and no deeper
 BOUNCE_SUBJECT = re.compile(r"undeliver|delivery status|delivery fail|mail delivery|returned mail|"
                             r"failure notice|unzustellbar|nicht zugestellt|zustellung fehlgeschlagen", re.IGNORECASE)
 
 
-def read_report(raw: bytes) -> Report:
-    """Parse one mail into a Report (bounce, complaint, ignored or unparseable)."""
+def read_report(raw: bytes) -> ReturnedMail:
+    """Parse one mail into a ReturnedMail (bounce, complaint, ignored or unparseable)."""
     msg = email.message_from_bytes(raw, policy=POLICY)
-    report = _classify(msg) if msg.keys() else Report("unparseable", "not a mail (no header lines)")
+    report = _classify(msg) if msg.keys() else ReturnedMail("unparseable", "not a mail (no header lines)")
     report.mail_id = message_id(msg.get("Message-ID")) or "sha256:" + hashlib.sha256(raw).hexdigest()
     report.received_at = report.received_at or utc(msg.get("Date"))
     return report
 
 
-def _classify(msg: Message, depth: int = 0) -> Report:
+def _classify(msg: Message, depth: int = 0) -> ReturnedMail:
     report = _read_as_is(msg)
     if report is not None and report.kind != "unparseable":
         return report
@@ -91,13 +91,13 @@ def _classify(msg: Message, depth: int = 0) -> Report:
         return report
     seen = f"From: {sender or '-'}, Subject: {subject[:80] or '-'}"
     if looks_like_bounce:
-        return Report("unparseable", f"looks like a bounce but is in no format this importer reads ({seen})")
+        return ReturnedMail("unparseable", f"looks like a bounce but is in no format this importer reads ({seen})")
     if marker:
-        return Report("ignored", f"automatic reply ({marker}), not a bounce")
-    return Report("unparseable", f"neither a delivery status notification nor a complaint report ({seen})")
+        return ReturnedMail("ignored", f"automatic reply ({marker}), not a bounce")
+    return ReturnedMail("unparseable", f"neither a delivery status notification nor a complaint report ({seen})")
 
 
-def _read_as_is(msg: Message) -> Report | None:
+def _read_as_is(msg: Message) -> ReturnedMail | None:
     """The report of a mail in a format read here, or None."""
     status_part = find(msg, "message/delivery-status", "message/global-delivery-status")
     if status_part is not None:
@@ -108,7 +108,7 @@ def _read_as_is(msg: Message) -> Report | None:
     return from_rejection(msg) or from_exim(msg)
 
 
-def _forwarded(msg: Message, depth: int) -> Report | None:
+def _forwarded(msg: Message, depth: int) -> ReturnedMail | None:
     """The bounce or complaint in an attached message: someone forwarded it to the bounce
     mailbox. It is dated by its own Date, when the remote server wrote it."""
     if depth >= MAX_FORWARDS:
@@ -124,20 +124,20 @@ def _forwarded(msg: Message, depth: int) -> Report | None:
     return None
 
 
-def _from_dsn(msg: Message, part: Message) -> Report:
+def _from_dsn(msg: Message, part: Message) -> ReturnedMail:
     blocks = _status_blocks(part)
     recipients = [b for b in blocks if b.get("Final-Recipient") or b.get("Original-Recipient") or b.get("Action")]
     if not recipients:
-        return Report("unparseable", "delivery status without per-recipient fields (Final-Recipient, Action, Status)")
+        return ReturnedMail("unparseable", "delivery status without per-recipient fields (Final-Recipient, Action, Status)")
     failures = [f for f in map(_failure, recipients) if f is not None]
     if not failures:
         actions = sorted({field_value(b, "Action").lower() or "-" for b in recipients})
-        return Report("ignored", f"delivery report (Action: {', '.join(actions)}), not a bounce")
+        return ReturnedMail("ignored", f"delivery report (Action: {', '.join(actions)}), not a bounce")
     original = returned_message(msg)
     per_message = next((b for b in blocks if b not in recipients), None)
     original_id = message_id(original.get("Message-ID") if original else None) or \
         message_id(per_message.get("X-Original-Message-ID") if per_message else None)
-    return Report("bounce", failures=failures, verp=verp_tokens(msg, original), original_id=original_id,
+    return ReturnedMail("bounce", failures=failures, verp=verp_tokens(msg, original), original_id=original_id,
                   unsubscribe=unsubscribe_tokens(original))
 
 
@@ -161,12 +161,12 @@ def _failure(block: Message) -> Failure | None:
                    action, found, status, diagnostic[:MAX_TEXT])
 
 
-def _from_arf(msg: Message, part: Message) -> Report:
+def _from_arf(msg: Message, part: Message) -> ReturnedMail:
     held = children(part)
     fields = held[0] if held else email.message_from_string(part_text(part), policy=POLICY)
     feedback_type = field_value(fields, "Feedback-Type").lower()
     if feedback_type != "abuse":
-        return Report("ignored", f"feedback report of type {feedback_type or 'unknown'!r}, not a complaint")
+        return ReturnedMail("ignored", f"feedback report of type {feedback_type or 'unknown'!r}, not a complaint")
     original = returned_message(msg)
     addresses = [address_of(v) for v in fields.get_all("Original-Rcpt-To", [])]
     if original is not None:
@@ -174,7 +174,7 @@ def _from_arf(msg: Message, part: Message) -> Report:
     verp = verp_tokens(msg, original) + VERP_RE.findall(field_value(fields, "Original-Mail-From"))
     reporter = decoded(msg.get("From"))
     agent = field_value(fields, "User-Agent")
-    return Report("complaint", addresses=[a for a in addresses if "@" in a], verp=verp,
+    return ReturnedMail("complaint", addresses=[a for a in addresses if "@" in a], verp=verp,
                   unsubscribe=unsubscribe_tokens(original),
                   original_id=message_id(original.get("Message-ID") if original else None),
                   detail=f"{agent or 'feedback report'} from {reporter or 'unknown sender'}"[:MAX_TEXT])

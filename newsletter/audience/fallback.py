@@ -1,6 +1,6 @@
 """The last resort for returned mail in no format read elsewhere: flufl.bounce's detectors.
 
-    Message (no delivery status, rejection or Exim notice) → from_flufl → Report | None
+    Message (no delivery status, rejection or Exim notice) → from_flufl → ReturnedMail | None
 
 flufl.bounce (Mailman's bounce detectors, kept as a library) knows the text notices of qmail,
 Yahoo, SMTP32, Exchange, GroupWise, old Postfix, Sendmail and dozens of other servers. It says which
@@ -38,7 +38,7 @@ from newsletter.audience.mailparts import (
     unsubscribe_tokens,
     verp_tokens,
 )
-from newsletter.audience.report import ADDRESS_TEXT, MAX_TEXT, NOT_THE_ADDRESS_TEXT, Failure, Report, kind
+from newsletter.audience.report import ADDRESS_TEXT, MAX_TEXT, NOT_THE_ADDRESS_TEXT, Failure, ReturnedMail, kind
 
 # Where a text notice starts quoting the returned message: nothing below it is the notice.
 COPY_MARK = re.compile(r"^.*(below this line is a copy|this is a copy of|here is a copy|original message follows|"
@@ -52,7 +52,7 @@ WINDOW = 3  # lines read after each line that names the address
 logging.getLogger("flufl.bounce").addHandler(logging.NullHandler())
 
 
-def from_flufl(msg: Message) -> Report | None:
+def from_flufl(msg: Message) -> ReturnedMail | None:
     """The bounce flufl.bounce finds in `msg`, or None when no detector finds an address."""
     found = _detect(msg)
     if found is None:
@@ -62,7 +62,7 @@ def from_flufl(msg: Message) -> Report | None:
     failures = [_failure(address, address not in permanent, notice)
                 for address in sorted(permanent) + sorted(temporary - permanent)]
     original = returned_message(msg) or _headers(copy)
-    return Report("bounce", failures=failures, verp=verp_tokens(msg, original),
+    return ReturnedMail("bounce", failures=failures, verp=verp_tokens(msg, original),
                   original_id=message_id(original.get("Message-ID") if original else None),
                   unsubscribe=unsubscribe_tokens(original))
 

@@ -1,6 +1,6 @@
 """What one returned mail says, and whether a failure is hard or soft.
 
-    a reader (dsn, detectors) → Failure per recipient, kind() → Report → newsletter.audience.bounces
+    a reader (dsn, detectors) → Failure per recipient, kind() → ReturnedMail → newsletter.audience.bounces
 
 Kinds. Hard: the mail failed for good with a 5.x.x status. Soft: a 4.x.x status, Action:
 delayed, a failure that gives no code, and 5.x.x codes that say nothing about the address:
@@ -61,7 +61,7 @@ class Failure:
 
 
 @dataclass
-class Report:
+class ReturnedMail:
     """What one mail says, before anything is looked up."""
 
     kind: str                                           # bounce | complaint | ignored | unparseable

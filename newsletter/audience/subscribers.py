@@ -41,7 +41,7 @@ def find(db: Database, address: str) -> dict | None:
 
 def is_erased(db: Database, address: str) -> bool:
     """Whether `address` (normalised) is on the hashed suppression list."""
-    return rows.is_erased(db, email_hash(address))
+    return rows.hash_is_erased(db, email_hash(address))
 
 
 def record_consent(db: Database, subscriber_id: int, source: str, stamp: str, *,
@@ -78,7 +78,7 @@ def add(db: Database, email: str, *, name: str | None = None, anrede: str | None
 
 
 @dataclass
-class ImportReport:
+class SubscriberImport:
     added: int = 0
     updated: int = 0
     unchanged: int = 0
@@ -93,7 +93,7 @@ class ImportReport:
 
 
 def import_csv(db: Database, path: Path | str, consent_source: str | None = None,
-               encoding: str | None = None) -> ImportReport:
+               encoding: str | None = None) -> SubscriberImport:
     """Import subscribers from a CSV file with a header row naming at least `email`.
 
     The file is read row by row (a million rows take constant memory) and written in one
@@ -106,7 +106,7 @@ def import_csv(db: Database, path: Path | str, consent_source: str | None = None
     consent source, else "Import <file name>".
     """
     path = Path(path)
-    report = ImportReport()
+    report = SubscriberImport()
     consent = clean_text(consent_source) if consent_source else None
     stamp = clock.stamp()
     with transaction(db), rows.FirstSeen(db) as seen:

@@ -6,5 +6,5 @@
     page        the HTML parsed once
     spam        SpamAssassin, local tests only
     contrast    text contrast in light and dark, in headless Chromium
-    result      Result, Report and the report as a table
+    result      CheckResult, CheckReport and the report as a table
 """

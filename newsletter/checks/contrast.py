@@ -11,7 +11,7 @@ judged (the image decides). Without Chromium the check says how to install it an
 from __future__ import annotations
 
 from newsletter.browser import BrowserMissing, chromium, open_page
-from newsletter.checks.result import Result, fail, listing, ok, warn
+from newsletter.checks.result import CheckResult, fail, listing, ok, warn
 
 SCHEMES = ("light", "dark")
 
@@ -86,7 +86,7 @@ def measure(html: str) -> dict[str, list[dict]]:
     return found
 
 
-def contrast_check(html: str) -> list[Result]:
+def contrast_check(html: str) -> list[CheckResult]:
     """One result per colour scheme: which texts miss WCAG AA, with both colours."""
     try:
         found = measure(html)

@@ -1,7 +1,7 @@
 """The checks of a composed issue: subject and preheader, the HTML part, the legal parts
 (unsubscribe, Impressum, "Anzeige"), its items, and its message (rules in `checks.message`).
 
-Each check takes the `Context` (the issue parsed once) and returns named `Result`s, so a
+Each check takes the `Context` (the issue parsed once) and returns named `CheckResult`s, so a
 failure says exactly which rule broke. The rules come from the product's docs/checks.md.
 """
 
@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from newsletter import dates
 from newsletter.checks.message import check_message, mime_parts
 from newsletter.checks.page import Page, norm
-from newsletter.checks.result import Result, fail, listing, ok, warn
+from newsletter.checks.result import CheckResult, fail, listing, ok, warn
 from newsletter.compose.personal import PLACEHOLDERS, unsubscribe_url
 from newsletter.compose.tracking import PATH, short_url
 from newsletter.config import Settings
@@ -48,7 +48,7 @@ class Context:
 
 # --- subject and preheader ----------------------------------------------------------------------
 
-def subject_checks(ctx: Context) -> list[Result]:
+def subject_checks(ctx: Context) -> list[CheckResult]:
     subject = (ctx.issue.subject or "").strip()
     if not subject:
         return [fail("subject.present", "the subject is empty - re-compose with --subject")]
@@ -63,7 +63,7 @@ def subject_checks(ctx: Context) -> list[Result]:
     ]
 
 
-def preheader_checks(ctx: Context) -> list[Result]:
+def preheader_checks(ctx: Context) -> list[CheckResult]:
     preheader = norm(ctx.issue.preheader or "")
     if not preheader:
         return [warn("preheader.present", "no preheader: clients show the first lines of the body instead "
@@ -78,7 +78,7 @@ def preheader_checks(ctx: Context) -> list[Result]:
 
 # --- the HTML part ------------------------------------------------------------------------------
 
-def html_size(ctx: Context) -> list[Result]:
+def html_size(ctx: Context) -> list[CheckResult]:
     """The encoded text/html part against the clipping budget (as `MessageTemplate.html_size`)."""
     if ctx.eml is None:
         return []
@@ -96,7 +96,7 @@ def html_size(ctx: Context) -> list[Result]:
     return [ok("html.size", detail)]
 
 
-def style_size(ctx: Context) -> list[Result]:
+def style_size(ctx: Context) -> list[CheckResult]:
     size, limit = sum(len(s.encode("utf-8")) for s in ctx.page.styles), ctx.settings.check.style_max
     detail = f"{size:,} of {limit:,} bytes in {len(ctx.page.styles)} <style> blocks"
     if size > limit:
@@ -104,7 +104,7 @@ def style_size(ctx: Context) -> list[Result]:
     return [ok("html.style-size", detail)]
 
 
-def lang_check(ctx: Context) -> list[Result]:
+def lang_check(ctx: Context) -> list[CheckResult]:
     lang, wanted = ctx.page.lang, ctx.settings.publication.language
     if not lang or lang == "und":
         return [fail("html.lang", "<html> has no lang attribute - keep <mjml lang=\"{{ publication.language }}\">")]
@@ -118,7 +118,7 @@ def _decorative(img: dict[str, str]) -> bool:
     return img.get("width", "").strip() in ("0", "1") and img.get("height", "").strip() in ("0", "1")
 
 
-def image_checks(ctx: Context) -> list[Result]:
+def image_checks(ctx: Context) -> list[CheckResult]:
     images = ctx.page.images
     no_alt = [img.get("src", "?") for img in images
               if "alt" not in img or (not img["alt"].strip() and not _decorative(img))]
@@ -136,7 +136,7 @@ def _https(url: str) -> bool:
     return parts.scheme.lower() == "https" and bool(parts.netloc)
 
 
-def link_checks(ctx: Context) -> list[Result]:
+def link_checks(ctx: Context) -> list[CheckResult]:
     links = ctx.page.links
     bad = [u or '""' for u in links if not (_https(u) or u.strip().lower().startswith("mailto:"))]
     if bad:
@@ -145,7 +145,7 @@ def link_checks(ctx: Context) -> list[Result]:
     return [ok("html.link-urls", f"{len(links)} links, all https or mailto")]
 
 
-def remote_font_check(ctx: Context) -> list[Result]:
+def remote_font_check(ctx: Context) -> list[CheckResult]:
     found = [f"<link href={t.get('href', '')}>" for t in ctx.page.link_tags
              if "stylesheet" in t.get("rel", "").lower() or REMOTE_FONT_HOSTS.search(t.get("href", ""))]
     css = "\n".join(ctx.page.css)
@@ -164,7 +164,7 @@ def remote_font_check(ctx: Context) -> list[Result]:
 
 # --- legal parts: unsubscribe, Impressum, Anzeige ---------------------------------------------
 
-def unsubscribe_checks(ctx: Context) -> list[Result]:
+def unsubscribe_checks(ctx: Context) -> list[CheckResult]:
     url = unsubscribe_url(ctx.settings.publication.base_url, PLACEHOLDERS["token"])
     fix = " - keep {{ reader.unsubscribe_url }} in the template"
     return [
@@ -175,7 +175,7 @@ def unsubscribe_checks(ctx: Context) -> list[Result]:
     ]
 
 
-def impressum_checks(ctx: Context) -> list[Result]:
+def impressum_checks(ctx: Context) -> list[CheckResult]:
     imp = ctx.settings.impressum
     missing = imp.missing()
     results = [fail("impressum.complete", f"{', '.join(missing)} missing - fill [impressum] in newsletter.toml")
@@ -199,12 +199,12 @@ def _impressum_values(imp) -> list[tuple[str, str]]:
     return out
 
 
-def ad_checks(ctx: Context) -> list[Result]:
+def ad_checks(ctx: Context) -> list[CheckResult]:
     ads = [e["item"] for e in ctx.items if e["kind"] == "ad"]
     return [_ad_labels(ads, "html", ctx.page.visible_text), _ad_labels(ads, "text", ctx.text)]
 
 
-def _ad_labels(ads: list[dict], part: str, text: str) -> Result:
+def _ad_labels(ads: list[dict], part: str, text: str) -> CheckResult:
     name = f"ads.label-{part}"
     if not ads:
         return ok(name, "no ads in this issue")
@@ -230,7 +230,7 @@ def _labelled(title: str, text: str) -> bool:
 
 # --- items: job deadlines, links in the text part ----------------------------------------------
 
-def job_checks(ctx: Context) -> list[Result]:
+def job_checks(ctx: Context) -> list[CheckResult]:
     jobs = [e["item"] for e in ctx.items if e["kind"] == "job"]
     issue_date = dates.parse_date(ctx.issue.issue_date)
     closed, lapsed = [], []
@@ -251,7 +251,7 @@ def job_checks(ctx: Context) -> list[Result]:
     return [ok("jobs.deadline", f"{len(jobs)} job ads, all open on the issue date")]
 
 
-def repeat_check(ctx: Context) -> list[Result]:
+def repeat_check(ctx: Context) -> list[CheckResult]:
     """An issue whose articles all went out in another issue would mail readers the same again."""
     articles = [e["item"] for e in ctx.items if e["kind"] == "article"]
     repeated = [a for a in articles if a["id"] in ctx.sent_elsewhere]
@@ -266,7 +266,7 @@ def repeat_check(ctx: Context) -> list[Result]:
     return [ok("items.repeat", f"none of the {len(articles)} articles went out in another issue")]
 
 
-def text_link_checks(ctx: Context) -> list[Result]:
+def text_link_checks(ctx: Context) -> list[CheckResult]:
     urls = [e["item"]["url"] for e in ctx.items]
     short = ctx.short_links()
     absent = [u for u in urls if not any(re.search(re.escape(link) + r"(?![^\s)>\]])", ctx.text)
@@ -279,7 +279,7 @@ def text_link_checks(ctx: Context) -> list[Result]:
 
 # --- counted links ([tracking] clicks) -------------------------------------------------------
 
-def tracking_checks(ctx: Context) -> list[Result]:
+def tracking_checks(ctx: Context) -> list[CheckResult]:
     on = ctx.settings.tracking.clicks == "aggregate"
     base = ctx.settings.publication.base_url.rstrip("/")
     pattern = re.compile(re.escape(base + PATH) + r"[A-Za-z0-9_-]*")
@@ -306,7 +306,7 @@ def tracking_checks(ctx: Context) -> list[Result]:
 
 # --- the message (.eml): its rules are in checks.message --------------------------------------------
 
-def message_checks(ctx: Context) -> list[Result]:
+def message_checks(ctx: Context) -> list[CheckResult]:
     if ctx.eml is None:
         return [fail("eml.build", f"cannot build the message: {ctx.eml_error}")]
     return check_message(ctx.settings, ctx.eml, ctx.issue.subject or "")

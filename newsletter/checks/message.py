@@ -1,7 +1,7 @@
 """Checks a built message (the `.eml` bytes) against the mail rules in docs/checks.md.
 
 Data flow: the raw message → its header fields (`headers_of`) and MIME parts (`mime_parts`)
-→ one named `Result` per rule (line ends and lengths, header line lengths, required and
+→ one named `CheckResult` per rule (line ends and lengths, header line lengths, required and
 forbidden headers, RFC 2047 words, Subject, From, Date, Message-ID, List-Id,
 List-Unsubscribe(-Post), MIME structure, Feedback-ID). `checks.run` runs them on the sample
 reader's message, whose token is as long as a real one, as part of the preflight report.
@@ -17,7 +17,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 from urllib.parse import quote
 
 from newsletter.audience.mailparts import children
-from newsletter.checks.result import Result, fail, listing, ok
+from newsletter.checks.result import CheckResult, fail, listing, ok
 from newsletter.compose.personal import SAMPLE, unsubscribe_url
 from newsletter.config import Settings
 
@@ -57,7 +57,7 @@ def mime_parts(eml: bytes) -> list[tuple[str, str, bytes]]:
     return out
 
 
-def check_message(settings: Settings, eml: bytes, subject: str) -> list[Result]:
+def check_message(settings: Settings, eml: bytes, subject: str) -> list[CheckResult]:
     """The message rules (docs/checks.md) on one built message, one named result per rule."""
     fields = headers_of(eml)
     values: dict[str, list[str]] = {}
@@ -83,14 +83,14 @@ def check_message(settings: Settings, eml: bytes, subject: str) -> list[Result]:
     return results
 
 
-def _crlf(eml: bytes) -> Result:
+def _crlf(eml: bytes) -> CheckResult:
     bare = len(re.findall(rb"(?<!\r)\n", eml)) + len(re.findall(rb"\r(?!\n)", eml))
     if bare:
         return fail("eml.crlf", f"{bare} line ends are not CRLF - build the message with CRLF line ends")
     return ok("eml.crlf", "every line ends in CRLF")
 
 
-def _line_length(eml: bytes) -> Result:
+def _line_length(eml: bytes) -> CheckResult:
     longest = max(len(line) for line in re.split(rb"\r?\n", eml))
     if longest > 998:
         return fail("eml.line-length", f"a line of {longest:,} octets, over RFC 5322's 998 - encode the "
@@ -98,7 +98,7 @@ def _line_length(eml: bytes) -> Result:
     return ok("eml.line-length", f"longest line {longest} octets (at most 998)")
 
 
-def _header_lines(eml: bytes) -> Result:
+def _header_lines(eml: bytes) -> CheckResult:
     """RFC 5322's advice of 78 characters per header line; a longer line only where a single
     word (a URL) cannot be folded."""
     head = eml.split(b"\r\n\r\n", 1)[0]
@@ -116,7 +116,7 @@ def _foldable(line: bytes) -> bool:
     return any(0 < i + indent <= 78 for i, c in enumerate(body) if c in b" \t")
 
 
-def _encoded_lines(eml: bytes) -> Result:
+def _encoded_lines(eml: bytes) -> CheckResult:
     long_parts = []
     for ctype, cte, body in mime_parts(eml):
         longest = max((len(line) for line in body.split(b"\r\n")), default=0)
@@ -127,7 +127,7 @@ def _encoded_lines(eml: bytes) -> Result:
     return ok("eml.encoded-lines", "quoted-printable/base64 lines at most 76 characters")
 
 
-def _header_counts(values: dict[str, list[str]]) -> Result:
+def _header_counts(values: dict[str, list[str]]) -> CheckResult:
     missing = [h for h in REQUIRED_HEADERS if h.lower() not in values]
     repeated = [h for h in SINGLE_HEADERS if len(values.get(h.lower(), [])) > 1]
     if missing or repeated:
@@ -137,7 +137,7 @@ def _header_counts(values: dict[str, list[str]]) -> Result:
     return ok("eml.headers", f"{len(REQUIRED_HEADERS)} required headers, each once")
 
 
-def _forbidden(values: dict[str, list[str]]) -> Result:
+def _forbidden(values: dict[str, list[str]]) -> CheckResult:
     found = [h for h in ("Bcc", "Return-Path") if h.lower() in values]
     if found:
         return fail("eml.forbidden-headers", f"{', '.join(found)} in the message - the receiving server "
@@ -145,7 +145,7 @@ def _forbidden(values: dict[str, list[str]]) -> Result:
     return ok("eml.forbidden-headers", "no Bcc, no Return-Path")
 
 
-def _encoded_words(fields: list[tuple[str, bytes]]) -> Result:
+def _encoded_words(fields: list[tuple[str, bytes]]) -> CheckResult:
     problems = []
     for name, raw in fields:
         if not raw.isascii():
@@ -177,14 +177,14 @@ def _decoded(value: str) -> str:
         return "\ufffd"
 
 
-def _subject(value: str, subject: str) -> Result:
+def _subject(value: str, subject: str) -> CheckResult:
     decoded = _decoded(value)
     if decoded != subject:
         return fail("eml.subject", f"Subject decodes to {decoded!r}, not the issue's subject {subject!r}")
     return ok("eml.subject", "decodes to the issue's subject")
 
 
-def _from(value: str, sender: str, name: str) -> Result:
+def _from(value: str, sender: str, name: str) -> CheckResult:
     mailboxes = getaddresses([value])
     if len(mailboxes) != 1 or "@" not in mailboxes[0][1]:
         return fail("eml.from", f"From must hold exactly one mailbox, not {value!r}")
@@ -194,7 +194,7 @@ def _from(value: str, sender: str, name: str) -> Result:
     return ok("eml.from", f"{display} <{address}>")
 
 
-def _date(value: str) -> Result:
+def _date(value: str) -> CheckResult:
     try:
         parsed = parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -204,7 +204,7 @@ def _date(value: str) -> Result:
     return ok("eml.date", value)
 
 
-def _message_id(value: str, domain: str) -> Result:
+def _message_id(value: str, domain: str) -> CheckResult:
     m = re.fullmatch(r"<[^<>@\s]+@([^<>@\s]+)>", value.strip())
     if not m:
         return fail("eml.message-id", f"Message-ID {value!r} is not <id@domain>")
@@ -213,14 +213,14 @@ def _message_id(value: str, domain: str) -> Result:
     return ok("eml.message-id", f"domain {domain}")
 
 
-def _list_id(value: str) -> Result:
+def _list_id(value: str) -> CheckResult:
     if not re.fullmatch(r"[^<>]*<[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+>", value.strip()):
         return fail("eml.list-id", f"List-Id {value!r} is not 'Name <label.example.org>' (RFC 2919) "
                     "- fix [publication] list_id")
     return ok("eml.list-id", value)
 
 
-def _list_unsubscribe(value: str, base_url: str) -> Result:
+def _list_unsubscribe(value: str, base_url: str) -> CheckResult:
     uris = re.findall(r"<([^<>]*)>", value)
     https = [u for u in uris if u.lower().startswith("https://")]
     mailto = [u for u in uris if u.lower().startswith("mailto:")]
@@ -240,7 +240,7 @@ def _list_unsubscribe(value: str, base_url: str) -> Result:
     return ok("eml.list-unsubscribe", "one https URI with the token and a mailto")
 
 
-def _list_unsubscribe_post(eml: bytes) -> Result:
+def _list_unsubscribe_post(eml: bytes) -> CheckResult:
     head = eml.split(b"\r\n\r\n", 1)[0]
     lines = [line for line in head.split(b"\r\n") if line.lower().startswith(b"list-unsubscribe-post:")]
     if lines != [b"List-Unsubscribe-Post: List-Unsubscribe=One-Click"]:
@@ -249,7 +249,7 @@ def _list_unsubscribe_post(eml: bytes) -> Result:
     return ok("eml.list-unsubscribe-post", "List-Unsubscribe=One-Click (RFC 8058)")
 
 
-def _structure(eml: bytes) -> Result:
+def _structure(eml: bytes) -> CheckResult:
     msg = email.message_from_bytes(eml, policy=policy.compat32)
     if msg.get_content_type() != "multipart/alternative":
         return fail("eml.structure", f"{msg.get_content_type()}, not multipart/alternative")
@@ -264,7 +264,7 @@ def _structure(eml: bytes) -> Result:
     return ok("eml.structure", f"multipart/alternative: text/plain, then text/html; utf-8, {encodings}")
 
 
-def _feedback_id(value: str) -> Result:
+def _feedback_id(value: str) -> CheckResult:
     fields = value.strip().split(":")
     if not 2 <= len(fields) <= 4 or not all(fields) or not 5 <= len(fields[-1]) <= 15:
         return fail("eml.feedback-id", f"Feedback-ID {value!r} is not 1 to 3 fields and a SenderId "

@@ -1,7 +1,7 @@
-"""The outcome of the preflight checks: one `Result` per named check, a `Report` of them all,
+"""The outcome of the preflight checks: one `CheckResult` per named check, a `CheckReport` of them all,
 and the report as a table.
 
-A check returns `Result`s made with `ok`, `warn` or `fail`; `listing` shortens the list of
+A check returns `CheckResult`s made with `ok`, `warn` or `fail`; `listing` shortens the list of
 offending things named in a detail.
 """
 
@@ -14,22 +14,22 @@ from newsletter.store.issues import Issue
 
 
 @dataclass(frozen=True)
-class Result:
+class CheckResult:
     name: str
     status: str  # pass | warn | fail
     detail: str
 
 
-def ok(name: str, detail: str) -> Result:
-    return Result(name, "pass", detail)
+def ok(name: str, detail: str) -> CheckResult:
+    return CheckResult(name, "pass", detail)
 
 
-def warn(name: str, detail: str) -> Result:
-    return Result(name, "warn", detail)
+def warn(name: str, detail: str) -> CheckResult:
+    return CheckResult(name, "warn", detail)
 
 
-def fail(name: str, detail: str) -> Result:
-    return Result(name, "fail", detail)
+def fail(name: str, detail: str) -> CheckResult:
+    return CheckResult(name, "fail", detail)
 
 
 def listing(things: list[str], limit: int = 3) -> str:
@@ -38,23 +38,23 @@ def listing(things: list[str], limit: int = 3) -> str:
 
 
 @dataclass
-class Report:
+class CheckReport:
     issue: Issue
-    results: list[Result] = field(default_factory=list)
+    results: list[CheckResult] = field(default_factory=list)
 
-    def _with(self, status: str) -> list[Result]:
+    def _with(self, status: str) -> list[CheckResult]:
         return [r for r in self.results if r.status == status]
 
     @property
-    def passed(self) -> list[Result]:
+    def passed(self) -> list[CheckResult]:
         return self._with("pass")
 
     @property
-    def warnings(self) -> list[Result]:
+    def warnings(self) -> list[CheckResult]:
         return self._with("warn")
 
     @property
-    def failed(self) -> list[Result]:
+    def failed(self) -> list[CheckResult]:
         return self._with("fail")
 
     def as_dict(self) -> dict:
@@ -65,7 +65,7 @@ class Report:
 LABELS = {"pass": "pass", "warn": "WARN", "fail": "FAIL"}
 
 
-def format_table(report: Report, width: int = 100) -> list[str]:
+def format_table(report: CheckReport, width: int = 100) -> list[str]:
     """Aligned rows 'status  name  detail', details wrapped to `width` under their column."""
     name_width = max((len(r.name) for r in report.results), default=0)
     indent = 6 + name_width + 2
@@ -78,7 +78,7 @@ def format_table(report: Report, width: int = 100) -> list[str]:
     return lines
 
 
-def summary(report: Report) -> str:
+def summary(report: CheckReport) -> str:
     """'N passed, N warnings, N failed', with what to do when something failed."""
     n_warn = len(report.warnings)
     line = (f"{len(report.passed)} passed, {n_warn} warning{'s' if n_warn != 1 else ''}, "

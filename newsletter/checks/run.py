@@ -2,7 +2,7 @@
 
     stored issue + items → Context (HTML parsed once, the sample reader's .eml) → every check
     in `checks.issue.CHECKS` → SpamAssassin (`spam`) → text contrast in Chromium (`contrast`)
-    → Report, saved with a hash of what was checked
+    → CheckReport, saved with a hash of what was checked
 
 A send asks `passed_before` first: when the last report passed on the identical rendered issue
 with the same check settings, the checks (SpamAssassin alone takes seconds) are not run again.
@@ -18,7 +18,7 @@ from typing import Any
 from newsletter import clock, dates
 from newsletter.checks.issue import CHECKS, Context, repeat_check
 from newsletter.checks.page import Page, norm
-from newsletter.checks.result import Report, Result
+from newsletter.checks.result import CheckReport, CheckResult
 from newsletter.checks.spam import spam_check
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
@@ -29,14 +29,14 @@ from newsletter.store.clicks import links_of
 from newsletter.store.issues import Issue, articles_sent_elsewhere, issue_items
 
 
-def run_checks(db: Database, settings: Settings, issue: Issue) -> Report:
+def run_checks(db: Database, settings: Settings, issue: Issue) -> CheckReport:
     """Every check on a stored issue; SpamAssassin and the contrast check as [check] says."""
     items = issue_items(db, issue.id)
     eml, error = _build_eml(settings, issue)
     ctx = Context(settings, issue, items, Page(issue.html or ""), norm(issue.text or ""),
                   dates.today(settings.publication.timezone), eml, error, links_of(db, issue.id),
                   articles_sent_elsewhere(db, issue.id))
-    report = Report(issue)
+    report = CheckReport(issue)
     for check in CHECKS:
         report.results.extend(check(ctx))
     if settings.check.spamassassin and eml is not None:
@@ -51,7 +51,7 @@ def run_checks(db: Database, settings: Settings, issue: Issue) -> Report:
     return report
 
 
-def repeats(db: Database, settings: Settings, issue: Issue) -> Result:
+def repeats(db: Database, settings: Settings, issue: Issue) -> CheckResult:
     """The one check whose answer changes without the issue changing (another issue went out
     since): a send asks it even when the last report passed."""
     items = issue_items(db, issue.id)

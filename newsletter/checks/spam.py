@@ -6,12 +6,12 @@ import re
 import shutil
 import subprocess
 
-from newsletter.checks.result import Result, fail, ok, warn
+from newsletter.checks.result import CheckResult, fail, ok, warn
 
 SPAM_TIMEOUT = 60.0
 
 
-def spam_check(eml: bytes, threshold: float, timeout: float | None = None) -> Result:
+def spam_check(eml: bytes, threshold: float, timeout: float | None = None) -> CheckResult:
     """The message's SpamAssassin score with local tests only (no network lookups)."""
     name = "spam.spamassassin"
     timeout = SPAM_TIMEOUT if timeout is None else timeout

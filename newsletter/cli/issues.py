@@ -127,10 +127,10 @@ def issues_show(issue: IssueArg) -> None:
             typer.echo(f"{section}:")
         new = " [neu]" if entry["is_new"] else ""
         typer.echo(f"  {entry['kind']} {entry['item']['id']}: {entry['item']['title']}{new}  <{entry['item']['url']}>")
-    _timeline(s, db, row)
+    _timeline(db, s, row)
 
 
-def _timeline(s: Settings, db: Database, row: Issue) -> None:
+def _timeline(db: Database, s: Settings, row: Issue) -> None:
     """composed (by whom, when), review sent, approved or held (by whom), sent, with counts."""
     from newsletter import dates
     from newsletter.store.timeline import events

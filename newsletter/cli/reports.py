@@ -37,7 +37,7 @@ def report(
         fail("Choose one of --json, --csv, --html and --ad", 2)
     s, db = database()
     if ad:
-        _belege(s, db, issue_of(db, issue), ad, out, images)
+        _belege(db, s, issue_of(db, issue), ad, out, images)
         return
     result = issue_report(db, s, issue_of(db, issue))
     if as_json:
@@ -53,7 +53,7 @@ def report(
             typer.echo(line)
 
 
-def _belege(s, db, issue, ads: list[str], out: Path, images: bool) -> None:
+def _belege(db, s, issue, ads: list[str], out: Path, images: bool) -> None:
     from newsletter.reports.beleg import belege
 
     for made in belege(db, s, issue, ads, out, fetch_images=images):
@@ -67,8 +67,8 @@ def _issue_lines(r, s) -> list[str]:
     from newsletter.delivery.schedule import local_label
 
     issue = r.issue
-    lines = [f"Issue {issue['slug']} ({issue['number'] or '-'}): {issue['subject']}",
-             f"  sent       {local_label(s, issue['sent_at']) if issue['sent_at'] else 'not yet'}",
+    lines = [f"Issue {issue.slug} ({issue.number or '-'}): {issue.subject}",
+             f"  sent       {local_label(s, issue.sent_at) if issue.sent_at else 'not yet'}",
              f"  delivered  {r.delivered:,}   failed {r.failed:,}   deferred {r.deferred:,}   bounced {r.bounced:,}   "
              f"complaints {r.complained:,}   unsubscribed after it {r.unsubscribed:,}"]
     for reason in r.bounce_reasons:

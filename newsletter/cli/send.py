@@ -192,10 +192,10 @@ def schedule(
 @command(app)
 def unschedule(issue: IssueArg) -> None:
     """Take an issue off the schedule (it becomes a draft again). Example: newsletter unschedule latest"""
-    from newsletter.delivery.schedule import unschedule as take_off
+    from newsletter.delivery import schedule as schedules
 
     _, db = database()
-    row = take_off(db, issue_of(db, issue))
+    row = schedules.unschedule(db, issue_of(db, issue))
     typer.echo(f"Issue {row.slug} is a draft again.")
 
 
@@ -205,10 +205,10 @@ def run_due() -> None:
 
     For cron: */5 * * * * newsletter run-due
     """
-    from newsletter.workflow.due import run_due as due_now
+    from newsletter.workflow import due
 
     s, db = database()
-    summaries, refused, routine = due_now(db, s)
+    summaries, refused, routine = due.run_due(db, s)
     if routine is not None:
         for line in routine.lines:
             typer.echo(line)

@@ -9,8 +9,6 @@ about the `mso-` properties of MJML's output are silenced through premailer's ow
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 
 OPTIONS = {
     "allow_network": False,
@@ -23,17 +21,6 @@ OPTIONS = {
     "disable_basic_attributes": ["width", "height", "align", "bgcolor"],
     "cssutils_logging_level": logging.CRITICAL,
 }
-
-
-def cache_dir(name: str) -> Path | None:
-    """~/.cache/newsletter/NAME (XDG_CACHE_HOME moves it), made on first use; None when it
-    cannot be (a read-only home): the product then works without the cache."""
-    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "newsletter" / name
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-    return folder
 
 
 def inline_css(html: str) -> str:

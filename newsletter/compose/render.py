@@ -19,11 +19,12 @@ import jinja2
 from markupsafe import Markup
 
 from newsletter import dates
-from newsletter.compose.inline import cache_dir, inline_css
+from newsletter.compose.inline import inline_css
 from newsletter.compose.personal import PLACEHOLDERS
 from newsletter.config import Settings
 from newsletter.content.sanitize import html_to_text, limit_depth
 from newsletter.errors import RenderError
+from newsletter.files import cache_dir
 
 PACKAGE_TEMPLATES = Path(__file__).parents[1] / "_templates"  # in an installed wheel
 SOURCE_TEMPLATES = Path(__file__).parents[2] / "templates"  # in a checkout

@@ -65,7 +65,7 @@ class Rejected:
 
 
 @dataclass
-class ImportReport:
+class ContentImport:
     source: str
     kind: str
     new: int = 0
@@ -325,9 +325,9 @@ def _check_url(value: str, upgrade_http: bool = False) -> str:
 
 def import_rows(db: Database, rows: list[RawRow], kind: str, source: str,
                 skip_invalid: bool = False, upgrade_http: bool = False,
-                notes: list[str] | None = None) -> ImportReport:
+                notes: list[str] | None = None) -> ContentImport:
     """Validate all rows, then upsert the valid ones by URL in one transaction."""
-    report = ImportReport(source=source, kind=kind, notes=list(notes or []))
+    report = ContentImport(source=source, kind=kind, notes=list(notes or []))
     known = set(FIELDS[kind])
     report.ignored_fields = sorted(
         set().union(*(r.data.keys() for r in rows if isinstance(r.data, dict))) - known
@@ -349,7 +349,7 @@ def import_rows(db: Database, rows: list[RawRow], kind: str, source: str,
     return report
 
 
-def _upsert(db: Database, kind: str, row: dict, known: set[str], stamp: str, report: ImportReport) -> None:
+def _upsert(db: Database, kind: str, row: dict, known: set[str], stamp: str, report: ContentImport) -> None:
     existing = item_by_url(db, kind, row["url"])
     if existing is None:
         add_item(db, kind, {**row, "created_at": stamp, "updated_at": stamp})
@@ -364,7 +364,7 @@ def _upsert(db: Database, kind: str, row: dict, known: set[str], stamp: str, rep
 
 
 def import_source(db: Database, source: str, kind: str | None = None, skip_invalid: bool = False,
-                  encoding: str | None = None, *, upgrade_http: bool = False) -> ImportReport:
+                  encoding: str | None = None, *, upgrade_http: bool = False) -> ContentImport:
     """Read, parse, validate and store one file or URL."""
     data, name = read_source(source)
     fmt = detect_format(data, name)

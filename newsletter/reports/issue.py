@@ -27,7 +27,22 @@ from newsletter.store.subscribers import unsubscribed_between
 SECTIONS = {"lead": "Aufmacher", "articles": "Weitere Meldungen", "jobs": "Stellenmarkt", "ads": "Anzeigen",
             "header": "Kopf (Logo)", "footer": "Fuß (Social Media)", "text": "Links im Text"}
 SECTION_ORDER = tuple(SECTIONS)
-ISSUE_FIELDS = ("id", "slug", "number", "subject", "issue_date", "status", "sent_at")
+
+
+@dataclass(frozen=True)
+class IssueFacts:
+    """What a report says about its issue (and what `report --json` writes under "issue")."""
+    id: int
+    slug: str
+    number: str | None
+    subject: str
+    issue_date: str
+    status: str
+    sent_at: str | None
+
+    @classmethod
+    def of(cls, issue: Issue) -> IssueFacts:
+        return cls(issue.id, issue.slug, issue.number, issue.subject, issue.issue_date, issue.status, issue.sent_at)
 DAYS = 7
 
 
@@ -66,7 +81,7 @@ class SectionStat:
 
 @dataclass
 class IssueReport:
-    issue: dict             # id, slug, number, subject, issue_date, status, sent_at
+    issue: IssueFacts
     delivered: int
     failed: int
     deferred: int
@@ -110,7 +125,7 @@ class IssueReport:
         writer.writerow(["issue", "section", "kind", "label", "url", "human_clicks", "unique_clicks_estimated",
                          "per_100_delivered", "automated_clicks", "repeated_clicks", "delivered", "implausible"])
         for link in self.links:
-            writer.writerow([self.issue["slug"], link.section, link.kind, link.label, link.url, link.human,
+            writer.writerow([self.issue.slug, link.section, link.kind, link.label, link.url, link.human,
                              link.unique, "" if link.rate is None else link.rate, link.automated, link.repeated,
                              self.delivered, "yes" if link.implausible else ""])
         return buffer.getvalue()
@@ -127,7 +142,7 @@ def issue_report(db: Database, settings: Settings, issue: Issue) -> IssueReport:
     rows = links_of(db, issue.id)
     links = [_link(row, delivered) for row in rows]
     report = IssueReport(
-        issue={k: getattr(issue, k) for k in ISSUE_FIELDS},
+        issue=IssueFacts.of(issue),
         delivered=delivered, failed=delivery.get("failed", 0), deferred=delivery.get("deferred", 0),
         bounced=events["hard"] + events["soft"], complained=events["complaint"], unsubscribed=unsubscribed,
         readers_estimated=issue_readers(db, issue.id), human=sum(link.human for link in links),

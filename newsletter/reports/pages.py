@@ -41,7 +41,7 @@ def issue_page(settings: Settings, report: IssueReport) -> str:
     link_rows = [(link.label, link.human, link.automated) for link in report.links]
     day_rows = [(dates.german_short(day["day"])[:6], day["human"], day["automated"]) for day in report.days]
     return render.template(environment(settings), "reports/issue.html.j2", {
-        "title": f"Auswertung {report.issue['number'] or report.issue['slug']}", "report": report,
+        "title": f"Auswertung {report.issue.number or report.issue.slug}", "report": report,
         "link_chart": charts.bars(link_rows, title="Klicks je Link (kräftig: von Menschen, blass: automatische Abrufe)"),
         "day_chart": charts.columns(day_rows, title="Klicks je Tag nach dem Versand")})
 

@@ -150,8 +150,10 @@ def _check_writable(path: Path) -> None:
 
 
 # The newest migration in store.schema (a test keeps them equal). Migrations apply in order, so
-# a database that has this one has all: checked with plain sqlite3, and sqlite-utils (a tenth
-# of a second to import) is loaded only when something is pending.
+# a database that has this one has all: checked with plain sqlite3 in the table sqlite-utils
+# records them in (`Migrations.migrations_table`), and sqlite-utils (a tenth of a second to
+# import) is loaded only when the check does not find it. Should a release of sqlite-utils keep
+# its records elsewhere, the check finds nothing and the public `Migrations.apply()` decides.
 LATEST_MIGRATION = "m012_bounce_code"
 
 

@@ -128,7 +128,7 @@ def pending_since_before(db: Database, cutoff: str) -> list[Row]:
 
 # --- the suppression list of erased addresses ---------------------------------------------------
 
-def is_erased(db: Database, email_hash: str) -> bool:
+def hash_is_erased(db: Database, email_hash: str) -> bool:
     return db.one("select 1 from suppressions where email_hash = ?", [email_hash]) is not None
 
 

@@ -74,7 +74,7 @@ def recompose_request(issue: Issue, items: list[Row], budget: int) -> ComposeReq
 
 # --- live state ----------------------------------------------------------------------------
 
-class Preview:
+class LivePreview:
     """The current view of one issue, rebuilt when its sources change."""
 
     def __init__(self, load_settings: Callable[[], Settings], ref: str | None, email: str | None,
@@ -209,7 +209,7 @@ def stamps(paths: list[Path]) -> dict[str, tuple[int, int]]:
 class PreviewServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, preview: Preview, host: str, port: int) -> None:
+    def __init__(self, preview: LivePreview, host: str, port: int) -> None:
         self.preview = preview
         super().__init__((host, port), _Handler)
 
@@ -253,7 +253,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _events(self, preview: Preview) -> None:
+    def _events(self, preview: LivePreview) -> None:
         """Server-Sent Events: the version now and after each change; a comment keeps it alive."""
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -277,7 +277,7 @@ def start(load_settings: Callable[[], Settings], ref: str | None, email: str | N
           report: Callable[[str], None] = lambda message: None, clicks: bool = False) -> PreviewServer:
     """Build the first view and listen on host:port (port 0: any free one); call serve_forever().
     `clicks`: show the issue as a click map, updated as clicks come in."""
-    preview = Preview(load_settings, ref, email, report, clicks)
+    preview = LivePreview(load_settings, ref, email, report, clicks)
     preview.refresh(recompose=False)
     try:
         server = PreviewServer(preview, host, port)

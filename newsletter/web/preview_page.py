@@ -21,7 +21,7 @@ from markupsafe import Markup
 
 from newsletter import dates
 from newsletter.compose.personal import SAMPLE
-from newsletter.web.view import View, has_dark_css  # noqa: F401  (has_dark_css: used by screenshots)
+from newsletter.web.view import View
 
 SECTIONS = (("lead", "Aufmacher"), ("articles", "Weitere Meldungen"), ("jobs", "Stellenmarkt"), ("ads", "Anzeigen"))
 STATUS = {"draft": "Entwurf", "scheduled": "geplant", "sending": "wird verschickt", "sent": "verschickt"}

@@ -1,7 +1,7 @@
 """`newsletter preview --screenshot DIR`: desktop.png, mobile.png and dark.png of an issue, taken
 with headless Chromium (`newsletter.browser`), offline.
 
-Data flow: the personalised HTML (`web.view.load_view`) → one browser context per shot
+Data flow: the personalised HTML (`web.view.make_view`) → one browser context per shot
 (600 px light, 375 px light, 600 px dark; full page height) → PNG files, each written whole.
 dark.png is taken with the browser in dark mode, so the mail's own dark CSS applies; a mail
 without such rules gets the inversion instead, as the clients that recolour mail (Gmail app,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from newsletter import clock, dates, tokens
-from newsletter.checks.result import Report
+from newsletter.checks.result import CheckReport
 from newsletter.compose import render
 from newsletter.compose.personal import Recipient
 from newsletter.config import Settings
@@ -73,7 +73,7 @@ def issue_of_token(token: str) -> int | None:
     return tokens.number(token.split(".", 1)[0])
 
 
-def review_message(settings: Settings, key: bytes | None, issue: Issue, reviewer: str, index: int, report: Report,
+def review_message(settings: Settings, key: bytes | None, issue: Issue, reviewer: str, index: int, report: CheckReport,
                    send_at: datetime, readers: int, notes: list[str]) -> bytes:
     """The review copy for one reviewer (links only when approval is required)."""
     env = render.environment(settings.templates_dir)

@@ -26,6 +26,10 @@ from newsletter.errors import ConfigError, TransportError
 DEAD_STATUS = re.compile(r"\b5\.1\.(1|2|3|6|10)\b")
 DEAD_TEXT = re.compile(r"user unknown|no such user|unknown user|mailbox unavailable|does not exist", re.I)
 
+# OpenSSL's verify codes for a certificate made out for another name: X509_V_ERR_HOSTNAME_MISMATCH,
+# X509_V_ERR_IP_ADDRESS_MISMATCH.
+NAME_MISMATCH = {62, 64}
+
 
 class SmtpTransport:
     def __init__(self, settings: Settings) -> None:
@@ -96,7 +100,7 @@ class SmtpTransport:
 
     def _certificate_problem(self, e: ssl.SSLCertVerificationError) -> str:
         reason = e.verify_message or str(e)
-        if "mismatch" in reason.lower() or "hostname" in reason.lower():
+        if e.verify_code in NAME_MISMATCH:
             return (f"The certificate of {self.where} is not made out for {self.cfg.host!r} ({reason}) - "
                     "set [smtp] host to the name the certificate names (e.g. the relay's DNS name, not its IP)")
         return (f"The certificate of {self.where} cannot be verified ({reason}) - if the relay uses a "
