@@ -91,6 +91,9 @@ def test_report_json_matches_the_requests_made(sent):
 def test_report_table_csv_and_html(sent, tmp_path):
     table = sent.run("report", SLUG)
     assert table.exit_code == 0
+    # the send time as the editor's clock shows it, in the one form of the command line
+    assert re.search(r"^  sent       \d{4}-\d\d-\d\d \d\d:\d\d CES?T$", table.output, re.M), table.output
+    assert "+00:00" not in table.output
     assert "delivered  8" in table.output and "6 human, about 6 readers (75.0 per 100 delivered)" in table.output
     assert ("2 automated (1 HEAD requests, 1 from scanners and link previews by their user agent, 0 in bursts of "
             "many links within seconds), 1 repeated by one client within an hour") in table.output
