@@ -7,13 +7,13 @@ import email
 import json
 import re
 import warnings
-from datetime import datetime
+from datetime import datetime, time
 from email import policy
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import SLUG
+from conftest import SLUG, day
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -381,10 +381,13 @@ def test_a_click_still_redirects_when_the_counts_cannot_be_written(tracked, monk
 # --- figures that cannot be true ----------------------------------------------------------------
 
 @pytest.fixture
-def delivered(tracked, monkeypatch):
-    """The issue sent (file transport) to the five readers of test_send."""
+def delivered(tracked, monkeypatch, fake_clock):
+    """The issue sent (file transport) to the five readers of test_send, at 09:00 the day after
+    it was composed: the tests below click for an hour and count per day, so they must not
+    cross midnight (CI runs the suite at 23:30 on a leap day too)."""
     from test_send import add_readers
 
+    fake_clock.set(datetime.combine(day(1), time(9, 0), tzinfo=ZoneInfo("Europe/Berlin")))
     monkeypatch.setenv("NEWSLETTER_TRANSPORT", "file")
     add_readers(tracked)
     assert tracked.run("send", "1", "--yes").exit_code == 0
