@@ -147,6 +147,15 @@ def time_check(config_path: Path) -> dict:
     return {"seconds": r["seconds"], "summary": r["stdout"].strip().splitlines()[-1]}
 
 
+def approve(config_path: Path) -> None:
+    """The demo requires approval ([autopilot] approval = "required"): the editor-in-chief gives it,
+    as she would from the review mail, so the send measured is the send cron makes."""
+    r = subprocess.run(newsletter("approve", "1", "--by", "chefredaktion@stadtmarketing-demo.de"),
+                       env=child_env(config_path), cwd=config_path.parent, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"Approving the demo issue failed:\n{r.stdout}{r.stderr}")
+
+
 def reset_send(config_path: Path) -> None:
     """Back to before the send: no delivery rows, the issue a draft (its passed check stays)."""
     db = sqlite3.connect(config_path.parent / "data" / "newsletter.db")
@@ -299,6 +308,7 @@ def measure(n: int, connections: int, dry_n: int, pairs: int = 3) -> dict:
             log(f"WARNING: {active} active subscribers, expected {n}")
         log("newsletter check 1 (as the routine runs it before the send) ...")
         result["check"] = time_check(send_config)
+        approve(send_config)
         sink, port = None, free_port()
         try:
             sink, kind = start_sink(port)

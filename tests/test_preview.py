@@ -235,7 +235,7 @@ def test_rebuild_pins_the_articles_and_uses_their_current_text(composed):
     db["articles"].insert({"url": "https://www.stadtmarketing-demo.de/ganz-neu", "title": "Ganz neu",
                            "published": f"{SLUG}T07:00:00", "image": "https://www.stadtmarketing-demo.de/neu.jpg"})
     db.close()
-    preview = previewing.Preview(composed.settings, None, None)
+    preview = previewing.LivePreview(composed.settings, None, None)
     preview.refresh(recompose=True)
     assert "Neuer Titel des Aufmachers" in preview.view.html and "Ganz neu" not in preview.view.html
     assert [e["item_id"] for e in preview.view.items if e["section"] == "lead"] == [lead["id"]]
@@ -249,7 +249,7 @@ def test_sent_issue_is_reloaded_not_recomposed(composed, monkeypatch):
     assert composed.run("send", SLUG, "--yes").exit_code == 0
     template = override_templates(composed)
     edit(template, "WEITERE MELDUNGEN", "AUS DER REGION")
-    preview = previewing.Preview(composed.settings, SLUG, None)
+    preview = previewing.LivePreview(composed.settings, SLUG, None)
     preview.refresh(recompose=True)
     assert preview.view.issue.status == "sent" and "AUS DER REGION" not in preview.view.html
 
