@@ -259,13 +259,13 @@ def time_naive(config_path: Path, port: int, n: int) -> dict:
     with smtplib.SMTP(HOST, port) as conn:
         for row in rows:
             values = {"salutation": "Guten Tag", "email": row["email"], "token": f"token{row['id']}"}
-            text, html = issue["text"], issue["html"]
+            text, html = issue.text, issue.html
             for name, marker in PLACEHOLDERS.items():
                 text, html = text.replace(marker, values[name]), html.replace(marker, values[name])
             msg = EmailMessage()
             msg["From"] = f"{pub.sender_name} <{pub.sender_address}>"
             msg["To"] = row["email"]
-            msg["Subject"] = issue["subject"]
+            msg["Subject"] = issue.subject
             msg["Date"] = format_datetime(localtime())
             msg["Message-ID"] = make_msgid(domain=pub.sender_address.rpartition("@")[2])
             msg["List-Unsubscribe"] = f"<{pub.base_url}/abmelden?t={values['token']}>"

@@ -107,12 +107,6 @@ class ClickCounter:
         hour = now.astimezone(UTC).strftime("%Y-%m-%dT%H")
         links: dict[tuple[int, str], Delta] = {}
         issues: dict[tuple[int, str], int] = {}
-
-        def add(link_id: int, at_hour: str, **columns: int) -> None:
-            delta = links.setdefault((link_id, at_hour), {})
-            for column, n in columns.items():
-                delta[column] = delta.get(column, 0) + n
-
         visitor = self._hash(f"{client}\0{user_agent}")
         address = self._hash(client)
         issue_id, link_id = link["issue_id"], link["id"]
@@ -123,28 +117,30 @@ class ClickCounter:
             reason = "burst"
             for earlier in burst:  # the burst's earlier clicks were a scanner's too
                 if earlier.human:
-                    self._undo(earlier, issue_id, add, issues)
+                    self._undo(earlier, issue_id, links, issues)
         click = _Click(moment, link_id, hour, False, False, False, visitor, address)
         if reason is not None:
-            add(link_id, hour, automated=1, **{REASONS[reason]: 1})
+            _add(links, (link_id, hour), automated=1, **{REASONS[reason]: 1})
         elif self._repeated(link_id, visitor, address, moment):
-            add(link_id, hour, repeated=1)
+            _add(links, (link_id, hour), repeated=1)
         else:
             click.human = True
             self._last_human[(link_id, visitor)] = moment
             self._per_client[(link_id, address)] = self._per_client.get((link_id, address), 0) + 1
             click.unique = self._first(self._seen_links, (link_id, visitor))
             click.issue_unique = self._first(self._seen_issues, (issue_id, visitor))
-            add(link_id, hour, human=1, unique_human=int(click.unique))
+            _add(links, (link_id, hour), human=1, unique_human=int(click.unique))
             if click.issue_unique:
                 issues[(issue_id, hour)] = issues.get((issue_id, hour), 0) + 1
         self._recent[(address, issue_id)].append(click)
         return links, issues
 
-    def _undo(self, earlier: _Click, issue_id: int, add, issues: dict) -> None:
+    def _undo(self, earlier: _Click, issue_id: int, links: dict[tuple[int, str], Delta],
+              issues: dict[tuple[int, str], int]) -> None:
         """A click counted as human that turns out to be part of a burst moves to automated."""
         earlier.human = False
-        add(earlier.link_id, earlier.hour, human=-1, automated=1, auto_burst=1, unique_human=-int(earlier.unique))
+        _add(links, (earlier.link_id, earlier.hour), human=-1, automated=1, auto_burst=1,
+             unique_human=-int(earlier.unique))
         self._last_human.pop((earlier.link_id, earlier.visitor), None)
         key = (earlier.link_id, earlier.client)
         self._per_client[key] = max(self._per_client.get(key, 1) - 1, 0)
@@ -264,3 +260,10 @@ class Clicks:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+def _add(links: dict[tuple[int, str], Delta], key: tuple[int, str], **columns: int) -> None:
+    """Add `columns` to the change of one link and hour."""
+    delta = links.setdefault(key, {})
+    for column, n in columns.items():
+        delta[column] = delta.get(column, 0) + n
